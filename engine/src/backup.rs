@@ -1,0 +1,312 @@
+//! The backup pipeline (format-spec.md, "Write ordering").
+//!
+//! Read → cut into chunks (one thread, batches of whole chunks) → keyed hash of every chunk
+//! (all cores) → drop chunks the index or the open pack already has → compress, seal and
+//! verify the new ones (all cores) → pack. A full pack is written whole and durable, then
+//! indexed in one transaction; the snapshot object, written last, is the one commit point.
+//! A backup that stops anywhere before it leaves packs nobody references (reclaimed by
+//! gc) and every earlier snapshot untouched.
+//!
+//! Memory is bounded by one read batch, its sealed copies and one open pack, whatever the
+//! size of the input (format-spec.md states the figure).
+
+use crate::chunker::{Batch, Chunker, Cutter};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::ObjectType;
+use crate::id::{ChunkId, SnapshotId};
+use crate::pack::PackBuilder;
+use crate::progress::{Progress, Unit};
+use crate::repo::Repo;
+use crate::snapshot::{BackupStats, Snapshot};
+use crate::storage::Kind;
+use crate::tree::{EntryMeta, Record, TreeWriter, check_path, path_cmp};
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Bytes of input per parallel batch.
+pub const BATCH_BYTES: usize = 4 << 20;
+/// Bytes of tree stream buffered before it is chunked.
+const TREE_FLUSH_BYTES: usize = 1 << 20;
+
+/// What to back up.
+pub enum Source<'a> {
+    /// Files and directories; each becomes a top-level entry named by its last component.
+    Paths(Vec<PathBuf>),
+    /// One stream (stdin, a child's stdout) stored as a single file entry named `name`.
+    Stream {
+        /// The entry's name.
+        name: Vec<u8>,
+        /// Where the bytes come from.
+        reader: Box<dyn Read + 'a>,
+    },
+}
+
+/// Options of a backup.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct BackupOptions {
+    /// Tags for the new snapshot.
+    pub tags: Vec<String>,
+    /// The snapshot's time, instead of now (importing history, tests).
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl BackupOptions {
+    /// Options with these tags and time.
+    pub fn new(tags: Vec<String>, time: Option<DateTime<Utc>>) -> Self {
+        Self { tags, time }
+    }
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupSummary {
+    /// The new snapshot.
+    pub snapshot: SnapshotId,
+    /// Counters.
+    #[serde(flatten)]
+    pub stats: BackupStats,
+    /// Packs written.
+    pub packs_written: u64,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+}
+
+struct Writer<'r> {
+    repo: &'r mut Repo,
+    pack: PackBuilder,
+    in_pack: HashSet<ChunkId>,
+    stats: BackupStats,
+    packs_written: u64,
+    tree_chunks: Vec<(ChunkId, u32)>,
+    progress: &'r dyn Progress,
+}
+
+impl Writer<'_> {
+    fn store(&mut self, ty: ObjectType, batch: &Batch) -> Result<Vec<(ChunkId, u32)>> {
+        crate::check_interrupt()?;
+        let keys = &self.repo.keys;
+        let ids: Vec<ChunkId> = batch.chunks.par_iter().map(|r| keys.chunk_id(&batch.data[r.clone()])).collect();
+        let mut fresh = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            if !self.in_pack.contains(id) && seen.insert(*id) && !self.repo.index.contains(id)? {
+                fresh.push(i);
+            }
+        }
+        let level = i32::from(self.repo.config.zstd_level);
+        let sealed: Vec<Result<Vec<u8>>> = fresh
+            .par_iter()
+            .map(|&i| {
+                let plain = &batch.data[batch.chunks[i].clone()];
+                let s = keys.seal(ty, &ids[i].0, plain, Some(level));
+                // Verify after write: a compressor or memory fault must not reach the repository.
+                let back = keys.open(ty, &ids[i].0, &s, plain.len())?;
+                if back != plain {
+                    return Err(Error::internal(format!("chunk {} did not survive a seal/open round trip", ids[i].short())));
+                }
+                Ok(s)
+            })
+            .collect();
+        for (&i, s) in fresh.iter().zip(sealed) {
+            let s = s?;
+            let raw = batch.chunks[i].len();
+            self.stats.new_chunks += 1;
+            self.stats.new_raw_bytes += raw as u64;
+            self.stats.bytes_added += s.len() as u64;
+            self.pack.add(ty, ids[i], s, u32::try_from(raw).expect("chunks are below 4 GiB"));
+            self.in_pack.insert(ids[i]);
+            if self.pack.is_full() {
+                self.flush()?;
+            }
+        }
+        self.stats.chunks += ids.len() as u64;
+        Ok(ids.into_iter().zip(batch.chunks.iter().map(|r| u32::try_from(r.len()).expect("small"))).collect())
+    }
+
+    /// Write the open pack durably, then index it: never the other way round.
+    fn flush(&mut self) -> Result<()> {
+        if self.pack.is_empty() {
+            return Ok(());
+        }
+        let pack = std::mem::replace(&mut self.pack, PackBuilder::new(self.repo.config.pack_target as usize));
+        let (id, bytes, entries) = pack.finish(&self.repo.keys);
+        self.repo.storage.put(Kind::Pack, &id.to_hex(), &bytes)?;
+        self.repo.index.add_pack(id, bytes.len() as u64, &entries)?;
+        self.in_pack.clear();
+        self.packs_written += 1;
+        Ok(())
+    }
+
+    fn store_stream(&mut self, reader: impl Read, what: &dyn Fn() -> String, tree: &mut TreeWriter) -> Result<(u64, [u8; 32])> {
+        let params = self.repo.config.chunker;
+        let mut chunker = Chunker::new(reader, params, self.repo.keys.chunker_seed(), BATCH_BYTES);
+        while let Some(batch) = chunker.next_batch().map_err(|e| Error::io(format!("reading {}", what()), e))? {
+            self.progress.inc(batch.data.len() as u64);
+            for (id, len) in self.store(ObjectType::Data, &batch)? {
+                self.tree(tree, &Record::FileChunk(id, len))?;
+            }
+        }
+        self.stats.bytes_read += chunker.total();
+        Ok((chunker.total(), chunker.content_hash()))
+    }
+
+    fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
+        if let Some(batch) = tree.push(r) {
+            let ids = self.store(ObjectType::Tree, &batch)?;
+            self.tree_chunks.extend(ids);
+        }
+        Ok(())
+    }
+
+    fn walk(&mut self, fs_path: &Path, snap_path: Vec<u8>, tree: &mut TreeWriter) -> Result<()> {
+        let meta = match std::fs::symlink_metadata(fs_path) {
+            Ok(m) => m,
+            // Vanished between listing and reading: a live tree, not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.progress.warn(&format!("{} vanished during the backup; skipped", fs_path.display()));
+                return Ok(());
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", fs_path.display()), e)),
+        };
+        let entry = EntryMeta {
+            path: snap_path,
+            mode: meta.mode() & 0o7777,
+            mtime: meta.mtime(),
+            mtime_nsec: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
+        };
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            self.stats.dirs += 1;
+            let base = entry.path.clone();
+            self.tree(tree, &Record::Dir(entry))?;
+            let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(fs_path)
+                .map_err(|e| Error::io(format!("listing {}", fs_path.display()), e))?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()
+                .map_err(|e| Error::io(format!("listing {}", fs_path.display()), e))?;
+            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            for name in names {
+                let mut child = base.clone();
+                child.push(b'/');
+                child.extend_from_slice(name.as_bytes());
+                self.walk(&fs_path.join(&name), child, tree)?;
+            }
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(fs_path).map_err(|e| Error::io(format!("reading link {}", fs_path.display()), e))?;
+            self.stats.symlinks += 1;
+            self.tree(tree, &Record::Symlink(entry, target.as_os_str().as_bytes().to_vec()))?;
+        } else if ft.is_file() {
+            let f = match File::options().read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed()).open(fs_path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.progress.warn(&format!("{} vanished during the backup; skipped", fs_path.display()));
+                    return Ok(());
+                }
+                Err(e) => return Err(Error::io(format!("opening {}", fs_path.display()), e)),
+            };
+            self.stats.files += 1;
+            self.tree(tree, &Record::FileStart(entry))?;
+            let (size, content_hash) = self.store_stream(f, &|| fs_path.display().to_string(), tree)?;
+            self.tree(tree, &Record::FileEnd { size, content_hash })?;
+        } else {
+            self.progress.warn(&format!("{} is not a file, directory or symlink; skipped", fs_path.display()));
+        }
+        Ok(())
+    }
+}
+
+fn top_level_name(path: &Path) -> Result<Vec<u8>> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("cannot name {} in a snapshot: give a path that ends in a file or directory name", path.display())))?;
+    Ok(name.as_bytes().to_vec())
+}
+
+/// Back up `source` into `repo` and commit a snapshot.
+///
+/// # Errors
+/// `Io` for source failures (nothing is committed), `Storage` for repository failures,
+/// `Interrupted` on Ctrl-C, `InvalidInput` for unusable paths or names.
+pub fn backup(repo: &mut Repo, source: Source<'_>, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
+    let started = Instant::now();
+    let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
+    let mut tree = TreeWriter::new(cutter, TREE_FLUSH_BYTES);
+    let pack_target = repo.config.pack_target as usize;
+    let mut w = Writer {
+        repo,
+        pack: PackBuilder::new(pack_target),
+        in_pack: HashSet::new(),
+        stats: BackupStats::default(),
+        packs_written: 0,
+        tree_chunks: Vec::new(),
+        progress,
+    };
+    progress.start("backup", None, Unit::Bytes);
+    let (paths, kind) = match source {
+        Source::Paths(paths) => {
+            let mut named = Vec::new();
+            for p in paths {
+                let abs = std::path::absolute(&p).map_err(|e| Error::io(format!("resolving {}", p.display()), e))?;
+                std::fs::symlink_metadata(&abs).map_err(|e| Error::io(format!("cannot back up {}", p.display()), e))?;
+                named.push((top_level_name(&abs)?, abs));
+            }
+            named.sort_by(|a, b| path_cmp(&a.0, &b.0));
+            if let Some(w) = named.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(Error::invalid(format!(
+                    "{} and {} would both be named {:?} in the snapshot; back them up separately",
+                    w[0].1.display(),
+                    w[1].1.display(),
+                    String::from_utf8_lossy(&w[0].0)
+                )));
+            }
+            for (name, abs) in &named {
+                w.walk(abs, name.clone(), &mut tree)?;
+            }
+            (named.into_iter().map(|(_, p)| p.as_os_str().as_bytes().to_vec()).collect(), "files")
+        }
+        Source::Stream { name, reader } => {
+            check_path(&name).map_err(|_| Error::invalid("the stream name must be a file name (no `/`, not `.` or `..`)"))?;
+            if name.contains(&b'/') {
+                return Err(Error::invalid("the stream name must be a single file name without `/`"));
+            }
+            let now = Utc::now();
+            let meta = EntryMeta { path: name.clone(), mode: 0o600, mtime: now.timestamp(), mtime_nsec: now.timestamp_subsec_nanos() };
+            w.stats.files += 1;
+            w.tree(&mut tree, &Record::FileStart(meta))?;
+            let (size, content_hash) = w.store_stream(reader, &|| "standard input".to_string(), &mut tree)?;
+            w.tree(&mut tree, &Record::FileEnd { size, content_hash })?;
+            (vec![name], "stdin")
+        }
+    };
+    if let Some(batch) = tree.finish() {
+        let ids = w.store(ObjectType::Tree, &batch)?;
+        w.tree_chunks.extend(ids);
+    }
+    w.flush()?;
+    progress.finish();
+    crate::check_interrupt()?;
+    let snapshot = Snapshot {
+        time: opts.time.unwrap_or_else(Utc::now),
+        host: crate::lock::hostname(),
+        user: std::env::var("USER").unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
+        tags: opts.tags.clone(),
+        paths,
+        source: kind.to_string(),
+        stats: w.stats,
+        tree_len: tree.total(),
+        tree: std::mem::take(&mut w.tree_chunks),
+    };
+    let id = snapshot.save(w.repo.storage.as_ref(), &w.repo.keys).map_err(|e| {
+        if e.kind() == ErrorKind::Storage { e.context("writing the snapshot (nothing was committed)") } else { e }
+    })?;
+    Ok(BackupSummary { snapshot: id, stats: w.stats, packs_written: w.packs_written, duration_secs: started.elapsed().as_secs_f64() })
+}
+

@@ -1,0 +1,165 @@
+//! The one public error type of the engine.
+//!
+//! Rules every module follows:
+//! - every public function returns [`Result<T>`]; the error carries an [`ErrorKind`] that
+//!   callers (the CLI above all) branch on, and a message written for an operator: what
+//!   failed, on which object or path, and where it helps, what to do next;
+//! - damage is never folded into I/O: a MAC failure, a hash mismatch, a truncated pack or an
+//!   undecodable structure is [`ErrorKind::Corrupt`], a failing disk or permission problem is
+//!   [`ErrorKind::Io`] (source side) or [`ErrorKind::Storage`] (repository side);
+//! - an error is enriched on the way up with [`Error::context`], never downgraded to a
+//!   different kind, so the kind decided where the failure was seen survives to the exit code.
+
+use std::fmt;
+
+/// What went wrong, coarsely: enough for a caller to choose an exit code or a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Reading the backup source or writing a restore target failed.
+    Io,
+    /// The repository's storage failed (including a full disk).
+    Storage,
+    /// Stored data failed authentication, a hash check or a structural check.
+    Corrupt,
+    /// No key slot opens with the given passphrase (or the key slot is damaged).
+    WrongPassword,
+    /// A snapshot, path or object that was asked for does not exist.
+    NotFound,
+    /// Another process holds a conflicting repository lock.
+    Locked,
+    /// The request itself is invalid (bad argument, bad name, refused setting).
+    InvalidInput,
+    /// The repository uses a format version or feature this build does not know.
+    Unsupported,
+    /// The SQLite index is missing, damaged or from another repository.
+    IndexUnavailable,
+    /// The operation was cancelled (Ctrl-C) before it committed anything.
+    Interrupted,
+    /// A bug: an invariant of the engine did not hold.
+    Internal,
+}
+
+/// The engine's error: a kind, a message for people, and an optional cause.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// Result alias used by every public function of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with an operator-facing message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), source: None }
+    }
+
+    /// Shorthand for [`ErrorKind::Corrupt`].
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Corrupt, message)
+    }
+
+    /// Shorthand for [`ErrorKind::InvalidInput`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// Shorthand for [`ErrorKind::Internal`].
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// Attach the underlying cause.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Wrap an I/O error on the source or target side, naming what was being done.
+    pub fn io(what: impl fmt::Display, err: std::io::Error) -> Self {
+        Self::new(ErrorKind::Io, format!("{what}: {err}")).with_source(err)
+    }
+
+    /// Wrap an I/O error on the repository side. A full disk gets its own wording because
+    /// the operator's fix (free space, then rerun; nothing was committed) differs.
+    pub fn storage(what: impl fmt::Display, err: std::io::Error) -> Self {
+        let message = if err.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+            format!("repository storage full while {what}: free space and rerun (nothing was committed)")
+        } else {
+            format!("{what}: {err}")
+        };
+        Self::new(ErrorKind::Storage, message).with_source(err)
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message without the cause chain.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Prefix the message with what the caller was doing; the kind is kept.
+    #[must_use]
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({:?}, {:?}", self.kind, self.message)?;
+        if let Some(src) = &self.source {
+            write!(f, ", source: {src:?}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    /// SQLite trouble means the index cannot be trusted: the fix is `repair index`.
+    fn from(err: rusqlite::Error) -> Self {
+        let message = format!(
+            "index database error ({err}); if it persists run `masclet repair index`"
+        );
+        Self::new(ErrorKind::IndexUnavailable, message).with_source(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keeps_kind() {
+        let e = Error::corrupt("bad tag").context("chunk 1234");
+        assert_eq!(e.kind(), ErrorKind::Corrupt);
+        assert_eq!(e.to_string(), "chunk 1234: bad tag");
+    }
+
+    #[test]
+    fn enospc_is_named() {
+        let io = std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+        let e = Error::storage("writing pack", io);
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert!(e.to_string().contains("storage full"), "{e}");
+    }
+}

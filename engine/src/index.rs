@@ -1,0 +1,268 @@
+//! The SQLite index: where each chunk lives (format-spec.md, "Index").
+//!
+//! The index is a cache. Packs carry their own tables of contents and snapshots are objects
+//! in the repository, so `repair index` can always rebuild it; losing it costs time, never
+//! data. It is trusted only after a check at open (schema version, repository id,
+//! `PRAGMA quick_check`); anything else makes commands refuse and point at `repair index`.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::ObjectType;
+use crate::id::{ChunkId, PackId, RepoId};
+use crate::pack::PackEntry;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Schema version stored in `meta`; a mismatch means "rebuild", never "migrate".
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE packs (
+    rowid INTEGER PRIMARY KEY,
+    id    BLOB NOT NULL UNIQUE,
+    size  INTEGER NOT NULL
+);
+CREATE TABLE chunks (
+    id         BLOB PRIMARY KEY,
+    type       INTEGER NOT NULL,
+    pack       INTEGER NOT NULL REFERENCES packs(rowid),
+    offset     INTEGER NOT NULL,
+    sealed_len INTEGER NOT NULL,
+    raw_len    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX chunks_by_pack ON chunks(pack);
+";
+
+/// Where a chunk is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLocation {
+    /// Data or tree.
+    pub ty: ObjectType,
+    /// The pack holding it.
+    pub pack: PackId,
+    /// Offset of its envelope in the pack.
+    pub offset: u64,
+    /// Envelope length.
+    pub sealed_len: u32,
+    /// Plaintext length.
+    pub raw_len: u32,
+}
+
+/// An open, verified index.
+pub struct Index {
+    conn: Connection,
+}
+
+fn unavailable(path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::IndexUnavailable,
+        format!("index database corrupt or missing ({}: {why}); run `masclet repair index`", path.display()),
+    )
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(60))?;
+    // WAL lets backups read while another commits; FULL because the snapshot written right
+    // after an index commit must never reference rows a power loss could take back.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+fn int<T: TryFrom<i64>>(v: i64) -> Result<T> {
+    T::try_from(v).map_err(|_| Error::new(ErrorKind::IndexUnavailable, "index holds an out-of-range value; run `masclet repair index`"))
+}
+
+impl Index {
+    /// Create a new, empty index at `path` (which must not exist), files mode 0600.
+    ///
+    /// # Errors
+    /// `Storage` if the file cannot be created, `IndexUnavailable` on SQLite errors.
+    pub fn create(path: &Path, repo_id: RepoId) -> Result<Self> {
+        // Create the file ourselves so it (and the -wal/-shm SQLite derives from it) is 0600.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::storage(format!("creating {}", path.display()), e))?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        configure(&conn)?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute("INSERT INTO meta VALUES ('schema_version', ?1)", [SCHEMA_VERSION])?;
+        conn.execute("INSERT INTO meta VALUES ('repo_id', ?1)", [&repo_id.0[..]])?;
+        Ok(Self { conn })
+    }
+
+    /// Open and verify the index of repository `repo_id`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::IndexUnavailable`] when it is missing, damaged, from another repository
+    /// or of another schema version; the message names `masclet repair index`.
+    pub fn open(path: &Path, repo_id: RepoId) -> Result<Self> {
+        if !path.is_file() {
+            return Err(unavailable(path, "missing"));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(|e| unavailable(path, e))?;
+        configure(&conn).map_err(|e| unavailable(path, e))?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| unavailable(path, e))?;
+        if check != "ok" {
+            return Err(unavailable(path, format!("integrity check: {check}")));
+        }
+        let meta = |key: &str| -> rusqlite::Result<Option<rusqlite::types::Value>> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
+        };
+        match meta("schema_version").map_err(|e| unavailable(path, e))? {
+            Some(rusqlite::types::Value::Integer(SCHEMA_VERSION)) => {}
+            other => return Err(unavailable(path, format!("schema version {other:?}, expected {SCHEMA_VERSION}"))),
+        }
+        match meta("repo_id").map_err(|e| unavailable(path, e))? {
+            Some(rusqlite::types::Value::Blob(b)) if b == repo_id.0 => {}
+            _ => return Err(unavailable(path, "it belongs to another repository")),
+        }
+        Ok(Self { conn })
+    }
+
+    /// Record a durable pack and its chunks in one transaction. Chunks already indexed
+    /// (stored twice by concurrent backups) keep their first location.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn add_pack(&mut self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            tx.execute("INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)", params![&pack.0[..], size.cast_signed()])?;
+            let rowid: i64 = tx.query_row("SELECT rowid FROM packs WHERE id = ?1", [&pack.0[..]], |r| r.get(0))?;
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO chunks (id, type, pack, offset, sealed_len, raw_len) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in entries {
+                ins.execute(params![&e.id.0[..], e.ty as u8, rowid, e.offset.cast_signed(), e.sealed_len, e.raw_len])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether a chunk is indexed.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn contains(&self, id: &ChunkId) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?;
+        Ok(st.exists([&id.0[..]])?)
+    }
+
+    /// Where a chunk is, if indexed.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors or out-of-range values.
+    pub fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.type, p.id, c.offset, c.sealed_len, c.raw_len FROM chunks c JOIN packs p ON p.rowid = c.pack WHERE c.id = ?1",
+        )?;
+        let row = st
+            .query_row([&id.0[..]], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+            })
+            .optional()?;
+        let Some((ty, pack, offset, sealed_len, raw_len)) = row else { return Ok(None) };
+        Ok(Some(ChunkLocation {
+            ty: ObjectType::from_u8(int(ty)?).map_err(|e| e.context("index"))?,
+            pack: PackId::from_slice(&pack)?,
+            offset: int(offset)?,
+            sealed_len: int(sealed_len)?,
+            raw_len: int(raw_len)?,
+        }))
+    }
+
+    /// Every indexed pack with its recorded size.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let mut st = self.conn.prepare("SELECT id, size FROM packs")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        rows.map(|r| {
+            let (id, size) = r?;
+            Ok((PackId::from_slice(&id)?, int(size)?))
+        })
+        .collect()
+    }
+
+    /// The chunks the index places in `pack`.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn pack_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.id, c.type, c.offset, c.sealed_len, c.raw_len FROM chunks c JOIN packs p ON p.rowid = c.pack WHERE p.id = ?1",
+        )?;
+        let rows = st.query_map([&pack.0[..]], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+        })?;
+        rows.map(|r| {
+            let (id, ty, offset, sealed_len, raw_len) = r?;
+            Ok(PackEntry {
+                ty: ObjectType::from_u8(int(ty)?)?,
+                id: ChunkId::from_slice(&id)?,
+                offset: int(offset)?,
+                sealed_len: int(sealed_len)?,
+                raw_len: int(raw_len)?,
+            })
+        })
+        .collect()
+    }
+
+    /// Number of indexed chunks.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn chunk_count(&self) -> Result<u64> {
+        let n: i64 = self.conn.query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))?;
+        int(n)
+    }
+}
+
+/// Remove an index database and its WAL and shared-memory files.
+pub(crate) fn remove_files(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_add_locate_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.sqlite");
+        let repo = RepoId([4; 32]);
+        let mut idx = Index::create(&path, repo).unwrap();
+        let e = PackEntry { ty: ObjectType::Data, id: ChunkId([1; 32]), offset: 12, sealed_len: 50, raw_len: 8 };
+        idx.add_pack(PackId([2; 32]), 100, &[e]).unwrap();
+        assert!(idx.contains(&ChunkId([1; 32])).unwrap());
+        assert!(!idx.contains(&ChunkId([3; 32])).unwrap());
+        drop(idx);
+        let idx = Index::open(&path, repo).unwrap();
+        let loc = idx.locate(&ChunkId([1; 32])).unwrap().unwrap();
+        assert_eq!((loc.pack, loc.offset, loc.sealed_len), (PackId([2; 32]), 12, 50));
+        assert_eq!(idx.pack_entries(&PackId([2; 32])).unwrap(), vec![e]);
+        drop(idx);
+        let err = Index::open(&path, RepoId([5; 32])).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::IndexUnavailable);
+        std::fs::write(&path, b"garbage garbage garbage").unwrap();
+        remove_files(&path).unwrap();
+        assert!(Index::open(&path, repo).err().unwrap().to_string().contains("repair index"));
+    }
+}

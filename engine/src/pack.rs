@@ -1,0 +1,252 @@
+//! Pack files (format-spec.md, "Packs").
+//!
+//! ```text
+//! 0        magic "MASCLPAK" (8) | format version u32
+//! 12       sealed chunk envelopes, back to back, in shuffled order
+//! T        sealed trailer envelope (type PackTrailer, id = pack id)
+//! end-12   trailer length u32 | magic "MASCLEND" (8)
+//! ```
+//! The trailer lists every chunk with its type, id, offset and lengths, so the index can
+//! be rebuilt from packs alone. Chunks are shuffled so the order in a pack says nothing
+//! about the order in a file.
+
+use crate::crypto::{Keys, random_array};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{
+    Dec, ENVELOPE_HEADER_LEN, Enc, FORMAT_VERSION, MAX_OBJECT_SIZE, MAX_PACK_ENTRIES, MAX_PACK_SIZE,
+    ObjectType, PACK_END_MAGIC, PACK_FOOTER_LEN, PACK_HEADER_LEN, PACK_MAGIC, TAG_LEN, TRAILER_ENTRY_LEN,
+};
+use crate::id::{ChunkId, PackId};
+use crate::storage::{Kind, Storage};
+
+/// Where one chunk sits in a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackEntry {
+    /// Data or tree.
+    pub ty: ObjectType,
+    /// The chunk's id.
+    pub id: ChunkId,
+    /// Byte offset of its envelope from the start of the pack.
+    pub offset: u64,
+    /// Length of the envelope.
+    pub sealed_len: u32,
+    /// Length of the plaintext.
+    pub raw_len: u32,
+}
+
+/// Collects sealed chunks until the pack reaches its target size.
+#[derive(Debug)]
+pub struct PackBuilder {
+    items: Vec<(ObjectType, ChunkId, Vec<u8>, u32)>,
+    bytes: usize,
+    target: usize,
+}
+
+impl PackBuilder {
+    /// An empty pack aiming at `target` bytes.
+    pub fn new(target: usize) -> Self {
+        Self { items: Vec::new(), bytes: 0, target }
+    }
+
+    /// Add one sealed chunk.
+    pub fn add(&mut self, ty: ObjectType, id: ChunkId, sealed: Vec<u8>, raw_len: u32) {
+        self.bytes += sealed.len();
+        self.items.push((ty, id, sealed, raw_len));
+    }
+
+    /// Chunks held.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no chunk is held.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Sealed bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether the pack reached its target size (or the entry cap).
+    pub fn is_full(&self) -> bool {
+        self.bytes >= self.target || self.items.len() >= MAX_PACK_ENTRIES as usize / 2
+    }
+
+    /// Shuffle, lay out and seal the pack. Returns its id, bytes and entries.
+    pub fn finish(mut self, keys: &Keys) -> (PackId, Vec<u8>, Vec<PackEntry>) {
+        shuffle(&mut self.items);
+        let id = PackId::random();
+        let mut out = Vec::with_capacity(self.bytes + PACK_HEADER_LEN + PACK_FOOTER_LEN + self.items.len() * 64 + 64);
+        out.extend_from_slice(PACK_MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let mut entries = Vec::with_capacity(self.items.len());
+        for (ty, cid, sealed, raw_len) in self.items {
+            let sealed_len = u32::try_from(sealed.len()).expect("chunks are far below 4 GiB");
+            entries.push(PackEntry { ty, id: cid, offset: out.len() as u64, sealed_len, raw_len });
+            out.extend_from_slice(&sealed);
+        }
+        let trailer = keys.seal(ObjectType::PackTrailer, &id.0, &encode_trailer(&entries), None);
+        out.extend_from_slice(&trailer);
+        out.extend_from_slice(&u32::try_from(trailer.len()).expect("trailer below 4 GiB").to_le_bytes());
+        out.extend_from_slice(PACK_END_MAGIC);
+        (id, out, entries)
+    }
+}
+
+fn shuffle<T>(items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let r = u64::from_le_bytes(random_array());
+        let j = usize::try_from(r % (i as u64 + 1)).expect("below len");
+        items.swap(i, j);
+    }
+}
+
+/// Encode a trailer's plaintext.
+pub fn encode_trailer(entries: &[PackEntry]) -> Vec<u8> {
+    let mut e = Enc::new();
+    e.u32(u32::try_from(entries.len()).expect("entry count capped"));
+    for x in entries {
+        e.u8(x.ty as u8).raw(&x.id.0).u64(x.offset).u32(x.sealed_len).u32(x.raw_len);
+    }
+    e.finish()
+}
+
+/// Decode a trailer's plaintext and check that its entries tile the chunk area
+/// `[PACK_HEADER_LEN, trailer_start)` exactly.
+///
+/// # Errors
+/// [`ErrorKind::Corrupt`] for any inconsistency.
+pub fn decode_trailer(plain: &[u8], trailer_start: u64) -> Result<Vec<PackEntry>> {
+    let mut d = Dec::new(plain, "pack trailer");
+    let count = d.u32()?;
+    if count > MAX_PACK_ENTRIES || d.remaining() != count as usize * TRAILER_ENTRY_LEN {
+        return Err(Error::corrupt(format!("pack trailer: {count} entries do not fit its length")));
+    }
+    let mut entries = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let ty = ObjectType::from_u8(d.u8()?)?;
+        if !matches!(ty, ObjectType::Data | ObjectType::Tree) {
+            return Err(Error::corrupt(format!("pack trailer lists a {}", ty.name())));
+        }
+        let id = ChunkId(d.id()?);
+        let (offset, sealed_len, raw_len) = (d.u64()?, d.u32()?, d.u32()?);
+        if (sealed_len as usize) < ENVELOPE_HEADER_LEN + TAG_LEN || raw_len as usize > MAX_OBJECT_SIZE {
+            return Err(Error::corrupt(format!("pack trailer: bad lengths for chunk {}", id.short())));
+        }
+        entries.push(PackEntry { ty, id, offset, sealed_len, raw_len });
+    }
+    d.finish()?;
+    let mut sorted: Vec<&PackEntry> = entries.iter().collect();
+    sorted.sort_by_key(|e| e.offset);
+    let mut pos = PACK_HEADER_LEN as u64;
+    for e in sorted {
+        if e.offset != pos {
+            return Err(Error::corrupt("pack trailer: chunks overlap or leave gaps"));
+        }
+        pos += u64::from(e.sealed_len);
+    }
+    if pos != trailer_start {
+        return Err(Error::corrupt("pack trailer: chunks do not end where the trailer starts"));
+    }
+    Ok(entries)
+}
+
+/// Read, authenticate and decode the trailer of pack `id`, whose file is `size` bytes.
+///
+/// # Errors
+/// [`ErrorKind::Corrupt`] naming the pack for truncation, bad magic, failed
+/// authentication (including a pack stored under another pack's name) or a bad table.
+pub fn read_trailer(storage: &dyn Storage, keys: &Keys, id: PackId, size: u64) -> Result<Vec<PackEntry>> {
+    let name = id.to_hex();
+    read_trailer_with(keys, id, size, &|offset, len| storage.get_range(Kind::Pack, &name, offset, len))
+}
+
+/// [`read_trailer`] over any range reader (a pack already in memory, say).
+///
+/// # Errors
+/// As [`read_trailer`].
+pub fn read_trailer_with(keys: &Keys, id: PackId, size: u64, read: &dyn Fn(u64, u64) -> Result<Vec<u8>>) -> Result<Vec<PackEntry>> {
+    let ctx = |e: Error| if e.kind() == ErrorKind::Corrupt { e.context(format!("pack {}", id.short())) } else { e };
+    let min = (PACK_HEADER_LEN + PACK_FOOTER_LEN + ENVELOPE_HEADER_LEN + TAG_LEN) as u64;
+    if size < min || size > MAX_PACK_SIZE {
+        return Err(ctx(Error::corrupt(format!("pack truncated or oversized ({size} bytes)"))));
+    }
+    let header = read(0, PACK_HEADER_LEN as u64).map_err(ctx)?;
+    if &header[..8] != PACK_MAGIC {
+        return Err(ctx(Error::corrupt("bad pack magic")));
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(Error::new(ErrorKind::Unsupported, format!("pack {} has format v{version}, not supported", id.short())));
+    }
+    let footer = read(size - PACK_FOOTER_LEN as u64, PACK_FOOTER_LEN as u64).map_err(ctx)?;
+    if &footer[4..] != PACK_END_MAGIC {
+        return Err(ctx(Error::corrupt("pack truncated (no end magic)")));
+    }
+    let tlen = u64::from(u32::from_le_bytes(footer[..4].try_into().expect("4 bytes")));
+    if tlen + (PACK_HEADER_LEN + PACK_FOOTER_LEN) as u64 > size {
+        return Err(ctx(Error::corrupt("pack trailer length exceeds the pack")));
+    }
+    let start = size - PACK_FOOTER_LEN as u64 - tlen;
+    let sealed = read(start, tlen).map_err(ctx)?;
+    let plain = keys.open(ObjectType::PackTrailer, &id.0, &sealed, MAX_PACK_ENTRIES as usize * TRAILER_ENTRY_LEN + 4).map_err(ctx)?;
+    decode_trailer(&plain, start).map_err(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+    use crate::id::RepoId;
+    use crate::storage::MemoryStorage;
+    use proptest::prelude::*;
+
+    fn keys() -> Keys {
+        Keys::derive(&MasterKey::from_bytes([1; 32]), RepoId([2; 32]))
+    }
+
+    proptest! {
+        #[test]
+        fn pack_write_read_round_trip(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2000), 1..30)) {
+            let k = keys();
+            let mut b = PackBuilder::new(1 << 20);
+            for c in &chunks {
+                let id = k.chunk_id(c);
+                b.add(ObjectType::Data, id, k.seal(ObjectType::Data, &id.0, c, Some(3)), u32::try_from(c.len()).unwrap());
+            }
+            let (pid, bytes, entries) = b.finish(&k);
+            let s = MemoryStorage::new();
+            s.put(Kind::Pack, &pid.to_hex(), &bytes).unwrap();
+            let mut read = read_trailer(&s, &k, pid, bytes.len() as u64).unwrap();
+            let mut expect = entries.clone();
+            read.sort_by_key(|e| e.offset);
+            expect.sort_by_key(|e| e.offset);
+            prop_assert_eq!(&read, &expect);
+            for e in &read {
+                let sealed = &bytes[usize::try_from(e.offset).unwrap()..][..e.sealed_len as usize];
+                let plain = k.open_chunk(ObjectType::Data, &e.id, sealed, 4096).unwrap();
+                prop_assert!(chunks.contains(&plain));
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_and_renaming_are_detected() {
+        let k = keys();
+        let mut b = PackBuilder::new(1 << 20);
+        let id = k.chunk_id(b"abc");
+        b.add(ObjectType::Data, id, k.seal(ObjectType::Data, &id.0, b"abc", None), 3);
+        let (pid, bytes, _) = b.finish(&k);
+        let s = MemoryStorage::new();
+        let other = PackId([9; 32]);
+        s.put(Kind::Pack, &other.to_hex(), &bytes).unwrap();
+        let err = read_trailer(&s, &k, other, bytes.len() as u64).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "renamed pack: {err}");
+        for cut in [0, 5, 12, bytes.len() - 13, bytes.len() - 1] {
+            s.overwrite(Kind::Pack, &pid.to_hex(), bytes[..cut].to_vec());
+            assert_eq!(read_trailer(&s, &k, pid, cut as u64).unwrap_err().kind(), ErrorKind::Corrupt, "cut {cut}");
+        }
+    }
+}

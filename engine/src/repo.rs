@@ -1,0 +1,219 @@
+//! Opening and creating repositories.
+//!
+//! Opening is ordered so that a failure writes nothing: read the plaintext config header,
+//! unlock a key slot (a wrong passphrase stops here), open the sealed config, verify the
+//! index, and only then take the lock. Every command works on an open [`Repo`].
+
+use crate::config::RepoConfig;
+use crate::crypto::{Keys, MasterKey};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{MAX_OBJECT_SIZE, ObjectType};
+use crate::id::{ChunkId, KeyId, RepoId, SnapshotId};
+use crate::index::Index;
+use crate::keys::{KdfParams, KeySlot};
+use crate::lock::{self, LockGuard, LockMode};
+use crate::snapshot::Snapshot;
+use crate::storage::{CONFIG_NAME, Kind, Storage};
+use crate::tree::TreeReader;
+use rayon::prelude::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to open a repository.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// The lock to take (`None` only for read-only inspection).
+    pub lock: Option<LockMode>,
+    /// Name of the operation, recorded in the lock.
+    pub operation: String,
+    /// How long to wait for a conflicting lock.
+    pub lock_wait: Duration,
+}
+
+impl OpenOptions {
+    /// Open for `operation` with lock `mode`, waiting up to a minute for other holders.
+    pub fn new(operation: &str, lock: Option<LockMode>) -> Self {
+        Self { lock, operation: operation.to_string(), lock_wait: Duration::from_secs(60) }
+    }
+
+    /// Set the lock wait.
+    #[must_use]
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+}
+
+/// An open repository: keys, config, verified index and (usually) a lock.
+pub struct Repo {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) keys: Keys,
+    pub(crate) config: RepoConfig,
+    pub(crate) index: Index,
+    _lock: Option<LockGuard>,
+}
+
+/// Create a repository in `storage` with its index at `index_path`.
+///
+/// # Errors
+/// `InvalidInput` for an empty passphrase; `Storage` errors.
+pub fn init(storage: &dyn Storage, index_path: &Path, passphrase: &[u8], config: RepoConfig, kdf: KdfParams) -> Result<RepoId> {
+    config.check()?;
+    let repo_id = RepoId::random();
+    let master = MasterKey::generate();
+    let key_id = KeyId::random();
+    let slot = KeySlot::create(&master, passphrase, kdf, repo_id, key_id)?;
+    storage.put(Kind::Key, &key_id.to_hex(), &slot.encode())?;
+    let keys = Keys::derive(&master, repo_id);
+    drop(Index::create(index_path, repo_id)?);
+    // The config is written last: its presence is what makes the directory a repository.
+    storage.put(Kind::Config, CONFIG_NAME, &config.encode(&keys))?;
+    Ok(repo_id)
+}
+
+/// Unlock the repository's keys and config with a passphrase.
+///
+/// # Errors
+/// `WrongPassword` when no key slot opens; `Corrupt`/`Unsupported` for a bad config.
+pub fn unlock(storage: &dyn Storage, passphrase: &[u8]) -> Result<(Keys, RepoConfig)> {
+    let config_bytes = storage.get(Kind::Config, CONFIG_NAME)?;
+    let repo_id = RepoConfig::decode_header(&config_bytes)?;
+    let mut last_err = None;
+    for (name, _) in storage.list(Kind::Key)? {
+        let key_id = KeyId::from_hex(&name)?;
+        let attempt = storage.get(Kind::Key, &name).and_then(|b| KeySlot::decode(&b)).and_then(|s| s.unlock(passphrase, repo_id, key_id));
+        match attempt {
+            Ok(master) => {
+                let keys = Keys::derive(&master, repo_id);
+                let config = RepoConfig::decode(&config_bytes, &keys).map_err(|e| e.context("repository config"))?;
+                return Ok((keys, config));
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(match last_err {
+        // A slot with out-of-bounds KDF parameters says so; anything else reads as a wrong passphrase.
+        Some(e) if e.kind() == ErrorKind::Corrupt && e.to_string().contains("out of bounds") => e,
+        Some(_) => Error::new(ErrorKind::WrongPassword, "wrong passphrase or damaged key slot"),
+        None => Error::corrupt("repository has no key slots"),
+    })
+}
+
+impl Repo {
+    /// Open a repository.
+    ///
+    /// # Errors
+    /// `WrongPassword`, `IndexUnavailable` (run `repair index`), `Locked`, `Corrupt`,
+    /// `Unsupported` or `Storage`, in the order the checks run.
+    pub fn open(storage: Arc<dyn Storage>, index_path: &Path, passphrase: &[u8], opts: &OpenOptions) -> Result<Self> {
+        let (keys, config) = unlock(storage.as_ref(), passphrase)?;
+        let index = Index::open(index_path, keys.repo_id())?;
+        let lock = match opts.lock {
+            Some(mode) => Some(lock::acquire(Arc::clone(&storage), mode, &opts.operation, opts.lock_wait)?),
+            None => None,
+        };
+        Ok(Self { storage, keys, config, index, _lock: lock })
+    }
+
+    /// The repository id.
+    pub fn id(&self) -> RepoId {
+        self.keys.repo_id()
+    }
+
+    /// The settings fixed at init.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// The index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The keys (for tools that craft or inspect objects).
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Load a chunk through the index, authenticate it and check its id.
+    ///
+    /// # Errors
+    /// `Corrupt` if it is not indexed, is of the wrong type, or fails a check.
+    pub fn load_chunk(&self, id: &ChunkId, ty: ObjectType) -> Result<Vec<u8>> {
+        let loc = self.index.locate(id)?.ok_or_else(|| Error::corrupt(format!("{} {id} is missing from the index", ty.name())))?;
+        if loc.ty != ty {
+            return Err(Error::corrupt(format!("chunk {id} is a {}, expected a {}", loc.ty.name(), ty.name())));
+        }
+        let sealed = self
+            .storage
+            .get_range(Kind::Pack, &loc.pack.to_hex(), loc.offset, u64::from(loc.sealed_len))
+            .map_err(|e| if e.kind() == ErrorKind::NotFound { Error::corrupt(format!("pack {} is missing", loc.pack)) } else { e })?;
+        self.keys
+            .open_chunk(ty, id, &sealed, MAX_OBJECT_SIZE)
+            .map_err(|e| e.context(format!("in pack {}", loc.pack.short())))
+    }
+
+    /// Every readable snapshot, oldest first, and the ones that failed to load.
+    ///
+    /// # Errors
+    /// `Storage` if the listing fails.
+    #[allow(clippy::type_complexity)]
+    pub fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(SnapshotId, Error)>)> {
+        let names = self.storage.list(Kind::Snapshot)?;
+        let (storage, keys) = (self.storage.as_ref(), &self.keys);
+        let loaded: Vec<(SnapshotId, Result<Snapshot>)> = names
+            .par_iter()
+            .filter_map(|(n, _)| SnapshotId::from_hex(n).ok())
+            .map(|id| (id, Snapshot::load(storage, keys, id)))
+            .collect();
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        for (id, r) in loaded {
+            match r {
+                Ok(s) => ok.push((id, s)),
+                Err(e) => bad.push((id, e)),
+            }
+        }
+        ok.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok((ok, bad))
+    }
+
+    /// Find a snapshot by full id, unique id prefix, or `latest`.
+    ///
+    /// # Errors
+    /// `NotFound` or `InvalidInput` (ambiguous prefix).
+    pub fn resolve(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+        if spec == "latest" {
+            let (mut all, _) = self.snapshots()?;
+            return all.pop().ok_or_else(|| Error::new(ErrorKind::NotFound, "the repository has no snapshots yet"));
+        }
+        if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::invalid(format!("{spec:?} is not a snapshot id, id prefix or `latest`")));
+        }
+        let spec = spec.to_ascii_lowercase();
+        let matches: Vec<SnapshotId> = self
+            .storage
+            .list(Kind::Snapshot)?
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(&spec))
+            .filter_map(|(n, _)| SnapshotId::from_hex(&n).ok())
+            .collect();
+        match matches.as_slice() {
+            [id] => Ok((*id, Snapshot::load(self.storage.as_ref(), &self.keys, *id)?)),
+            [] => Err(Error::new(ErrorKind::NotFound, format!("no snapshot matches {spec:?} (list them with `masclet snapshots`)"))),
+            _ => Err(Error::invalid(format!("{spec:?} matches {} snapshots; give more of the id", matches.len()))),
+        }
+    }
+
+    /// A validating reader over a snapshot's tree stream.
+    pub fn tree_reader<'a>(&'a self, snap: &Snapshot) -> TreeReader<impl FnMut(&ChunkId) -> Result<Vec<u8>> + 'a> {
+        let ids = snap.tree.iter().map(|(id, _)| *id).collect();
+        TreeReader::new(ids, move |id| self.load_chunk(id, ObjectType::Tree))
+    }
+}

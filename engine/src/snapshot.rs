@@ -1,0 +1,174 @@
+//! Snapshot objects (format-spec.md, "Snapshots").
+//!
+//! A snapshot is the single commit point of a backup: it is written last, after every
+//! chunk it references is in a durable pack and in the index. It is sealed under its own
+//! random id, so one snapshot's object cannot stand in for another's.
+
+use crate::crypto::Keys;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{Dec, Enc, MAX_OBJECT_SIZE, ObjectType};
+use crate::id::{ChunkId, SnapshotId};
+use crate::storage::{Kind, Storage};
+use chrono::{DateTime, Utc};
+
+/// Version byte at the start of a snapshot's plaintext.
+pub const SNAPSHOT_VERSION: u8 = 1;
+const MAX_STRING: usize = 4096;
+const MAX_LIST: u16 = 1024;
+
+/// Counters recorded with a snapshot (and printed by `backup`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BackupStats {
+    /// Regular files.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Symbolic links.
+    pub symlinks: u64,
+    /// Bytes of file content read.
+    pub bytes_read: u64,
+    /// Chunks referenced (data and tree).
+    pub chunks: u64,
+    /// Chunks that were new to the repository.
+    pub new_chunks: u64,
+    /// Plaintext bytes of the new chunks.
+    pub new_raw_bytes: u64,
+    /// Bytes added to the repository (sealed chunks, pack framing excluded).
+    pub bytes_added: u64,
+}
+
+/// A snapshot as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When the backup was taken (or the time given with `--time`).
+    pub time: DateTime<Utc>,
+    /// Host that made it.
+    pub host: String,
+    /// User that made it.
+    pub user: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// The source paths as given (for `--stdin`, the stream's name).
+    pub paths: Vec<Vec<u8>>,
+    /// What was read: `files` or `stdin`.
+    pub source: String,
+    /// Counters of the backup that made it.
+    pub stats: BackupStats,
+    /// Total length of the tree stream.
+    pub tree_len: u64,
+    /// The tree stream's chunks, in order.
+    pub tree: Vec<(ChunkId, u32)>,
+}
+
+impl Snapshot {
+    /// Encode the plaintext.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::new();
+        e.u8(SNAPSHOT_VERSION).i64(self.time.timestamp()).u32(self.time.timestamp_subsec_nanos());
+        e.bytes(self.host.as_bytes()).bytes(self.user.as_bytes());
+        e.u16(u16::try_from(self.tags.len()).expect("capped"));
+        for t in &self.tags {
+            e.bytes(t.as_bytes());
+        }
+        e.u16(u16::try_from(self.paths.len()).expect("capped"));
+        for p in &self.paths {
+            e.bytes(p);
+        }
+        e.bytes(self.source.as_bytes());
+        let s = &self.stats;
+        for v in [s.files, s.dirs, s.symlinks, s.bytes_read, s.chunks, s.new_chunks, s.new_raw_bytes, s.bytes_added] {
+            e.u64(v);
+        }
+        e.u64(self.tree_len).u32(u32::try_from(self.tree.len()).expect("capped"));
+        for (id, len) in &self.tree {
+            e.raw(&id.0).u32(*len);
+        }
+        e.finish()
+    }
+
+    /// Decode and check a plaintext.
+    ///
+    /// # Errors
+    /// `Corrupt` for any malformed field; `Unsupported` for an unknown version.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut d = Dec::new(buf, "snapshot");
+        let v = d.u8()?;
+        if v != SNAPSHOT_VERSION {
+            return Err(Error::new(ErrorKind::Unsupported, format!("snapshot version {v} not supported")));
+        }
+        let (secs, nanos) = (d.i64()?, d.u32()?);
+        let time = DateTime::from_timestamp(secs, nanos).ok_or_else(|| Error::corrupt("snapshot: time out of range"))?;
+        let host = d.string(MAX_STRING)?;
+        let user = d.string(MAX_STRING)?;
+        let list_len = |d: &mut Dec<'_>| -> Result<u16> {
+            let n = d.u16()?;
+            if n > MAX_LIST { Err(Error::corrupt("snapshot: list too long")) } else { Ok(n) }
+        };
+        let tags = (0..list_len(&mut d)?).map(|_| d.string(MAX_STRING)).collect::<Result<_>>()?;
+        let paths = (0..list_len(&mut d)?).map(|_| d.bytes(MAX_STRING).map(<[u8]>::to_vec)).collect::<Result<_>>()?;
+        let source = d.string(MAX_STRING)?;
+        let mut n = [0u64; 8];
+        for v in &mut n {
+            *v = d.u64()?;
+        }
+        let [files, dirs, symlinks, bytes_read, chunks, new_chunks, new_raw_bytes, bytes_added] = n;
+        let stats = BackupStats { files, dirs, symlinks, bytes_read, chunks, new_chunks, new_raw_bytes, bytes_added };
+        let tree_len = d.u64()?;
+        let count = d.u32()? as usize;
+        if count > d.remaining() / 36 {
+            return Err(Error::corrupt("snapshot: tree list longer than the object"));
+        }
+        let tree = (0..count).map(|_| Ok((ChunkId(d.id()?), d.u32()?))).collect::<Result<Vec<_>>>()?;
+        d.finish()?;
+        if tree.iter().map(|(_, l)| u64::from(*l)).sum::<u64>() != tree_len {
+            return Err(Error::corrupt("snapshot: tree chunk lengths do not add up"));
+        }
+        Ok(Self { time, host, user, tags, paths, source, stats, tree_len, tree })
+    }
+
+    /// Seal and store as a new snapshot object: the commit point of a backup.
+    ///
+    /// # Errors
+    /// `Storage` errors.
+    pub fn save(&self, storage: &dyn Storage, keys: &Keys) -> Result<SnapshotId> {
+        let id = SnapshotId::random();
+        let sealed = keys.seal(ObjectType::Snapshot, &id.0, &self.encode(), Some(3));
+        storage.put(Kind::Snapshot, &id.to_hex(), &sealed)?;
+        Ok(id)
+    }
+
+    /// Load and authenticate snapshot `id`.
+    ///
+    /// # Errors
+    /// `NotFound`, `Corrupt` (naming the snapshot), or `Storage`.
+    pub fn load(storage: &dyn Storage, keys: &Keys, id: SnapshotId) -> Result<Self> {
+        let sealed = storage.get(Kind::Snapshot, &id.to_hex())?;
+        keys.open(ObjectType::Snapshot, &id.0, &sealed, MAX_OBJECT_SIZE)
+            .and_then(|p| Self::decode(&p))
+            .map_err(|e| e.context(format!("snapshot {}", id.short())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let s = Snapshot {
+            time: DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
+            host: "h".into(),
+            user: "u".into(),
+            tags: vec!["daily".into()],
+            paths: vec![b"/x\xff".to_vec()],
+            source: "files".into(),
+            stats: BackupStats { files: 1, ..Default::default() },
+            tree_len: 7,
+            tree: vec![(ChunkId([1; 32]), 7)],
+        };
+        assert_eq!(Snapshot::decode(&s.encode()).unwrap(), s);
+        let mut bad = s.encode();
+        bad.pop();
+        assert!(Snapshot::decode(&bad).is_err());
+    }
+}

@@ -1,0 +1,228 @@
+//! A repository in a local directory (format-spec.md, "Repository layout").
+//!
+//! Objects are files: `config`, `keys/<id>`, `packs/<id[0..2]>/<id>`, `snapshots/<id>`,
+//! `locks/<id>`. A put writes `tmp/<random>`, fsyncs it, renames it into place and fsyncs
+//! the directory, so an object is either whole under its final name or absent. Directories
+//! are created 0700 and files 0600 whatever the umask.
+
+use super::{CONFIG_NAME, Kind, Storage, check_name};
+use crate::error::{Error, ErrorKind, Result};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// How many pack files stay open between range reads (restore reads many ranges per pack).
+const OPEN_FILE_CACHE: usize = 32;
+
+/// A repository directory on a local filesystem.
+pub struct LocalStorage {
+    root: PathBuf,
+    open_files: Mutex<HashMap<PathBuf, Arc<File>>>,
+}
+
+fn mkdir_private(path: &Path) -> std::io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+impl LocalStorage {
+    /// Create the directory layout for a new repository at `root`, which must be absent or
+    /// an empty directory.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] if `root` holds anything; `Storage` on I/O failure.
+    pub fn create(root: &Path) -> Result<Self> {
+        if root.exists() {
+            let mut entries = fs::read_dir(root).map_err(|e| Error::storage(format!("reading {}", root.display()), e))?;
+            if entries.next().is_some() {
+                return Err(Error::invalid(format!(
+                    "{} is not empty: choose a new directory for the repository",
+                    root.display()
+                )));
+            }
+        }
+        let wrap = |e| Error::storage(format!("creating repository at {}", root.display()), e);
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(wrap)?;
+        }
+        mkdir_private(root).map_err(wrap)?;
+        fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(wrap)?;
+        for dir in ["keys", "packs", "snapshots", "locks", "tmp", "index"] {
+            mkdir_private(&root.join(dir)).map_err(wrap)?;
+        }
+        sync_dir(root).map_err(wrap)?;
+        Ok(Self { root: root.to_path_buf(), open_files: Mutex::default() })
+    }
+
+    /// Open the repository at `root`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] if there is no repository there; [`ErrorKind::InvalidInput`]
+    /// if it belongs to another user.
+    pub fn open(root: &Path) -> Result<Self> {
+        let meta = fs::metadata(root.join(CONFIG_NAME)).map_err(|_| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no masclet repository at {} (create one with `masclet init`)", root.display()),
+            )
+        })?;
+        let uid = rustix::process::geteuid().as_raw();
+        if meta.uid() != uid && uid != 0 {
+            return Err(Error::invalid(format!(
+                "repository {} belongs to uid {}, not to you (uid {uid}); run masclet as its owner",
+                root.display(),
+                meta.uid()
+            )));
+        }
+        Ok(Self { root: root.to_path_buf(), open_files: Mutex::default() })
+    }
+
+    /// The repository directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where this repository keeps its SQLite index (a cache, not a storage object).
+    pub fn index_path(&self) -> PathBuf {
+        self.root.join("index").join("index.sqlite")
+    }
+
+    fn path(&self, kind: Kind, name: &str) -> PathBuf {
+        match kind {
+            Kind::Config => self.root.join(CONFIG_NAME),
+            Kind::Pack => self.root.join(kind.dir()).join(&name[..2]).join(name),
+            _ => self.root.join(kind.dir()).join(name),
+        }
+    }
+
+    fn cached_file(&self, path: &Path) -> std::io::Result<Arc<File>> {
+        let mut cache = self.open_files.lock().expect("poisoned");
+        if let Some(f) = cache.get(path) {
+            return Ok(Arc::clone(f));
+        }
+        let f = Arc::new(File::open(path)?);
+        if cache.len() >= OPEN_FILE_CACHE {
+            cache.clear();
+        }
+        cache.insert(path.to_path_buf(), Arc::clone(&f));
+        Ok(f)
+    }
+
+    fn not_found(kind: Kind, name: &str) -> Error {
+        Error::new(ErrorKind::NotFound, format!("{kind:?} object {name} not found"))
+    }
+}
+
+impl Storage for LocalStorage {
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        let what = || format!("writing {}", path.display());
+        if kind != Kind::Lock && path.exists() {
+            return Err(Error::new(ErrorKind::Storage, format!("{} already exists", path.display())));
+        }
+        let dir = path.parent().expect("object paths have a parent");
+        if kind == Kind::Pack {
+            mkdir_private(dir).map_err(|e| Error::storage(what(), e))?;
+        }
+        let tmp = self.root.join("tmp").join(format!("{name}.{}.tmp", crate::id::to_hex(&crate::crypto::random_array::<6>())));
+        let result = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, &path)?;
+            sync_dir(dir)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::storage(what(), e));
+        }
+        Ok(())
+    }
+
+    fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Self::not_found(kind, name),
+            _ => Error::storage(format!("reading {}", path.display()), e),
+        })
+    }
+
+    fn get_range(&self, kind: Kind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        let f = self.cached_file(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Self::not_found(kind, name),
+            _ => Error::storage(format!("opening {}", path.display()), e),
+        })?;
+        let len = usize::try_from(len).map_err(|_| Error::corrupt("range too large"))?;
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, offset).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!(
+                "{} truncated: cannot read {len} bytes at offset {offset}",
+                path.display()
+            )),
+            _ => Error::storage(format!("reading {}", path.display()), e),
+        })?;
+        Ok(buf)
+    }
+
+    fn list(&self, kind: Kind) -> Result<Vec<(String, u64)>> {
+        if kind == Kind::Config {
+            return Ok(match fs::metadata(self.root.join(CONFIG_NAME)) {
+                Ok(m) => vec![(CONFIG_NAME.to_string(), m.len())],
+                Err(_) => vec![],
+            });
+        }
+        let base = self.root.join(kind.dir());
+        let mut dirs = vec![base.clone()];
+        if kind == Kind::Pack {
+            dirs.clear();
+            for e in fs::read_dir(&base).map_err(|e| Error::storage(format!("listing {}", base.display()), e))? {
+                let e = e.map_err(|e| Error::storage(format!("listing {}", base.display()), e))?;
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(e.path());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for dir in dirs {
+            let wrap = |e| Error::storage(format!("listing {}", dir.display()), e);
+            for e in fs::read_dir(&dir).map_err(wrap)? {
+                let e = e.map_err(wrap)?;
+                let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+                if check_name(kind, &name).is_err() {
+                    continue;
+                }
+                let meta = e.metadata().map_err(wrap)?;
+                if meta.is_file() {
+                    out.push((name, meta.len()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete(&self, kind: Kind, name: &str) -> Result<()> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        self.open_files.lock().expect("poisoned").remove(&path);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::storage(format!("deleting {}", path.display()), e)),
+        }
+        sync_dir(path.parent().expect("has parent")).map_err(|e| Error::storage(format!("syncing after deleting {}", path.display()), e))
+    }
+}
