@@ -1,1 +1,73 @@
-fn main(){}
+//! The `masclet` command line: parses arguments, calls one engine function per command,
+//! renders the result, and maps errors to documented exit codes. No backup logic lives here.
+
+mod args;
+mod commands;
+mod output;
+mod password;
+mod progress;
+
+use clap::Parser;
+use masclet_engine::ErrorKind;
+use std::process::ExitCode;
+
+/// Exit codes (documented in `masclet --help` and the README).
+pub mod exit {
+    /// A command failed (I/O, storage, bad input, not found).
+    pub const FAILURE: u8 = 1;
+    /// The command line was invalid.
+    pub const USAGE: u8 = 2;
+    /// Wrong passphrase, or no key slot could be opened.
+    pub const WRONG_PASSWORD: u8 = 3;
+    /// Another process holds the repository lock.
+    pub const LOCKED: u8 = 4;
+    /// Damaged data was found (`check` problems, or a command met corrupt data).
+    pub const DAMAGED: u8 = 5;
+    /// The index is missing or damaged: run `masclet repair index`.
+    pub const INDEX: u8 = 6;
+    /// Interrupted by Ctrl-C (nothing partial was committed).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+fn code_for(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::WrongPassword => exit::WRONG_PASSWORD,
+        ErrorKind::Locked => exit::LOCKED,
+        ErrorKind::Corrupt => exit::DAMAGED,
+        ErrorKind::IndexUnavailable => exit::INDEX,
+        ErrorKind::Interrupted => exit::INTERRUPTED,
+        _ => exit::FAILURE,
+    }
+}
+
+fn main() -> ExitCode {
+    // Everything masclet writes (repository, index, exports, temp files) is private.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let cli = args::Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        if masclet_engine::interrupted() {
+            // A second Ctrl-C: the operator insists. Nothing committed is at risk.
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+        masclet_engine::interrupt();
+    });
+    match commands::run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            if let Some(e) = err.downcast_ref::<masclet_engine::Error>() {
+                if e.kind() == ErrorKind::Io && e.message().contains("Broken pipe") {
+                    return ExitCode::SUCCESS;
+                }
+                eprintln!("masclet: error: {e}");
+                return ExitCode::from(code_for(e.kind()));
+            }
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("masclet: error: {err:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}

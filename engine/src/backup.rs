@@ -119,7 +119,9 @@ impl Writer<'_> {
             let s = s?;
             let raw = batch.chunks[i].len();
             self.stats.new_chunks += 1;
-            self.stats.new_raw_bytes += raw as u64;
+            if ty == ObjectType::Data {
+                self.stats.new_raw_bytes += raw as u64;
+            }
             self.stats.bytes_added += s.len() as u64;
             self.pack.add(ty, ids[i], s, u32::try_from(raw).expect("chunks are below 4 GiB"));
             self.in_pack.insert(ids[i]);

@@ -31,7 +31,7 @@ pub struct BackupStats {
     pub chunks: u64,
     /// Chunks that were new to the repository.
     pub new_chunks: u64,
-    /// Plaintext bytes of the new chunks.
+    /// Plaintext bytes of the new data chunks (file content not seen before).
     pub new_raw_bytes: u64,
     /// Bytes added to the repository (sealed chunks, pack framing excluded).
     pub bytes_added: u64,

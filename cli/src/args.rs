@@ -1,0 +1,141 @@
+//! Command-line definitions (clap). Help text lives here; `masclet man` and
+//! `masclet completions` are generated from these same definitions.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Examples:
+  export MASCLET_REPO=/backups/masclet MASCLET_PASSWORD_FILE=/etc/masclet/passphrase
+  masclet init
+  pg_dump -Fc masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.dump --tag daily
+  masclet snapshots
+  masclet check --read-data
+  masclet restore latest --target /tmp/restore
+
+Passphrase: from the file named by MASCLET_PASSWORD_FILE (mode 0600, owned by you; one
+trailing newline is ignored), else MASCLET_PASSWORD, else an interactive prompt. Never
+from the command line.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 3 wrong passphrase, 4 repository locked,
+5 damaged data found, 6 index missing or damaged (run `masclet repair index`),
+130 interrupted (nothing partial committed).";
+
+/// masclet: deduplicating, encrypted backups for PostgreSQL-backed applications.
+#[derive(Debug, Parser)]
+#[command(name = "masclet", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Repository directory.
+    #[arg(long, short = 'r', env = "MASCLET_REPO", global = true, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Seconds to wait for a conflicting repository lock before giving up.
+    #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new, empty repository.
+    #[command(after_help = "Example:\n  MASCLET_PASSWORD_FILE=/etc/masclet/pw masclet --repo /backups/masclet init")]
+    Init,
+    /// Back up files, directories or a stream, and print the new snapshot's id.
+    #[command(after_help = "Examples:\n  masclet backup /var/lib/masclet/uploads --tag daily\n  pg_dump -Fc masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.dump\n  masclet backup --time 2025-03-11T07:45:00Z ./dump.sql")]
+    Backup(BackupArgs),
+    /// List snapshots, oldest first.
+    Snapshots,
+    /// Restore a snapshot into a directory.
+    #[command(after_help = "Examples:\n  masclet restore latest --target /tmp/restore\n  masclet restore 1a2b3c4d --target /srv/restore --overwrite")]
+    Restore(RestoreArgs),
+    /// Write one file of a snapshot to standard output.
+    #[command(after_help = "Example:\n  masclet dump latest masclet_imperi.dump | pg_restore -d scratch")]
+    Dump {
+        /// Snapshot id, unique id prefix, or `latest`.
+        snapshot: String,
+        /// Path of the file inside the snapshot.
+        path: String,
+    },
+    /// List the entries of a snapshot.
+    Ls {
+        /// Snapshot id, unique id prefix, or `latest`.
+        snapshot: String,
+        /// Show mode, size and time.
+        #[arg(long, short = 'l')]
+        long: bool,
+    },
+    /// Verify the repository: structure always, every chunk's content with --read-data.
+    #[command(after_help = "Exits 5 when damage is found, listing damaged objects and the snapshots they hurt.")]
+    Check {
+        /// Also decrypt and re-hash every chunk of every pack.
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Repair derived state.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+    /// Remove locks left by processes that no longer run on this host.
+    Unlock {
+        /// Remove every lock, including other hosts' (only when you know nothing runs).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  masclet completions bash > /etc/bash_completion.d/masclet")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  masclet man | gzip > /usr/share/man/man1/masclet.1.gz")]
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the SQLite index from the pack files.
+    Index,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Files or directories to back up.
+    #[arg(required_unless_present = "stdin", conflicts_with = "stdin", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Read the data to back up from standard input.
+    #[arg(long)]
+    pub stdin: bool,
+    /// Name of the file that holds the standard input in the snapshot.
+    #[arg(long, default_value = "stdin", requires = "stdin", value_name = "NAME")]
+    pub stdin_name: String,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Record this time instead of now (RFC 3339, e.g. 2025-03-11T07:45:00Z).
+    #[arg(long, value_name = "RFC3339")]
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot id, unique id prefix, or `latest`.
+    pub snapshot: String,
+    /// Directory to restore into (created if missing).
+    #[arg(long, short = 't', value_name = "DIR")]
+    pub target: PathBuf,
+    /// Replace symlinks and files that stand where the snapshot has something else.
+    #[arg(long)]
+    pub overwrite: bool,
+}
