@@ -79,18 +79,31 @@ pub struct BackupSummary {
     pub duration_secs: f64,
 }
 
-struct Writer<'r> {
-    repo: &'r mut Repo,
+pub(crate) struct Writer<'r> {
+    pub(crate) repo: &'r mut Repo,
     pack: PackBuilder,
     in_pack: HashSet<ChunkId>,
     stats: BackupStats,
     packs_written: u64,
-    tree_chunks: Vec<(ChunkId, u32)>,
+    pub(crate) tree_chunks: Vec<(ChunkId, u32)>,
     progress: &'r dyn Progress,
 }
 
-impl Writer<'_> {
-    fn store(&mut self, ty: ObjectType, batch: &Batch) -> Result<Vec<(ChunkId, u32)>> {
+impl<'r> Writer<'r> {
+    pub(crate) fn new(repo: &'r mut Repo, progress: &'r dyn Progress) -> Self {
+        let target = repo.config.pack_target as usize;
+        Self {
+            repo,
+            pack: PackBuilder::new(target),
+            in_pack: HashSet::new(),
+            stats: BackupStats::default(),
+            packs_written: 0,
+            tree_chunks: Vec::new(),
+            progress,
+        }
+    }
+
+    pub(crate) fn store(&mut self, ty: ObjectType, batch: &Batch) -> Result<Vec<(ChunkId, u32)>> {
         crate::check_interrupt()?;
         let keys = &self.repo.keys;
         let ids: Vec<ChunkId> = batch.chunks.par_iter().map(|r| keys.chunk_id(&batch.data[r.clone()])).collect();
@@ -134,7 +147,7 @@ impl Writer<'_> {
     }
 
     /// Write the open pack durably, then index it: never the other way round.
-    fn flush(&mut self) -> Result<()> {
+    pub(crate) fn flush(&mut self) -> Result<()> {
         if self.pack.is_empty() {
             return Ok(());
         }
@@ -160,7 +173,7 @@ impl Writer<'_> {
         Ok((chunker.total(), chunker.content_hash()))
     }
 
-    fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
+    pub(crate) fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
         if let Some(batch) = tree.push(r) {
             let ids = self.store(ObjectType::Tree, &batch)?;
             self.tree_chunks.extend(ids);
@@ -241,16 +254,7 @@ pub fn backup(repo: &mut Repo, source: Source<'_>, opts: &BackupOptions, progres
     let started = Instant::now();
     let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
     let mut tree = TreeWriter::new(cutter, TREE_FLUSH_BYTES);
-    let pack_target = repo.config.pack_target as usize;
-    let mut w = Writer {
-        repo,
-        pack: PackBuilder::new(pack_target),
-        in_pack: HashSet::new(),
-        stats: BackupStats::default(),
-        packs_written: 0,
-        tree_chunks: Vec::new(),
-        progress,
-    };
+    let mut w = Writer::new(repo, progress);
     progress.start("backup", None, Unit::Bytes);
     let (paths, kind) = match source {
         Source::Paths(paths) => {

@@ -41,6 +41,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod format;
+pub mod hazmat;
 pub mod id;
 pub mod index;
 pub mod keys;

@@ -104,8 +104,9 @@ impl Restorer<'_> {
         rustix::fs::statat(self.parent_fd(), name, AtFlags::SYMLINK_NOFOLLOW).ok().map(|st| FileType::from_raw_mode(st.st_mode))
     }
 
-    /// Make room for a new non-directory at `name`, or refuse.
-    fn clear_for(&self, m: &EntryMeta) -> Result<()> {
+    /// Make room for a new non-directory at `name`, or refuse. An existing symlink is only
+    /// replaced (never written through) with `--overwrite`, or by a symlink from the snapshot.
+    fn clear_for(&self, m: &EntryMeta, replacing_with_link: bool) -> Result<()> {
         let name = name_of(&m.path);
         match self.existing(name) {
             None => Ok(()),
@@ -113,7 +114,7 @@ impl Restorer<'_> {
                 ErrorKind::Io,
                 format!("{} exists in the target as a directory; restore into an empty directory", display_path(&m.path)),
             )),
-            Some(FileType::Symlink) if !self.opts.overwrite => Err(Error::new(
+            Some(FileType::Symlink) if !self.opts.overwrite && !replacing_with_link => Err(Error::new(
                 ErrorKind::Io,
                 format!("refusing to write through existing symlink {} (use --overwrite to replace it)", display_path(&m.path)),
             )),
@@ -128,7 +129,7 @@ impl Restorer<'_> {
             Ok(()) => {}
             Err(rustix::io::Errno::EXIST) if self.existing(name) == Some(FileType::Directory) => {}
             Err(rustix::io::Errno::EXIST) => {
-                self.clear_for(&m)?;
+                self.clear_for(&m, false)?;
                 rustix::fs::mkdirat(self.parent_fd(), name, Mode::from_raw_mode(0o700)).map_err(|e| at_err(&m.path, "creating", e))?;
             }
             Err(e) => return Err(at_err(&m.path, "creating", e)),
@@ -142,7 +143,7 @@ impl Restorer<'_> {
 
     fn symlink(&mut self, m: &EntryMeta, target: &[u8]) -> Result<()> {
         self.pop_to_parent(&m.path)?;
-        self.clear_for(m)?;
+        self.clear_for(m, true)?;
         let name = name_of(&m.path);
         rustix::fs::symlinkat(target, self.parent_fd(), name).map_err(|e| at_err(&m.path, "creating symlink", e))?;
         rustix::fs::utimensat(self.parent_fd(), name, &times(m), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| at_err(&m.path, "setting times of", e))?;
@@ -153,7 +154,7 @@ impl Restorer<'_> {
     fn file_start(&mut self, meta: EntryMeta) -> Result<()> {
         self.pop_to_parent(&meta.path)?;
         if self.existing(name_of(&meta.path)).is_some() {
-            self.clear_for(&meta)?;
+            self.clear_for(&meta, false)?;
         }
         let tmp_name = format!(".masclet-restore-{}", crate::id::to_hex(&crate::crypto::random_array::<8>())).into_bytes();
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;

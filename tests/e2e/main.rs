@@ -1,1 +1,8 @@
-fn main(){}
+//! End-to-end tests of the engine on real filesystems and on fault-injecting storage.
+//! One test binary; each module opens with the failure it guards against.
+
+mod corruption;
+mod faults;
+mod golden;
+mod hostile;
+mod roundtrip;

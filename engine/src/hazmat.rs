@@ -1,0 +1,56 @@
+//! Low-level writing of chunks and snapshots, bypassing the backup pipeline's checks.
+//!
+//! For tools and tests that must craft repositories a correct client would never write
+//! (hostile trees, type confusion), so that readers can be shown to refuse them. Nothing
+//! in masclet's own commands uses this module.
+
+use crate::backup::Writer;
+use crate::chunker::{Batch, Cutter};
+use crate::error::Result;
+use crate::format::ObjectType;
+use crate::id::{ChunkId, SnapshotId};
+use crate::repo::Repo;
+use crate::snapshot::{BackupStats, Snapshot};
+use crate::tree::{Record, TreeWriter};
+
+/// Store `data` as one chunk of type `ty` (in a pack of its own) and return its id.
+///
+/// # Errors
+/// Storage or index errors.
+pub fn store_chunk(repo: &mut Repo, ty: ObjectType, data: &[u8]) -> Result<ChunkId> {
+    let mut w = Writer::new(repo, &crate::NoProgress);
+    let batch = Batch { data: data.to_vec(), chunks: vec![0..data.len()] };
+    let ids = w.store(ty, &batch)?;
+    w.flush()?;
+    Ok(ids[0].0)
+}
+
+/// Commit a snapshot whose tree stream is exactly `records`, unvalidated.
+///
+/// # Errors
+/// Storage or index errors.
+pub fn commit_records(repo: &mut Repo, records: &[Record], tags: Vec<String>) -> Result<SnapshotId> {
+    let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
+    let mut tree = TreeWriter::new(cutter, 1 << 20);
+    let mut w = Writer::new(repo, &crate::NoProgress);
+    for r in records {
+        w.tree(&mut tree, r)?;
+    }
+    if let Some(batch) = tree.finish() {
+        let ids = w.store(ObjectType::Tree, &batch)?;
+        w.tree_chunks.extend(ids);
+    }
+    w.flush()?;
+    let snap = Snapshot {
+        time: chrono::Utc::now(),
+        host: "crafted".into(),
+        user: "crafted".into(),
+        tags,
+        paths: vec![b"crafted".to_vec()],
+        source: "files".into(),
+        stats: BackupStats::default(),
+        tree_len: tree.total(),
+        tree: std::mem::take(&mut w.tree_chunks),
+    };
+    snap.save(w.repo.storage.as_ref(), &w.repo.keys)
+}
