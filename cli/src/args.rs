@@ -34,7 +34,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Repository directory.
-    #[arg(long, short = 'r', env = "MASCLET_REPO", global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        short = 'r',
+        env = "MASCLET_REPO",
+        global = true,
+        value_name = "PATH"
+    )]
     pub repo: Option<PathBuf>,
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
@@ -50,18 +56,26 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new, empty repository.
-    #[command(after_help = "Example:\n  MASCLET_PASSWORD_FILE=/etc/masclet/pw masclet --repo /backups/masclet init")]
+    #[command(
+        after_help = "Example:\n  MASCLET_PASSWORD_FILE=/etc/masclet/pw masclet --repo /backups/masclet init"
+    )]
     Init,
     /// Back up files, directories or a stream, and print the new snapshot's id.
-    #[command(after_help = "Examples:\n  masclet backup /var/lib/masclet/uploads --tag daily\n  pg_dump -Fc masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.dump\n  masclet backup --time 2025-03-11T07:45:00Z ./dump.sql")]
+    #[command(
+        after_help = "Examples:\n  masclet backup /var/lib/masclet/uploads --tag daily\n  pg_dump -Fc masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.dump\n  masclet backup --time 2025-03-11T07:45:00Z ./dump.sql"
+    )]
     Backup(BackupArgs),
     /// List snapshots, oldest first.
     Snapshots,
     /// Restore a snapshot into a directory.
-    #[command(after_help = "Examples:\n  masclet restore latest --target /tmp/restore\n  masclet restore 1a2b3c4d --target /srv/restore --overwrite")]
+    #[command(
+        after_help = "Examples:\n  masclet restore latest --target /tmp/restore\n  masclet restore 1a2b3c4d --target /srv/restore --overwrite"
+    )]
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output.
-    #[command(after_help = "Example:\n  masclet dump latest masclet_imperi.dump | pg_restore -d scratch")]
+    #[command(
+        after_help = "Example:\n  masclet dump latest masclet_imperi.dump | pg_restore -d scratch"
+    )]
     Dump {
         /// Snapshot id, unique id prefix, or `latest`.
         snapshot: String,
@@ -77,7 +91,9 @@ pub enum Command {
         long: bool,
     },
     /// Verify the repository: structure always, every chunk's content with --read-data.
-    #[command(after_help = "Exits 5 when damage is found, listing damaged objects and the snapshots they hurt.")]
+    #[command(
+        after_help = "Exits 5 when damage is found, listing damaged objects and the snapshots they hurt."
+    )]
     Check {
         /// Also decrypt and re-hash every chunk of every pack.
         #[arg(long)]
@@ -112,7 +128,11 @@ pub enum RepairCommand {
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// Files or directories to back up.
-    #[arg(required_unless_present = "stdin", conflicts_with = "stdin", value_name = "PATH")]
+    #[arg(
+        required_unless_present = "stdin",
+        conflicts_with = "stdin",
+        value_name = "PATH"
+    )]
     pub paths: Vec<PathBuf>,
     /// Read the data to back up from standard input.
     #[arg(long)]

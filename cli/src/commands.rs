@@ -30,7 +30,12 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Repair(RepairCommand::Index) => repair_index(cli, &bars),
         Command::Unlock { all } => unlock(cli, *all),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "masclet", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "masclet",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
         Command::Man => {
@@ -41,7 +46,10 @@ pub fn run(cli: &Cli) -> Result<u8> {
 }
 
 fn repo_path(cli: &Cli) -> Result<PathBuf> {
-    cli.global.repo.clone().ok_or_else(|| anyhow!("no repository given: use --repo PATH or set MASCLET_REPO"))
+    cli.global
+        .repo
+        .clone()
+        .ok_or_else(|| anyhow!("no repository given: use --repo PATH or set MASCLET_REPO"))
 }
 
 fn open(cli: &Cli, operation: &str, lock: Option<LockMode>) -> Result<Repo> {
@@ -49,7 +57,8 @@ fn open(cli: &Cli, operation: &str, lock: Option<LockMode>) -> Result<Repo> {
     let storage = LocalStorage::open(&path)?;
     let index = storage.index_path();
     let pw = password::read(false)?;
-    let opts = OpenOptions::new(operation, lock).lock_wait(Duration::from_secs(cli.global.lock_wait));
+    let opts =
+        OpenOptions::new(operation, lock).lock_wait(Duration::from_secs(cli.global.lock_wait));
     Ok(Repo::open(Arc::new(storage), &index, &pw, &opts)?)
 }
 
@@ -57,11 +66,21 @@ fn init(cli: &Cli) -> Result<u8> {
     let path = repo_path(cli)?;
     let pw = password::read(true)?;
     let storage = LocalStorage::create(&path)?;
-    let id = engine::init(&storage, &storage.index_path(), &pw, engine::RepoConfig::new_default(), engine::KdfParams::for_new_slot())?;
+    let id = engine::init(
+        &storage,
+        &storage.index_path(),
+        &pw,
+        engine::RepoConfig::new_default(),
+        engine::KdfParams::for_new_slot(),
+    )?;
     if cli.global.json {
         print_json(&json!({ "id": id, "path": path }));
     } else {
-        println!("created masclet repository {} at {}", id.short(), path.display());
+        println!(
+            "created masclet repository {} at {}",
+            id.short(),
+            path.display()
+        );
         println!("keep the passphrase safe: without it the backups cannot be read");
     }
     Ok(0)
@@ -73,22 +92,38 @@ fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
         .as_deref()
         .map(|t| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc)))
         .transpose()
-        .context("--time must be RFC 3339, like 2025-03-11T07:45:00Z or 2025-03-11T08:45:00+01:00")?;
+        .context(
+            "--time must be RFC 3339, like 2025-03-11T07:45:00Z or 2025-03-11T08:45:00+01:00",
+        )?;
     for t in &a.tags {
         if t.is_empty() || t.contains(',') || t.chars().any(char::is_whitespace) {
-            return Err(anyhow!("invalid tag {t:?}: tags are single words without commas"));
+            return Err(anyhow!(
+                "invalid tag {t:?}: tags are single words without commas"
+            ));
         }
     }
     let mut repo = open(cli, "backup", Some(LockMode::Shared))?;
     let source = if a.stdin {
-        engine::Source::Stream { name: a.stdin_name.clone().into_bytes(), reader: Box::new(std::io::stdin().lock()) }
+        engine::Source::Stream {
+            name: a.stdin_name.clone().into_bytes(),
+            reader: Box::new(std::io::stdin().lock()),
+        }
     } else {
         engine::Source::Paths(a.paths.clone())
     };
-    let s = engine::backup(&mut repo, source, &engine::BackupOptions::new(a.tags.clone(), time), bars)?;
+    let s = engine::backup(
+        &mut repo,
+        source,
+        &engine::BackupOptions::new(a.tags.clone(), time),
+        bars,
+    )?;
     let st = &s.stats;
     #[allow(clippy::cast_precision_loss)]
-    let dedup = if st.bytes_read == 0 { 0.0 } else { 1.0 - st.new_raw_bytes as f64 / st.bytes_read as f64 };
+    let dedup = if st.bytes_read == 0 {
+        0.0
+    } else {
+        1.0 - st.new_raw_bytes as f64 / st.bytes_read as f64
+    };
     if cli.global.json {
         let mut v = serde_json::to_value(&s)?;
         v["dedup_ratio"] = json!(dedup);
@@ -116,7 +151,10 @@ fn snapshots(cli: &Cli) -> Result<u8> {
     let repo = open(cli, "snapshots", Some(LockMode::Shared))?;
     let (snaps, bad) = repo.snapshots()?;
     for (id, e) in &bad {
-        eprintln!("masclet: warning: snapshot {} cannot be read: {e}", id.short());
+        eprintln!(
+            "masclet: warning: snapshot {} cannot be read: {e}",
+            id.short()
+        );
     }
     if cli.global.json {
         let arr: Vec<_> = snaps
@@ -137,9 +175,16 @@ fn snapshots(cli: &Cli) -> Result<u8> {
             .collect();
         print_json(&json!(arr));
     } else {
-        println!("{:<8}  {:<19}  {:<12}  {:<20}  {:>9}  paths", "id", "time", "host", "tags", "size");
+        println!(
+            "{:<8}  {:<19}  {:<12}  {:<20}  {:>9}  paths",
+            "id", "time", "host", "tags", "size"
+        );
         for (id, s) in &snaps {
-            let paths: Vec<_> = s.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+            let paths: Vec<_> = s
+                .paths
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
             println!(
                 "{:<8}  {:<19}  {:<12}  {:<20}  {:>9}  {}",
                 id.short(),
@@ -158,7 +203,13 @@ fn snapshots(cli: &Cli) -> Result<u8> {
 fn restore(cli: &Cli, a: &RestoreArgs, bars: &Bars) -> Result<u8> {
     let repo = open(cli, "restore", Some(LockMode::Shared))?;
     let (id, snap) = repo.resolve(&a.snapshot)?;
-    let s = engine::restore(&repo, &snap, &a.target, &engine::RestoreOptions::new(a.overwrite), bars)?;
+    let s = engine::restore(
+        &repo,
+        &snap,
+        &a.target,
+        &engine::RestoreOptions::new(a.overwrite),
+        bars,
+    )?;
     if cli.global.json {
         let mut v = serde_json::to_value(s)?;
         v["snapshot"] = json!(id);
@@ -200,9 +251,18 @@ fn ls(cli: &Cli, snapshot: &str, long: bool) -> Result<u8> {
             return Ok(());
         }
         let line = if long {
-            let t = chrono::DateTime::from_timestamp(e.mtime, 0).map(|t| local_time(&t)).unwrap_or_default();
-            let target = e.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
-            format!("{:<7} {:04o} {:>12} {t}  {}{target}", e.kind, e.mode, e.size, e.path)
+            let t = chrono::DateTime::from_timestamp(e.mtime, 0)
+                .map(|t| local_time(&t))
+                .unwrap_or_default();
+            let target = e
+                .target
+                .as_ref()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default();
+            format!(
+                "{:<7} {:04o} {:>12} {t}  {}{target}",
+                e.kind, e.mode, e.size, e.path
+            )
         } else {
             e.path
         };
@@ -236,9 +296,16 @@ fn check(cli: &Cli, read_data: bool, bars: &Bars) -> Result<u8> {
                 r.orphan_packs.len()
             );
         }
-        let what = if read_data { format!(", {} chunks read and verified", r.chunks_read) } else { String::new() };
+        let what = if read_data {
+            format!(", {} chunks read and verified", r.chunks_read)
+        } else {
+            String::new()
+        };
         if r.ok() {
-            println!("no problems found: {} snapshots, {} packs{what}", r.snapshots, r.packs);
+            println!(
+                "no problems found: {} snapshots, {} packs{what}",
+                r.snapshots, r.packs
+            );
         } else {
             println!(
                 "{} problems found; {} of {} snapshots damaged{what}",
@@ -256,7 +323,8 @@ fn repair_index(cli: &Cli, bars: &Bars) -> Result<u8> {
     let storage = LocalStorage::open(&path)?;
     let index = storage.index_path();
     let pw = password::read(false)?;
-    let opts = OpenOptions::new("repair index", None).lock_wait(Duration::from_secs(cli.global.lock_wait));
+    let opts =
+        OpenOptions::new("repair index", None).lock_wait(Duration::from_secs(cli.global.lock_wait));
     let r = engine::repair_index(Arc::new(storage), &index, &pw, &opts, bars)?;
     if cli.global.json {
         print_json(&serde_json::to_value(&r)?);
@@ -269,7 +337,13 @@ fn repair_index(cli: &Cli, bars: &Bars) -> Result<u8> {
             println!("snapshot {s} references data no pack holds");
         }
     }
-    Ok(if r.damaged_packs.is_empty() && r.incomplete_snapshots.is_empty() { 0 } else { exit::DAMAGED })
+    Ok(
+        if r.damaged_packs.is_empty() && r.incomplete_snapshots.is_empty() {
+            0
+        } else {
+            exit::DAMAGED
+        },
+    )
 }
 
 fn unlock(cli: &Cli, all: bool) -> Result<u8> {

@@ -9,15 +9,26 @@ use zeroize::Zeroizing;
 pub fn read(confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
     if let Some(path) = std::env::var_os("MASCLET_PASSWORD_FILE") {
         let path = std::path::PathBuf::from(path);
-        let meta = std::fs::metadata(&path).with_context(|| format!("reading MASCLET_PASSWORD_FILE {}", path.display()))?;
+        let meta = std::fs::metadata(&path)
+            .with_context(|| format!("reading MASCLET_PASSWORD_FILE {}", path.display()))?;
         let uid = rustix::process::geteuid().as_raw();
         if meta.mode() & 0o077 != 0 {
-            bail!("insecure permissions on {}: it must be readable by you alone (chmod 600 {})", path.display(), path.display());
+            bail!(
+                "insecure permissions on {}: it must be readable by you alone (chmod 600 {})",
+                path.display(),
+                path.display()
+            );
         }
         if meta.uid() != uid {
-            bail!("insecure ownership of {}: it belongs to uid {}, not to you (uid {uid})", path.display(), meta.uid());
+            bail!(
+                "insecure ownership of {}: it belongs to uid {}, not to you (uid {uid})",
+                path.display(),
+                meta.uid()
+            );
         }
-        let mut bytes = Zeroizing::new(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
+        let mut bytes = Zeroizing::new(
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        );
         // One trailing newline is what `echo pw > file` leaves; it is not part of the passphrase.
         if bytes.ends_with(b"\n") {
             bytes.pop();

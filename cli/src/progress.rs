@@ -13,7 +13,10 @@ pub struct Bars {
 
 impl Bars {
     pub fn new(quiet: bool) -> Self {
-        Self { bar: Mutex::new(None), enabled: !quiet && std::io::stderr().is_terminal() }
+        Self {
+            bar: Mutex::new(None),
+            enabled: !quiet && std::io::stderr().is_terminal(),
+        }
     }
 }
 
@@ -23,14 +26,20 @@ impl Progress for Bars {
             return;
         }
         let template = match (total.is_some(), unit) {
-            (true, Unit::Bytes) => "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            (true, Unit::Bytes) => {
+                "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+            }
             (true, Unit::Items) => "{msg:>12} [{bar:30}] {pos}/{len} eta {eta}",
             (false, Unit::Bytes) => "{msg:>12} {spinner} {bytes} {bytes_per_sec} {elapsed}",
             (false, Unit::Items) => "{msg:>12} {spinner} {pos} {elapsed}",
         };
         let bar = total.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
         bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(5));
-        bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
         bar.set_message(phase.to_string());
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         *self.bar.lock().expect("poisoned") = Some(bar);

@@ -106,7 +106,11 @@ impl<'r> Writer<'r> {
     pub(crate) fn store(&mut self, ty: ObjectType, batch: &Batch) -> Result<Vec<(ChunkId, u32)>> {
         crate::check_interrupt()?;
         let keys = &self.repo.keys;
-        let ids: Vec<ChunkId> = batch.chunks.par_iter().map(|r| keys.chunk_id(&batch.data[r.clone()])).collect();
+        let ids: Vec<ChunkId> = batch
+            .chunks
+            .par_iter()
+            .map(|r| keys.chunk_id(&batch.data[r.clone()]))
+            .collect();
         let mut fresh = Vec::new();
         let mut seen = HashSet::new();
         for (i, id) in ids.iter().enumerate() {
@@ -123,7 +127,10 @@ impl<'r> Writer<'r> {
                 // Verify after write: a compressor or memory fault must not reach the repository.
                 let back = keys.open(ty, &ids[i].0, &s, plain.len())?;
                 if back != plain {
-                    return Err(Error::internal(format!("chunk {} did not survive a seal/open round trip", ids[i].short())));
+                    return Err(Error::internal(format!(
+                        "chunk {} did not survive a seal/open round trip",
+                        ids[i].short()
+                    )));
                 }
                 Ok(s)
             })
@@ -136,14 +143,27 @@ impl<'r> Writer<'r> {
                 self.stats.new_raw_bytes += raw as u64;
             }
             self.stats.bytes_added += s.len() as u64;
-            self.pack.add(ty, ids[i], s, u32::try_from(raw).expect("chunks are below 4 GiB"));
+            self.pack.add(
+                ty,
+                ids[i],
+                s,
+                u32::try_from(raw).expect("chunks are below 4 GiB"),
+            );
             self.in_pack.insert(ids[i]);
             if self.pack.is_full() {
                 self.flush()?;
             }
         }
         self.stats.chunks += ids.len() as u64;
-        Ok(ids.into_iter().zip(batch.chunks.iter().map(|r| u32::try_from(r.len()).expect("small"))).collect())
+        Ok(ids
+            .into_iter()
+            .zip(
+                batch
+                    .chunks
+                    .iter()
+                    .map(|r| u32::try_from(r.len()).expect("small")),
+            )
+            .collect())
     }
 
     /// Write the open pack durably, then index it: never the other way round.
@@ -151,7 +171,10 @@ impl<'r> Writer<'r> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let pack = std::mem::replace(&mut self.pack, PackBuilder::new(self.repo.config.pack_target as usize));
+        let pack = std::mem::replace(
+            &mut self.pack,
+            PackBuilder::new(self.repo.config.pack_target as usize),
+        );
         let (id, bytes, entries) = pack.finish(&self.repo.keys);
         self.repo.storage.put(Kind::Pack, &id.to_hex(), &bytes)?;
         self.repo.index.add_pack(id, bytes.len() as u64, &entries)?;
@@ -160,10 +183,18 @@ impl<'r> Writer<'r> {
         Ok(())
     }
 
-    fn store_stream(&mut self, reader: impl Read, what: &dyn Fn() -> String, tree: &mut TreeWriter) -> Result<(u64, [u8; 32])> {
+    fn store_stream(
+        &mut self,
+        reader: impl Read,
+        what: &dyn Fn() -> String,
+        tree: &mut TreeWriter,
+    ) -> Result<(u64, [u8; 32])> {
         let params = self.repo.config.chunker;
         let mut chunker = Chunker::new(reader, params, self.repo.keys.chunker_seed(), BATCH_BYTES);
-        while let Some(batch) = chunker.next_batch().map_err(|e| Error::io(format!("reading {}", what()), e))? {
+        while let Some(batch) = chunker
+            .next_batch()
+            .map_err(|e| Error::io(format!("reading {}", what()), e))?
+        {
             self.progress.inc(batch.data.len() as u64);
             for (id, len) in self.store(ObjectType::Data, &batch)? {
                 self.tree(tree, &Record::FileChunk(id, len))?;
@@ -186,7 +217,10 @@ impl<'r> Writer<'r> {
             Ok(m) => m,
             // Vanished between listing and reading: a live tree, not an error.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.progress.warn(&format!("{} vanished during the backup; skipped", fs_path.display()));
+                self.progress.warn(&format!(
+                    "{} vanished during the backup; skipped",
+                    fs_path.display()
+                ));
                 return Ok(());
             }
             Err(e) => return Err(Error::io(format!("reading {}", fs_path.display()), e)),
@@ -215,33 +249,51 @@ impl<'r> Writer<'r> {
                 self.walk(&fs_path.join(&name), child, tree)?;
             }
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(fs_path).map_err(|e| Error::io(format!("reading link {}", fs_path.display()), e))?;
+            let target = std::fs::read_link(fs_path)
+                .map_err(|e| Error::io(format!("reading link {}", fs_path.display()), e))?;
             self.stats.symlinks += 1;
-            self.tree(tree, &Record::Symlink(entry, target.as_os_str().as_bytes().to_vec()))?;
+            self.tree(
+                tree,
+                &Record::Symlink(entry, target.as_os_str().as_bytes().to_vec()),
+            )?;
         } else if ft.is_file() {
-            let f = match File::options().read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed()).open(fs_path) {
+            let f = match File::options()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+                .open(fs_path)
+            {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    self.progress.warn(&format!("{} vanished during the backup; skipped", fs_path.display()));
+                    self.progress.warn(&format!(
+                        "{} vanished during the backup; skipped",
+                        fs_path.display()
+                    ));
                     return Ok(());
                 }
                 Err(e) => return Err(Error::io(format!("opening {}", fs_path.display()), e)),
             };
             self.stats.files += 1;
             self.tree(tree, &Record::FileStart(entry))?;
-            let (size, content_hash) = self.store_stream(f, &|| fs_path.display().to_string(), tree)?;
+            let (size, content_hash) =
+                self.store_stream(f, &|| fs_path.display().to_string(), tree)?;
             self.tree(tree, &Record::FileEnd { size, content_hash })?;
         } else {
-            self.progress.warn(&format!("{} is not a file, directory or symlink; skipped", fs_path.display()));
+            self.progress.warn(&format!(
+                "{} is not a file, directory or symlink; skipped",
+                fs_path.display()
+            ));
         }
         Ok(())
     }
 }
 
 fn top_level_name(path: &Path) -> Result<Vec<u8>> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::invalid(format!("cannot name {} in a snapshot: give a path that ends in a file or directory name", path.display())))?;
+    let name = path.file_name().ok_or_else(|| {
+        Error::invalid(format!(
+            "cannot name {} in a snapshot: give a path that ends in a file or directory name",
+            path.display()
+        ))
+    })?;
     Ok(name.as_bytes().to_vec())
 }
 
@@ -250,7 +302,12 @@ fn top_level_name(path: &Path) -> Result<Vec<u8>> {
 /// # Errors
 /// `Io` for source failures (nothing is committed), `Storage` for repository failures,
 /// `Interrupted` on Ctrl-C, `InvalidInput` for unusable paths or names.
-pub fn backup(repo: &mut Repo, source: Source<'_>, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupSummary> {
+pub fn backup(
+    repo: &mut Repo,
+    source: Source<'_>,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupSummary> {
     let started = Instant::now();
     let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
     let mut tree = TreeWriter::new(cutter, TREE_FLUSH_BYTES);
@@ -260,8 +317,10 @@ pub fn backup(repo: &mut Repo, source: Source<'_>, opts: &BackupOptions, progres
         Source::Paths(paths) => {
             let mut named = Vec::new();
             for p in paths {
-                let abs = std::path::absolute(&p).map_err(|e| Error::io(format!("resolving {}", p.display()), e))?;
-                std::fs::symlink_metadata(&abs).map_err(|e| Error::io(format!("cannot back up {}", p.display()), e))?;
+                let abs = std::path::absolute(&p)
+                    .map_err(|e| Error::io(format!("resolving {}", p.display()), e))?;
+                std::fs::symlink_metadata(&abs)
+                    .map_err(|e| Error::io(format!("cannot back up {}", p.display()), e))?;
                 named.push((top_level_name(&abs)?, abs));
             }
             named.sort_by(|a, b| path_cmp(&a.0, &b.0));
@@ -276,18 +335,34 @@ pub fn backup(repo: &mut Repo, source: Source<'_>, opts: &BackupOptions, progres
             for (name, abs) in &named {
                 w.walk(abs, name.clone(), &mut tree)?;
             }
-            (named.into_iter().map(|(_, p)| p.as_os_str().as_bytes().to_vec()).collect(), "files")
+            (
+                named
+                    .into_iter()
+                    .map(|(_, p)| p.as_os_str().as_bytes().to_vec())
+                    .collect(),
+                "files",
+            )
         }
         Source::Stream { name, reader } => {
-            check_path(&name).map_err(|_| Error::invalid("the stream name must be a file name (no `/`, not `.` or `..`)"))?;
+            check_path(&name).map_err(|_| {
+                Error::invalid("the stream name must be a file name (no `/`, not `.` or `..`)")
+            })?;
             if name.contains(&b'/') {
-                return Err(Error::invalid("the stream name must be a single file name without `/`"));
+                return Err(Error::invalid(
+                    "the stream name must be a single file name without `/`",
+                ));
             }
             let now = Utc::now();
-            let meta = EntryMeta { path: name.clone(), mode: 0o600, mtime: now.timestamp(), mtime_nsec: now.timestamp_subsec_nanos() };
+            let meta = EntryMeta {
+                path: name.clone(),
+                mode: 0o600,
+                mtime: now.timestamp(),
+                mtime_nsec: now.timestamp_subsec_nanos(),
+            };
             w.stats.files += 1;
             w.tree(&mut tree, &Record::FileStart(meta))?;
-            let (size, content_hash) = w.store_stream(reader, &|| "standard input".to_string(), &mut tree)?;
+            let (size, content_hash) =
+                w.store_stream(reader, &|| "standard input".to_string(), &mut tree)?;
             w.tree(&mut tree, &Record::FileEnd { size, content_hash })?;
             (vec![name], "stdin")
         }
@@ -302,7 +377,8 @@ pub fn backup(repo: &mut Repo, source: Source<'_>, opts: &BackupOptions, progres
     let snapshot = Snapshot {
         time: opts.time.unwrap_or_else(Utc::now),
         host: crate::lock::hostname(),
-        user: std::env::var("USER").unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
+        user: std::env::var("USER")
+            .unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
         tags: opts.tags.clone(),
         paths,
         source: kind.to_string(),
@@ -310,9 +386,19 @@ pub fn backup(repo: &mut Repo, source: Source<'_>, opts: &BackupOptions, progres
         tree_len: tree.total(),
         tree: std::mem::take(&mut w.tree_chunks),
     };
-    let id = snapshot.save(w.repo.storage.as_ref(), &w.repo.keys).map_err(|e| {
-        if e.kind() == ErrorKind::Storage { e.context("writing the snapshot (nothing was committed)") } else { e }
-    })?;
-    Ok(BackupSummary { snapshot: id, stats: w.stats, packs_written: w.packs_written, duration_secs: started.elapsed().as_secs_f64() })
+    let id = snapshot
+        .save(w.repo.storage.as_ref(), &w.repo.keys)
+        .map_err(|e| {
+            if e.kind() == ErrorKind::Storage {
+                e.context("writing the snapshot (nothing was committed)")
+            } else {
+                e
+            }
+        })?;
+    Ok(BackupSummary {
+        snapshot: id,
+        stats: w.stats,
+        packs_written: w.packs_written,
+        duration_secs: started.elapsed().as_secs_f64(),
+    })
 }
-

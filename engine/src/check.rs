@@ -66,7 +66,12 @@ impl CheckReport {
     }
 }
 
-fn verify_pack(repo: &Repo, id: PackId, size: u64, read_data: bool) -> (Result<Vec<PackEntry>>, Vec<(ChunkId, String)>) {
+fn verify_pack(
+    repo: &Repo,
+    id: PackId,
+    size: u64,
+    read_data: bool,
+) -> (Result<Vec<PackEntry>>, Vec<(ChunkId, String)>) {
     if !read_data {
         return (read_trailer(repo.storage(), &repo.keys, id, size), vec![]);
     }
@@ -75,8 +80,14 @@ fn verify_pack(repo: &Repo, id: PackId, size: u64, read_data: bool) -> (Result<V
         Err(e) => return (Err(e), vec![]),
     };
     let read = |off: u64, len: u64| -> Result<Vec<u8>> {
-        let end = off.checked_add(len).filter(|e| *e <= bytes.len() as u64).ok_or_else(|| crate::Error::corrupt("pack truncated"))?;
-        Ok(bytes[usize::try_from(off).expect("bounded")..usize::try_from(end).expect("bounded")].to_vec())
+        let end = off
+            .checked_add(len)
+            .filter(|e| *e <= bytes.len() as u64)
+            .ok_or_else(|| crate::Error::corrupt("pack truncated"))?;
+        Ok(
+            bytes[usize::try_from(off).expect("bounded")..usize::try_from(end).expect("bounded")]
+                .to_vec(),
+        )
     };
     let entries = match read_trailer_with(&repo.keys, id, bytes.len() as u64, &read) {
         Ok(e) => e,
@@ -107,25 +118,41 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
     let stored: HashMap<String, u64> = repo.storage().list(Kind::Pack)?.into_iter().collect();
     let indexed = repo.index.packs()?;
     let indexed_names: HashSet<String> = indexed.iter().map(|(p, _)| p.to_hex()).collect();
-    report.orphan_packs = stored.keys().filter(|n| !indexed_names.contains(*n)).cloned().collect();
+    report.orphan_packs = stored
+        .keys()
+        .filter(|n| !indexed_names.contains(*n))
+        .cloned()
+        .collect();
     report.orphan_packs.sort();
 
     progress.start("checking packs", Some(indexed.len() as u64), Unit::Items);
     let mut bad_packs = HashSet::new();
     let mut bad_chunks: HashMap<ChunkId, String> = HashMap::new();
-    let problem = |report: &mut CheckReport, object: String, message: String| report.problems.push(crate::check::Problem { object, message });
+    let problem = |report: &mut CheckReport, object: String, message: String| {
+        report
+            .problems
+            .push(crate::check::Problem { object, message })
+    };
     for (id, size) in &indexed {
         crate::check_interrupt()?;
         report.packs += 1;
         progress.inc(1);
         let name = id.to_hex();
         let Some(actual) = stored.get(&name) else {
-            problem(&mut report, format!("pack {name}"), "missing from storage".into());
+            problem(
+                &mut report,
+                format!("pack {name}"),
+                "missing from storage".into(),
+            );
             bad_packs.insert(*id);
             continue;
         };
         if actual != size {
-            problem(&mut report, format!("pack {name}"), format!("has {actual} bytes, the index says {size} (truncated or replaced)"));
+            problem(
+                &mut report,
+                format!("pack {name}"),
+                format!("has {actual} bytes, the index says {size} (truncated or replaced)"),
+            );
             bad_packs.insert(*id);
             continue;
         }
@@ -140,15 +167,32 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
                 entries.sort_by_key(|e| e.offset);
                 expect.sort_by_key(|e| e.offset);
                 // The index may omit duplicates stored twice by concurrent backups, never add.
-                if !expect.iter().all(|e| entries.binary_search_by_key(&e.offset, |x| x.offset).is_ok_and(|i| entries[i] == *e)) {
-                    problem(&mut report, format!("pack {name}"), "the index disagrees with the pack trailer (run `masclet repair index`)".into());
+                if !expect.iter().all(|e| {
+                    entries
+                        .binary_search_by_key(&e.offset, |x| x.offset)
+                        .is_ok_and(|i| entries[i] == *e)
+                }) {
+                    problem(
+                        &mut report,
+                        format!("pack {name}"),
+                        "the index disagrees with the pack trailer (run `masclet repair index`)"
+                            .into(),
+                    );
                     bad_packs.insert(*id);
                 }
-                report.chunks_read += if opts.read_data { entries.len() as u64 } else { 0 };
+                report.chunks_read += if opts.read_data {
+                    entries.len() as u64
+                } else {
+                    0
+                };
             }
         }
         for (cid, msg) in bad {
-            problem(&mut report, format!("chunk {cid}"), format!("in pack {}: {msg}", id.short()));
+            problem(
+                &mut report,
+                format!("chunk {cid}"),
+                format!("in pack {}: {msg}", id.short()),
+            );
             bad_chunks.insert(cid, msg);
         }
     }
@@ -178,17 +222,32 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
                 }
                 Err(e) => return Err(e),
             };
-            let Record::FileChunk(cid, _) = rec else { continue };
+            let Record::FileChunk(cid, _) = rec else {
+                continue;
+            };
             match repo.index.locate(&cid)? {
                 None => {
                     if seen_missing.insert(cid) {
-                        problem(&mut report, format!("chunk {cid}"), format!("referenced by snapshot {} but not in the index", sid.short()));
+                        problem(
+                            &mut report,
+                            format!("chunk {cid}"),
+                            format!(
+                                "referenced by snapshot {} but not in the index",
+                                sid.short()
+                            ),
+                        );
                     }
                     damage += 1;
                 }
-                Some(loc) if bad_packs.contains(&loc.pack) || bad_chunks.contains_key(&cid) => damage += 1,
+                Some(loc) if bad_packs.contains(&loc.pack) || bad_chunks.contains_key(&cid) => {
+                    damage += 1
+                }
                 Some(loc) if loc.ty != ObjectType::Data => {
-                    problem(&mut report, format!("chunk {cid}"), "is a tree chunk used as file content".into());
+                    problem(
+                        &mut report,
+                        format!("chunk {cid}"),
+                        "is a tree chunk used as file content".into(),
+                    );
                     damage += 1;
                 }
                 Some(_) => {}

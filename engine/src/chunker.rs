@@ -27,7 +27,12 @@ pub struct ChunkerParams {
 impl ChunkerParams {
     /// The default for new repositories, chosen by measurement on nightly dumps
     /// (format-spec.md, "Choice of chunk sizes").
-    pub const DEFAULT: Self = Self { min_size: 2 * 1024, avg_size: 8 * 1024, max_size: 64 * 1024, normalization: 1 };
+    pub const DEFAULT: Self = Self {
+        min_size: 2 * 1024,
+        avg_size: 8 * 1024,
+        max_size: 64 * 1024,
+        normalization: 1,
+    };
 
     /// Check the bounds format-spec.md allows.
     ///
@@ -44,7 +49,13 @@ impl ChunkerParams {
             && min % 2 == 0
             && max % 2 == 0
             && self.normalization <= 3;
-        if ok { Ok(()) } else { Err(Error::corrupt(format!("chunker parameters out of bounds: {self:?}"))) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::corrupt(format!(
+                "chunker parameters out of bounds: {self:?}"
+            )))
+        }
     }
 
     fn level(&self) -> Normalization {
@@ -80,7 +91,13 @@ impl Cutter {
     pub fn new(params: ChunkerParams, seed: u64) -> Self {
         let (mask_s, mask_l) = select_masks(params.avg_size as usize, params.level());
         let (gear, gear_ls) = get_gear_with_seed(seed);
-        Self { params, mask_s, mask_l, gear, gear_ls }
+        Self {
+            params,
+            mask_s,
+            mask_l,
+            gear,
+            gear_ls,
+        }
     }
 
     /// The parameters.
@@ -94,7 +111,8 @@ impl Cutter {
     /// caller can append more data and continue from the end of the last range.
     pub fn cut(&self, data: &[u8], eof: bool, limit: usize) -> Vec<Range<usize>> {
         let max = self.params.max_size as usize;
-        let mut chunks = Vec::with_capacity(limit.min(data.len()) / self.params.avg_size as usize + 2);
+        let mut chunks =
+            Vec::with_capacity(limit.min(data.len()) / self.params.avg_size as usize + 2);
         let mut pos = 0;
         while pos < data.len() && pos < limit && (eof || data.len() - pos >= max) {
             let (_, n) = cut_gear(
@@ -224,7 +242,10 @@ mod tests {
     #[test]
     fn default_params_are_valid() {
         ChunkerParams::DEFAULT.check().unwrap();
-        let bad = ChunkerParams { avg_size: 3000, ..ChunkerParams::DEFAULT };
+        let bad = ChunkerParams {
+            avg_size: 3000,
+            ..ChunkerParams::DEFAULT
+        };
         assert!(bad.check().is_err());
     }
 
@@ -233,7 +254,12 @@ mod tests {
         let data = noise(3 << 20, 42);
         let p = ChunkerParams::DEFAULT;
         let whole: Vec<usize> = fastcdc::v2020::FastCDC::with_level_and_seed(
-            &data, p.min_size as usize, p.avg_size as usize, p.max_size as usize, Normalization::Level1, 99,
+            &data,
+            p.min_size as usize,
+            p.avg_size as usize,
+            p.max_size as usize,
+            Normalization::Level1,
+            99,
         )
         .map(|c| c.length)
         .collect();

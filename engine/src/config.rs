@@ -35,7 +35,12 @@ pub struct RepoConfig {
 impl RepoConfig {
     /// Defaults for a new repository.
     pub fn new_default() -> Self {
-        Self { chunker: ChunkerParams::DEFAULT, pack_target: 8 << 20, zstd_level: 3, created: chrono::Utc::now().timestamp() }
+        Self {
+            chunker: ChunkerParams::DEFAULT,
+            pack_target: 8 << 20,
+            zstd_level: 3,
+            created: chrono::Utc::now().timestamp(),
+        }
     }
 
     /// Check every field's bounds.
@@ -46,7 +51,9 @@ impl RepoConfig {
     pub fn check(&self) -> Result<()> {
         self.chunker.check()?;
         if !PACK_TARGET_RANGE.contains(&self.pack_target) || !(1..=19).contains(&self.zstd_level) {
-            return Err(Error::corrupt(format!("config values out of bounds: {self:?}")));
+            return Err(Error::corrupt(format!(
+                "config values out of bounds: {self:?}"
+            )));
         }
         Ok(())
     }
@@ -62,10 +69,20 @@ impl RepoConfig {
     pub fn encode(&self, keys: &Keys) -> Vec<u8> {
         let mut body = Enc::new();
         let c = &self.chunker;
-        body.u32(c.min_size).u32(c.avg_size).u32(c.max_size).u8(c.normalization);
-        body.u32(self.pack_target).u8(self.zstd_level).i64(self.created);
+        body.u32(c.min_size)
+            .u32(c.avg_size)
+            .u32(c.max_size)
+            .u8(c.normalization);
+        body.u32(self.pack_target)
+            .u8(self.zstd_level)
+            .i64(self.created);
         let mut out = Self::encode_header(keys.repo_id());
-        out.extend_from_slice(&keys.seal(ObjectType::Config, &keys.repo_id().0, &body.finish(), None));
+        out.extend_from_slice(&keys.seal(
+            ObjectType::Config,
+            &keys.repo_id().0,
+            &body.finish(),
+            None,
+        ));
         out
     }
 
@@ -77,13 +94,17 @@ impl RepoConfig {
     pub fn decode_header(buf: &[u8]) -> Result<RepoId> {
         let mut d = Dec::new(buf, "config");
         if d.raw(8)? != CONFIG_MAGIC {
-            return Err(Error::corrupt("config: bad magic (is this a masclet repository?)"));
+            return Err(Error::corrupt(
+                "config: bad magic (is this a masclet repository?)",
+            ));
         }
         let version = d.u32()?;
         if version != FORMAT_VERSION {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("repository format v{version} not supported (this masclet reads v{FORMAT_VERSION})"),
+                format!(
+                    "repository format v{version} not supported (this masclet reads v{FORMAT_VERSION})"
+                ),
             ));
         }
         Ok(RepoId(d.id()?))
@@ -97,10 +118,25 @@ impl RepoConfig {
         if buf.len() < CONFIG_HEADER_LEN {
             return Err(Error::corrupt("config truncated"));
         }
-        let plain = keys.open(ObjectType::Config, &keys.repo_id().0, &buf[CONFIG_HEADER_LEN..], 1024)?;
+        let plain = keys.open(
+            ObjectType::Config,
+            &keys.repo_id().0,
+            &buf[CONFIG_HEADER_LEN..],
+            1024,
+        )?;
         let mut d = Dec::new(&plain, "config body");
-        let chunker = ChunkerParams { min_size: d.u32()?, avg_size: d.u32()?, max_size: d.u32()?, normalization: d.u8()? };
-        let cfg = Self { chunker, pack_target: d.u32()?, zstd_level: d.u8()?, created: d.i64()? };
+        let chunker = ChunkerParams {
+            min_size: d.u32()?,
+            avg_size: d.u32()?,
+            max_size: d.u32()?,
+            normalization: d.u8()?,
+        };
+        let cfg = Self {
+            chunker,
+            pack_target: d.u32()?,
+            zstd_level: d.u8()?,
+            created: d.i64()?,
+        };
         d.finish()?;
         cfg.check()?;
         Ok(cfg)

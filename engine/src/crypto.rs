@@ -82,7 +82,12 @@ impl Keys {
         enc.zeroize();
         let seed = blake3::derive_key(CONTEXT_CHUNKER_SEED, &master.0);
         let chunker_seed = u64::from_le_bytes(seed[..8].try_into().expect("8 bytes"));
-        Self { repo_id, id_key, cipher, chunker_seed }
+        Self {
+            repo_id,
+            id_key,
+            cipher,
+            chunker_seed,
+        }
     }
 
     /// The repository these keys belong to.
@@ -102,7 +107,13 @@ impl Keys {
 
     /// Compress (zstd at `level`, or not at all when `level` is `None` or it does not pay)
     /// and seal `plaintext` as object `(ty, id)`.
-    pub fn seal(&self, ty: ObjectType, id: &[u8; 32], plaintext: &[u8], level: Option<i32>) -> Vec<u8> {
+    pub fn seal(
+        &self,
+        ty: ObjectType,
+        id: &[u8; 32],
+        plaintext: &[u8],
+        level: Option<i32>,
+    ) -> Vec<u8> {
         seal_with(&self.cipher, self.repo_id, ty, id, plaintext, level)
     }
 
@@ -111,7 +122,13 @@ impl Keys {
     /// # Errors
     /// [`crate::ErrorKind::Corrupt`] on a bad header, failed authentication (wrong object,
     /// type, repository or damaged bytes) or an oversize or undecodable payload.
-    pub fn open(&self, ty: ObjectType, id: &[u8; 32], sealed: &[u8], max_len: usize) -> Result<Vec<u8>> {
+    pub fn open(
+        &self,
+        ty: ObjectType,
+        id: &[u8; 32],
+        sealed: &[u8],
+        max_len: usize,
+    ) -> Result<Vec<u8>> {
         open_with(&self.cipher, self.repo_id, ty, id, sealed, max_len)
     }
 
@@ -119,10 +136,19 @@ impl Keys {
     ///
     /// # Errors
     /// [`crate::ErrorKind::Corrupt`] as [`Keys::open`], or when the id does not match.
-    pub fn open_chunk(&self, ty: ObjectType, id: &ChunkId, sealed: &[u8], max_len: usize) -> Result<Vec<u8>> {
+    pub fn open_chunk(
+        &self,
+        ty: ObjectType,
+        id: &ChunkId,
+        sealed: &[u8],
+        max_len: usize,
+    ) -> Result<Vec<u8>> {
         let plain = self.open(ty, &id.0, sealed, max_len)?;
         if self.chunk_id(&plain) != *id {
-            return Err(Error::corrupt(format!("{} {id}: content does not match its id", ty.name())));
+            return Err(Error::corrupt(format!(
+                "{} {id}: content does not match its id",
+                ty.name()
+            )));
         }
         Ok(plain)
     }
@@ -163,12 +189,17 @@ fn decompress(data: &[u8], max_len: usize) -> Result<Vec<u8>> {
         .ok_or_else(|| Error::corrupt("compressed payload does not state its size"))?;
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     if size > max_len {
-        return Err(Error::corrupt(format!("payload of {size} bytes exceeds the limit of {max_len}")));
+        return Err(Error::corrupt(format!(
+            "payload of {size} bytes exceeds the limit of {max_len}"
+        )));
     }
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new().map_err(|e| Error::internal(format!("zstd: {e}")))?);
+            *d = Some(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| Error::internal(format!("zstd: {e}")))?,
+            );
         }
         let dec = d.as_mut().expect("set above");
         let out = dec
@@ -190,7 +221,9 @@ pub(crate) fn seal_with(
     plaintext: &[u8],
     level: Option<i32>,
 ) -> Vec<u8> {
-    let compressed = level.and_then(|l| compress(plaintext, l)).filter(|c| c.len() < plaintext.len());
+    let compressed = level
+        .and_then(|l| compress(plaintext, l))
+        .filter(|c| c.len() < plaintext.len());
     let (method, body) = match &compressed {
         Some(c) => (COMPRESSION_ZSTD, c.as_slice()),
         None => (COMPRESSION_NONE, plaintext),
@@ -222,23 +255,49 @@ pub(crate) fn open_with(
     max_len: usize,
 ) -> Result<Vec<u8>> {
     if sealed.len() < ENVELOPE_HEADER_LEN + TAG_LEN {
-        return Err(Error::corrupt(format!("{}: envelope of {} bytes is too short", ty.name(), sealed.len())));
+        return Err(Error::corrupt(format!(
+            "{}: envelope of {} bytes is too short",
+            ty.name(),
+            sealed.len()
+        )));
     }
     let header = [sealed[0], sealed[1]];
     if header[0] != ENVELOPE_VERSION {
-        return Err(Error::corrupt(format!("{}: unknown envelope version {}", ty.name(), header[0])));
+        return Err(Error::corrupt(format!(
+            "{}: unknown envelope version {}",
+            ty.name(),
+            header[0]
+        )));
     }
     let nonce = XNonce::from_slice(&sealed[2..ENVELOPE_HEADER_LEN]);
-    let (body, tag) = sealed[ENVELOPE_HEADER_LEN..].split_at(sealed.len() - ENVELOPE_HEADER_LEN - TAG_LEN);
+    let (body, tag) =
+        sealed[ENVELOPE_HEADER_LEN..].split_at(sealed.len() - ENVELOPE_HEADER_LEN - TAG_LEN);
     let mut buf = body.to_vec();
     cipher
-        .decrypt_in_place_detached(nonce, &aad(repo_id, ty, id, header), &mut buf, Tag::from_slice(tag))
-        .map_err(|_| Error::corrupt(format!("{} {}: authentication failed", ty.name(), crate::id::to_hex(&id[..4]))))?;
+        .decrypt_in_place_detached(
+            nonce,
+            &aad(repo_id, ty, id, header),
+            &mut buf,
+            Tag::from_slice(tag),
+        )
+        .map_err(|_| {
+            Error::corrupt(format!(
+                "{} {}: authentication failed",
+                ty.name(),
+                crate::id::to_hex(&id[..4])
+            ))
+        })?;
     match header[1] {
         COMPRESSION_NONE if buf.len() <= max_len => Ok(buf),
-        COMPRESSION_NONE => Err(Error::corrupt(format!("{}: payload exceeds the limit of {max_len}", ty.name()))),
+        COMPRESSION_NONE => Err(Error::corrupt(format!(
+            "{}: payload exceeds the limit of {max_len}",
+            ty.name()
+        ))),
         COMPRESSION_ZSTD => decompress(&buf, max_len).map_err(|e| e.context(ty.name())),
-        m => Err(Error::corrupt(format!("{}: unknown compression {m}", ty.name()))),
+        m => Err(Error::corrupt(format!(
+            "{}: unknown compression {m}",
+            ty.name()
+        ))),
     }
 }
 
@@ -261,15 +320,27 @@ mod tests {
         let k = keys();
         let id = [1u8; 32];
         let sealed = k.seal(ObjectType::Data, &id, b"hello hello hello hello", Some(3));
-        assert_eq!(k.open(ObjectType::Data, &id, &sealed, 100).unwrap(), b"hello hello hello hello");
+        assert_eq!(
+            k.open(ObjectType::Data, &id, &sealed, 100).unwrap(),
+            b"hello hello hello hello"
+        );
         assert!(k.open(ObjectType::Tree, &id, &sealed, 100).is_err(), "type");
-        assert!(k.open(ObjectType::Data, &[2; 32], &sealed, 100).is_err(), "id");
+        assert!(
+            k.open(ObjectType::Data, &[2; 32], &sealed, 100).is_err(),
+            "id"
+        );
         let other = Keys::derive(&MasterKey::from_bytes([7; 32]), RepoId([8; 32]));
-        assert!(other.open(ObjectType::Data, &id, &sealed, 100).is_err(), "repo");
+        assert!(
+            other.open(ObjectType::Data, &id, &sealed, 100).is_err(),
+            "repo"
+        );
         let mut bad = sealed.clone();
         bad[1] ^= 1; // compression byte is authenticated
         assert!(k.open(ObjectType::Data, &id, &bad, 100).is_err(), "header");
-        assert!(k.open(ObjectType::Data, &id, &sealed, 3).is_err(), "length cap");
+        assert!(
+            k.open(ObjectType::Data, &id, &sealed, 3).is_err(),
+            "length cap"
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind` with an operator-facing message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None }
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// Shorthand for [`ErrorKind::Corrupt`].
@@ -87,7 +91,9 @@ impl Error {
     /// the operator's fix (free space, then rerun; nothing was committed) differs.
     pub fn storage(what: impl fmt::Display, err: std::io::Error) -> Self {
         let message = if err.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
-            format!("repository storage full while {what}: free space and rerun (nothing was committed)")
+            format!(
+                "repository storage full while {what}: free space and rerun (nothing was committed)"
+            )
         } else {
             format!("{what}: {err}")
         };
@@ -130,16 +136,17 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
 impl From<rusqlite::Error> for Error {
     /// SQLite trouble means the index cannot be trusted: the fix is `repair index`.
     fn from(err: rusqlite::Error) -> Self {
-        let message = format!(
-            "index database error ({err}); if it persists run `masclet repair index`"
-        );
+        let message =
+            format!("index database error ({err}); if it persists run `masclet repair index`");
         Self::new(ErrorKind::IndexUnavailable, message).with_source(err)
     }
 }

@@ -268,7 +268,11 @@ impl<'a> Dec<'a> {
         if self.remaining() == 0 {
             Ok(())
         } else {
-            Err(Error::corrupt(format!("{}: {} trailing bytes", self.what, self.remaining())))
+            Err(Error::corrupt(format!(
+                "{}: {} trailing bytes",
+                self.what,
+                self.remaining()
+            )))
         }
     }
 }
@@ -280,7 +284,12 @@ mod tests {
     #[test]
     fn round_trip_and_bounds() {
         let mut e = Enc::new();
-        e.u8(7).u16(300).u32(70_000).u64(1 << 40).i64(-5).bytes(b"abc");
+        e.u8(7)
+            .u16(300)
+            .u32(70_000)
+            .u64(1 << 40)
+            .i64(-5)
+            .bytes(b"abc");
         let buf = e.finish();
         let mut d = Dec::new(&buf, "test");
         assert_eq!(d.u8().unwrap(), 7);

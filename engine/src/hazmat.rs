@@ -19,7 +19,10 @@ use crate::tree::{Record, TreeWriter};
 /// Storage or index errors.
 pub fn store_chunk(repo: &mut Repo, ty: ObjectType, data: &[u8]) -> Result<ChunkId> {
     let mut w = Writer::new(repo, &crate::NoProgress);
-    let batch = Batch { data: data.to_vec(), chunks: vec![0..data.len()] };
+    let batch = Batch {
+        data: data.to_vec(),
+        chunks: std::iter::once(0..data.len()).collect(),
+    };
     let ids = w.store(ty, &batch)?;
     w.flush()?;
     Ok(ids[0].0)
@@ -29,7 +32,11 @@ pub fn store_chunk(repo: &mut Repo, ty: ObjectType, data: &[u8]) -> Result<Chunk
 ///
 /// # Errors
 /// Storage or index errors.
-pub fn commit_records(repo: &mut Repo, records: &[Record], tags: Vec<String>) -> Result<SnapshotId> {
+pub fn commit_records(
+    repo: &mut Repo,
+    records: &[Record],
+    tags: Vec<String>,
+) -> Result<SnapshotId> {
     let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
     let mut tree = TreeWriter::new(cutter, 1 << 20);
     let mut w = Writer::new(repo, &crate::NoProgress);

@@ -58,7 +58,10 @@ pub struct Index {
 fn unavailable(path: &Path, why: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorKind::IndexUnavailable,
-        format!("index database corrupt or missing ({}: {why}); run `masclet repair index`", path.display()),
+        format!(
+            "index database corrupt or missing ({}: {why}); run `masclet repair index`",
+            path.display()
+        ),
     )
 }
 
@@ -72,7 +75,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn int<T: TryFrom<i64>>(v: i64) -> Result<T> {
-    T::try_from(v).map_err(|_| Error::new(ErrorKind::IndexUnavailable, "index holds an out-of-range value; run `masclet repair index`"))
+    T::try_from(v).map_err(|_| {
+        Error::new(
+            ErrorKind::IndexUnavailable,
+            "index holds an out-of-range value; run `masclet repair index`",
+        )
+    })
 }
 
 impl Index {
@@ -91,7 +99,10 @@ impl Index {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         configure(&conn)?;
         conn.execute_batch(SCHEMA)?;
-        conn.execute("INSERT INTO meta VALUES ('schema_version', ?1)", [SCHEMA_VERSION])?;
+        conn.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION],
+        )?;
         conn.execute("INSERT INTO meta VALUES ('repo_id', ?1)", [&repo_id.0[..]])?;
         Ok(Self { conn })
     }
@@ -105,18 +116,27 @@ impl Index {
         if !path.is_file() {
             return Err(unavailable(path, "missing"));
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(|e| unavailable(path, e))?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(|e| unavailable(path, e))?;
         configure(&conn).map_err(|e| unavailable(path, e))?;
-        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| unavailable(path, e))?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| unavailable(path, e))?;
         if check != "ok" {
             return Err(unavailable(path, format!("integrity check: {check}")));
         }
         let meta = |key: &str| -> rusqlite::Result<Option<rusqlite::types::Value>> {
-            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
         };
         match meta("schema_version").map_err(|e| unavailable(path, e))? {
             Some(rusqlite::types::Value::Integer(SCHEMA_VERSION)) => {}
-            other => return Err(unavailable(path, format!("schema version {other:?}, expected {SCHEMA_VERSION}"))),
+            other => {
+                return Err(unavailable(
+                    path,
+                    format!("schema version {other:?}, expected {SCHEMA_VERSION}"),
+                ));
+            }
         }
         match meta("repo_id").map_err(|e| unavailable(path, e))? {
             Some(rusqlite::types::Value::Blob(b)) if b == repo_id.0 => {}
@@ -131,15 +151,31 @@ impl Index {
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
     pub fn add_pack(&mut self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            tx.execute("INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)", params![&pack.0[..], size.cast_signed()])?;
-            let rowid: i64 = tx.query_row("SELECT rowid FROM packs WHERE id = ?1", [&pack.0[..]], |r| r.get(0))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)",
+                params![&pack.0[..], size.cast_signed()],
+            )?;
+            let rowid: i64 = tx.query_row(
+                "SELECT rowid FROM packs WHERE id = ?1",
+                [&pack.0[..]],
+                |r| r.get(0),
+            )?;
             let mut ins = tx.prepare_cached(
                 "INSERT OR IGNORE INTO chunks (id, type, pack, offset, sealed_len, raw_len) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for e in entries {
-                ins.execute(params![&e.id.0[..], e.ty as u8, rowid, e.offset.cast_signed(), e.sealed_len, e.raw_len])?;
+                ins.execute(params![
+                    &e.id.0[..],
+                    e.ty as u8,
+                    rowid,
+                    e.offset.cast_signed(),
+                    e.sealed_len,
+                    e.raw_len
+                ])?;
             }
         }
         tx.commit()?;
@@ -151,7 +187,9 @@ impl Index {
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
     pub fn contains(&self, id: &ChunkId) -> Result<bool> {
-        let mut st = self.conn.prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM chunks WHERE id = ?1")?;
         Ok(st.exists([&id.0[..]])?)
     }
 
@@ -165,10 +203,18 @@ impl Index {
         )?;
         let row = st
             .query_row([&id.0[..]], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
             })
             .optional()?;
-        let Some((ty, pack, offset, sealed_len, raw_len)) = row else { return Ok(None) };
+        let Some((ty, pack, offset, sealed_len, raw_len)) = row else {
+            return Ok(None);
+        };
         Ok(Some(ChunkLocation {
             ty: ObjectType::from_u8(int(ty)?).map_err(|e| e.context("index"))?,
             pack: PackId::from_slice(&pack)?,
@@ -201,7 +247,13 @@ impl Index {
             "SELECT c.id, c.type, c.offset, c.sealed_len, c.raw_len FROM chunks c JOIN packs p ON p.rowid = c.pack WHERE p.id = ?1",
         )?;
         let rows = st.query_map([&pack.0[..]], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
         })?;
         rows.map(|r| {
             let (id, ty, offset, sealed_len, raw_len) = r?;
@@ -221,7 +273,9 @@ impl Index {
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
     pub fn chunk_count(&self) -> Result<u64> {
-        let n: i64 = self.conn.query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))?;
         int(n)
     }
 }
@@ -249,20 +303,35 @@ mod tests {
         let path = dir.path().join("i.sqlite");
         let repo = RepoId([4; 32]);
         let mut idx = Index::create(&path, repo).unwrap();
-        let e = PackEntry { ty: ObjectType::Data, id: ChunkId([1; 32]), offset: 12, sealed_len: 50, raw_len: 8 };
+        let e = PackEntry {
+            ty: ObjectType::Data,
+            id: ChunkId([1; 32]),
+            offset: 12,
+            sealed_len: 50,
+            raw_len: 8,
+        };
         idx.add_pack(PackId([2; 32]), 100, &[e]).unwrap();
         assert!(idx.contains(&ChunkId([1; 32])).unwrap());
         assert!(!idx.contains(&ChunkId([3; 32])).unwrap());
         drop(idx);
         let idx = Index::open(&path, repo).unwrap();
         let loc = idx.locate(&ChunkId([1; 32])).unwrap().unwrap();
-        assert_eq!((loc.pack, loc.offset, loc.sealed_len), (PackId([2; 32]), 12, 50));
+        assert_eq!(
+            (loc.pack, loc.offset, loc.sealed_len),
+            (PackId([2; 32]), 12, 50)
+        );
         assert_eq!(idx.pack_entries(&PackId([2; 32])).unwrap(), vec![e]);
         drop(idx);
         let err = Index::open(&path, RepoId([5; 32])).err().unwrap();
         assert_eq!(err.kind(), ErrorKind::IndexUnavailable);
         std::fs::write(&path, b"garbage garbage garbage").unwrap();
         remove_files(&path).unwrap();
-        assert!(Index::open(&path, repo).err().unwrap().to_string().contains("repair index"));
+        assert!(
+            Index::open(&path, repo)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("repair index")
+        );
     }
 }

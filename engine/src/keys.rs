@@ -39,10 +39,18 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// The default for new key slots: 64 MiB, 3 passes, 4 lanes (borg 2's choice).
-    pub const DEFAULT: Self = Self { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 4 };
+    pub const DEFAULT: Self = Self {
+        m_cost_kib: 64 * 1024,
+        t_cost: 3,
+        p_cost: 4,
+    };
     /// The cheapest parameters the floor allows; for test suites only, selected by the
     /// environment variable `MASCLET_INSECURE_FAST_KDF=1`.
-    pub const FAST_INSECURE: Self = Self { m_cost_kib: MIN_M_COST_KIB, t_cost: 1, p_cost: 1 };
+    pub const FAST_INSECURE: Self = Self {
+        m_cost_kib: MIN_M_COST_KIB,
+        t_cost: 1,
+        p_cost: 1,
+    };
 
     /// The parameters for a new key slot, honouring `MASCLET_INSECURE_FAST_KDF`.
     pub fn for_new_slot() -> Self {
@@ -76,7 +84,8 @@ impl KdfParams {
         self.check()?;
         let params = argon2::Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
             .map_err(|e| Error::corrupt(format!("key slot KDF parameters rejected: {e}")))?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = Zeroizing::new([0u8; 32]);
         argon
             .hash_password_into(passphrase, salt, out.as_mut())
@@ -101,21 +110,40 @@ impl KeySlot {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for an empty passphrase.
-    pub fn create(master: &MasterKey, passphrase: &[u8], params: KdfParams, repo_id: RepoId, key_id: KeyId) -> Result<Self> {
+    pub fn create(
+        master: &MasterKey,
+        passphrase: &[u8],
+        params: KdfParams,
+        repo_id: RepoId,
+        key_id: KeyId,
+    ) -> Result<Self> {
         if passphrase.is_empty() {
             return Err(Error::invalid("refusing an empty passphrase"));
         }
         let salt = random_array();
         let kek = params.derive(passphrase, &salt)?;
-        let sealed = seal_with(&cipher_from(&kek), repo_id, ObjectType::KeySlot, &key_id.0, &master.0, None);
-        Ok(Self { params, salt, sealed })
+        let sealed = seal_with(
+            &cipher_from(&kek),
+            repo_id,
+            ObjectType::KeySlot,
+            &key_id.0,
+            &master.0,
+            None,
+        );
+        Ok(Self {
+            params,
+            salt,
+            sealed,
+        })
     }
 
     /// Encode to the on-disk layout.
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc::new();
         e.raw(KEY_MAGIC).u32(FORMAT_VERSION).u8(KDF_ARGON2ID);
-        e.u32(self.params.m_cost_kib).u32(self.params.t_cost).u32(self.params.p_cost);
+        e.u32(self.params.m_cost_kib)
+            .u32(self.params.t_cost)
+            .u32(self.params.p_cost);
         e.raw(&self.salt).raw(&self.sealed);
         e.finish()
     }
@@ -132,15 +160,26 @@ impl KeySlot {
         }
         let version = d.u32()?;
         if version != FORMAT_VERSION {
-            return Err(Error::new(ErrorKind::Unsupported, format!("key slot format v{version} not supported")));
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("key slot format v{version} not supported"),
+            ));
         }
         if d.u8()? != KDF_ARGON2ID {
             return Err(Error::corrupt("key slot: unknown KDF"));
         }
-        let params = KdfParams { m_cost_kib: d.u32()?, t_cost: d.u32()?, p_cost: d.u32()? };
+        let params = KdfParams {
+            m_cost_kib: d.u32()?,
+            t_cost: d.u32()?,
+            p_cost: d.u32()?,
+        };
         let salt = d.raw(SALT_LEN)?.try_into().expect("16 bytes");
         let sealed = d.raw(d.remaining())?.to_vec();
-        Ok(Self { params, salt, sealed })
+        Ok(Self {
+            params,
+            salt,
+            sealed,
+        })
     }
 
     /// Unwrap the master key.
@@ -150,8 +189,20 @@ impl KeySlot {
     /// KDF runs); [`ErrorKind::WrongPassword`] if the passphrase does not open the slot.
     pub fn unlock(&self, passphrase: &[u8], repo_id: RepoId, key_id: KeyId) -> Result<MasterKey> {
         let kek = self.params.derive(passphrase, &self.salt)?;
-        let plain = open_with(&cipher_from(&kek), repo_id, ObjectType::KeySlot, &key_id.0, &self.sealed, 32)
-            .map_err(|_| Error::new(ErrorKind::WrongPassword, "wrong passphrase or damaged key slot"))?;
+        let plain = open_with(
+            &cipher_from(&kek),
+            repo_id,
+            ObjectType::KeySlot,
+            &key_id.0,
+            &self.sealed,
+            32,
+        )
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::WrongPassword,
+                "wrong passphrase or damaged key slot",
+            )
+        })?;
         let bytes: [u8; 32] = plain
             .as_slice()
             .try_into()
@@ -171,8 +222,14 @@ mod tests {
         let slot = KeySlot::create(&master, b"pw", KdfParams::FAST_INSECURE, repo, key).unwrap();
         let slot = KeySlot::decode(&slot.encode()).unwrap();
         assert_eq!(slot.unlock(b"pw", repo, key).unwrap().0, [5; 32]);
-        assert_eq!(slot.unlock(b"pW", repo, key).unwrap_err().kind(), ErrorKind::WrongPassword);
-        assert_eq!(slot.unlock(b"pw", repo, KeyId([3; 32])).unwrap_err().kind(), ErrorKind::WrongPassword);
+        assert_eq!(
+            slot.unlock(b"pW", repo, key).unwrap_err().kind(),
+            ErrorKind::WrongPassword
+        );
+        assert_eq!(
+            slot.unlock(b"pw", repo, KeyId([3; 32])).unwrap_err().kind(),
+            ErrorKind::WrongPassword
+        );
         assert!(KeySlot::create(&master, b"", KdfParams::FAST_INSECURE, repo, key).is_err());
     }
 
@@ -180,7 +237,8 @@ mod tests {
     fn bounds_are_checked_before_the_kdf() {
         let master = MasterKey::from_bytes([5; 32]);
         let (repo, key) = (RepoId([1; 32]), KeyId([2; 32]));
-        let mut slot = KeySlot::create(&master, b"pw", KdfParams::FAST_INSECURE, repo, key).unwrap();
+        let mut slot =
+            KeySlot::create(&master, b"pw", KdfParams::FAST_INSECURE, repo, key).unwrap();
         for m in [1, 64 * 1024 * 1024] {
             slot.params.m_cost_kib = m;
             let err = slot.unlock(b"pw", repo, key).unwrap_err();

@@ -87,5 +87,12 @@ pub fn interrupted() -> bool {
 }
 
 pub(crate) fn check_interrupt() -> Result<()> {
-    if interrupted() { Err(Error::new(ErrorKind::Interrupted, "interrupted; nothing was committed")) } else { Ok(()) }
+    if interrupted() {
+        Err(Error::new(
+            ErrorKind::Interrupted,
+            "interrupted; nothing was committed",
+        ))
+    } else {
+        Ok(())
+    }
 }

@@ -52,20 +52,36 @@ impl Drop for LockGuard {
 
 /// This machine's host name.
 pub fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn process_alive(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
     // EPERM means it exists but belongs to someone else: alive.
-    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// Take a lock, waiting at most `wait` for conflicting holders to go away.
 ///
 /// # Errors
 /// [`ErrorKind::Locked`] naming the holder when the wait runs out; `Storage` errors.
-pub fn acquire(storage: Arc<dyn Storage>, mode: LockMode, operation: &str, wait: Duration) -> Result<LockGuard> {
+pub fn acquire(
+    storage: Arc<dyn Storage>,
+    mode: LockMode,
+    operation: &str,
+    wait: Duration,
+) -> Result<LockGuard> {
     let me = LockInfo {
         host: hostname(),
         pid: std::process::id(),
@@ -79,11 +95,19 @@ pub fn acquire(storage: Arc<dyn Storage>, mode: LockMode, operation: &str, wait:
     loop {
         let id = LockId::random();
         storage.put(Kind::Lock, &id.to_hex(), &body)?;
-        let guard = LockGuard { storage: Arc::clone(&storage), id };
-        let Some(holder) = conflict(storage.as_ref(), &id, &me)? else { return Ok(guard) };
+        let guard = LockGuard {
+            storage: Arc::clone(&storage),
+            id,
+        };
+        let Some(holder) = conflict(storage.as_ref(), &id, &me)? else {
+            return Ok(guard);
+        };
         drop(guard);
         if crate::interrupted() {
-            return Err(Error::new(ErrorKind::Interrupted, "interrupted while waiting for the repository lock"));
+            return Err(Error::new(
+                ErrorKind::Interrupted,
+                "interrupted while waiting for the repository lock",
+            ));
         }
         if Instant::now() >= deadline {
             return Err(Error::new(
@@ -93,7 +117,11 @@ pub fn acquire(storage: Arc<dyn Storage>, mode: LockMode, operation: &str, wait:
                     holder.host,
                     holder.pid,
                     holder.operation,
-                    if holder.mode == LockMode::Exclusive { "exclusive" } else { "shared" },
+                    if holder.mode == LockMode::Exclusive {
+                        "exclusive"
+                    } else {
+                        "shared"
+                    },
                     holder.time
                 ),
             ));
@@ -119,7 +147,13 @@ fn conflict(storage: &dyn Storage, mine: &LockId, me: &LockInfo) -> Result<Optio
         let Some(info) = info else {
             // An unreadable lock (torn write of a crashed holder) cannot be attributed; treat
             // it as exclusive so nobody proceeds on a guess.
-            let unknown = LockInfo { host: "?".into(), pid: 0, time: "?".into(), operation: format!("unreadable lock {name}"), mode: LockMode::Exclusive };
+            let unknown = LockInfo {
+                host: "?".into(),
+                pid: 0,
+                time: "?".into(),
+                operation: format!("unreadable lock {name}"),
+                mode: LockMode::Exclusive,
+            };
             return Ok(Some(unknown));
         };
         if info.host == me.host && !process_alive(info.pid) {
@@ -140,7 +174,10 @@ fn conflict(storage: &dyn Storage, mine: &LockId, me: &LockInfo) -> Result<Optio
 pub fn list(storage: &dyn Storage) -> Result<Vec<(String, Option<LockInfo>)>> {
     let mut out = Vec::new();
     for (name, _) in storage.list(Kind::Lock)? {
-        let info = storage.get(Kind::Lock, &name).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let info = storage
+            .get(Kind::Lock, &name)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         out.push((name, info));
     }
     Ok(out)
@@ -176,9 +213,20 @@ mod tests {
         let s: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
         let a = acquire(Arc::clone(&s), LockMode::Shared, "backup", Duration::ZERO).unwrap();
         let _b = acquire(Arc::clone(&s), LockMode::Shared, "backup", Duration::ZERO).unwrap();
-        let err = acquire(Arc::clone(&s), LockMode::Exclusive, "gc", Duration::from_millis(100)).err().unwrap();
+        let err = acquire(
+            Arc::clone(&s),
+            LockMode::Exclusive,
+            "gc",
+            Duration::from_millis(100),
+        )
+        .err()
+        .unwrap();
         assert_eq!(err.kind(), ErrorKind::Locked);
-        assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(a);
         drop(_b);
         let _x = acquire(Arc::clone(&s), LockMode::Exclusive, "gc", Duration::ZERO).unwrap();
@@ -188,14 +236,45 @@ mod tests {
     #[test]
     fn dead_local_holder_is_cleared_foreign_is_not() {
         let s: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-        let dead = LockInfo { host: hostname(), pid: 0x7fff_fff0, time: "t".into(), operation: "backup".into(), mode: LockMode::Exclusive };
-        s.put(Kind::Lock, &LockId::random().to_hex(), &serde_json::to_vec(&dead).unwrap()).unwrap();
+        let dead = LockInfo {
+            host: hostname(),
+            pid: 0x7fff_fff0,
+            time: "t".into(),
+            operation: "backup".into(),
+            mode: LockMode::Exclusive,
+        };
+        s.put(
+            Kind::Lock,
+            &LockId::random().to_hex(),
+            &serde_json::to_vec(&dead).unwrap(),
+        )
+        .unwrap();
         let g = acquire(Arc::clone(&s), LockMode::Exclusive, "gc", Duration::ZERO).unwrap();
         drop(g);
-        let foreign = LockInfo { host: "elsewhere".into(), pid: 1, ..dead };
-        s.put(Kind::Lock, &LockId::random().to_hex(), &serde_json::to_vec(&foreign).unwrap()).unwrap();
-        let err = acquire(Arc::clone(&s), LockMode::Shared, "backup", Duration::from_millis(50)).err().unwrap();
+        let foreign = LockInfo {
+            host: "elsewhere".into(),
+            pid: 1,
+            ..dead
+        };
+        s.put(
+            Kind::Lock,
+            &LockId::random().to_hex(),
+            &serde_json::to_vec(&foreign).unwrap(),
+        )
+        .unwrap();
+        let err = acquire(
+            Arc::clone(&s),
+            LockMode::Shared,
+            "backup",
+            Duration::from_millis(50),
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("host elsewhere pid 1"), "{err}");
-        assert_eq!(s.list(Kind::Lock).unwrap().len(), 1, "our own attempt left nothing behind");
+        assert_eq!(
+            s.list(Kind::Lock).unwrap().len(),
+            1,
+            "our own attempt left nothing behind"
+        );
     }
 }

@@ -13,8 +13,9 @@
 use crate::crypto::{Keys, random_array};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
-    Dec, ENVELOPE_HEADER_LEN, Enc, FORMAT_VERSION, MAX_OBJECT_SIZE, MAX_PACK_ENTRIES, MAX_PACK_SIZE,
-    ObjectType, PACK_END_MAGIC, PACK_FOOTER_LEN, PACK_HEADER_LEN, PACK_MAGIC, TAG_LEN, TRAILER_ENTRY_LEN,
+    Dec, ENVELOPE_HEADER_LEN, Enc, FORMAT_VERSION, MAX_OBJECT_SIZE, MAX_PACK_ENTRIES,
+    MAX_PACK_SIZE, ObjectType, PACK_END_MAGIC, PACK_FOOTER_LEN, PACK_HEADER_LEN, PACK_MAGIC,
+    TAG_LEN, TRAILER_ENTRY_LEN,
 };
 use crate::id::{ChunkId, PackId};
 use crate::storage::{Kind, Storage};
@@ -45,7 +46,11 @@ pub struct PackBuilder {
 impl PackBuilder {
     /// An empty pack aiming at `target` bytes.
     pub fn new(target: usize) -> Self {
-        Self { items: Vec::new(), bytes: 0, target }
+        Self {
+            items: Vec::new(),
+            bytes: 0,
+            target,
+        }
     }
 
     /// Add one sealed chunk.
@@ -78,18 +83,35 @@ impl PackBuilder {
     pub fn finish(mut self, keys: &Keys) -> (PackId, Vec<u8>, Vec<PackEntry>) {
         shuffle(&mut self.items);
         let id = PackId::random();
-        let mut out = Vec::with_capacity(self.bytes + PACK_HEADER_LEN + PACK_FOOTER_LEN + self.items.len() * 64 + 64);
+        let mut out = Vec::with_capacity(
+            self.bytes + PACK_HEADER_LEN + PACK_FOOTER_LEN + self.items.len() * 64 + 64,
+        );
         out.extend_from_slice(PACK_MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         let mut entries = Vec::with_capacity(self.items.len());
         for (ty, cid, sealed, raw_len) in self.items {
             let sealed_len = u32::try_from(sealed.len()).expect("chunks are far below 4 GiB");
-            entries.push(PackEntry { ty, id: cid, offset: out.len() as u64, sealed_len, raw_len });
+            entries.push(PackEntry {
+                ty,
+                id: cid,
+                offset: out.len() as u64,
+                sealed_len,
+                raw_len,
+            });
             out.extend_from_slice(&sealed);
         }
-        let trailer = keys.seal(ObjectType::PackTrailer, &id.0, &encode_trailer(&entries), None);
+        let trailer = keys.seal(
+            ObjectType::PackTrailer,
+            &id.0,
+            &encode_trailer(&entries),
+            None,
+        );
         out.extend_from_slice(&trailer);
-        out.extend_from_slice(&u32::try_from(trailer.len()).expect("trailer below 4 GiB").to_le_bytes());
+        out.extend_from_slice(
+            &u32::try_from(trailer.len())
+                .expect("trailer below 4 GiB")
+                .to_le_bytes(),
+        );
         out.extend_from_slice(PACK_END_MAGIC);
         (id, out, entries)
     }
@@ -108,7 +130,11 @@ pub fn encode_trailer(entries: &[PackEntry]) -> Vec<u8> {
     let mut e = Enc::new();
     e.u32(u32::try_from(entries.len()).expect("entry count capped"));
     for x in entries {
-        e.u8(x.ty as u8).raw(&x.id.0).u64(x.offset).u32(x.sealed_len).u32(x.raw_len);
+        e.u8(x.ty as u8)
+            .raw(&x.id.0)
+            .u64(x.offset)
+            .u32(x.sealed_len)
+            .u32(x.raw_len);
     }
     e.finish()
 }
@@ -122,20 +148,36 @@ pub fn decode_trailer(plain: &[u8], trailer_start: u64) -> Result<Vec<PackEntry>
     let mut d = Dec::new(plain, "pack trailer");
     let count = d.u32()?;
     if count > MAX_PACK_ENTRIES || d.remaining() != count as usize * TRAILER_ENTRY_LEN {
-        return Err(Error::corrupt(format!("pack trailer: {count} entries do not fit its length")));
+        return Err(Error::corrupt(format!(
+            "pack trailer: {count} entries do not fit its length"
+        )));
     }
     let mut entries = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let ty = ObjectType::from_u8(d.u8()?)?;
         if !matches!(ty, ObjectType::Data | ObjectType::Tree) {
-            return Err(Error::corrupt(format!("pack trailer lists a {}", ty.name())));
+            return Err(Error::corrupt(format!(
+                "pack trailer lists a {}",
+                ty.name()
+            )));
         }
         let id = ChunkId(d.id()?);
         let (offset, sealed_len, raw_len) = (d.u64()?, d.u32()?, d.u32()?);
-        if (sealed_len as usize) < ENVELOPE_HEADER_LEN + TAG_LEN || raw_len as usize > MAX_OBJECT_SIZE {
-            return Err(Error::corrupt(format!("pack trailer: bad lengths for chunk {}", id.short())));
+        if (sealed_len as usize) < ENVELOPE_HEADER_LEN + TAG_LEN
+            || raw_len as usize > MAX_OBJECT_SIZE
+        {
+            return Err(Error::corrupt(format!(
+                "pack trailer: bad lengths for chunk {}",
+                id.short()
+            )));
         }
-        entries.push(PackEntry { ty, id, offset, sealed_len, raw_len });
+        entries.push(PackEntry {
+            ty,
+            id,
+            offset,
+            sealed_len,
+            raw_len,
+        });
     }
     d.finish()?;
     let mut sorted: Vec<&PackEntry> = entries.iter().collect();
@@ -148,7 +190,9 @@ pub fn decode_trailer(plain: &[u8], trailer_start: u64) -> Result<Vec<PackEntry>
         pos += u64::from(e.sealed_len);
     }
     if pos != trailer_start {
-        return Err(Error::corrupt("pack trailer: chunks do not end where the trailer starts"));
+        return Err(Error::corrupt(
+            "pack trailer: chunks do not end where the trailer starts",
+        ));
     }
     Ok(entries)
 }
@@ -158,20 +202,40 @@ pub fn decode_trailer(plain: &[u8], trailer_start: u64) -> Result<Vec<PackEntry>
 /// # Errors
 /// [`ErrorKind::Corrupt`] naming the pack for truncation, bad magic, failed
 /// authentication (including a pack stored under another pack's name) or a bad table.
-pub fn read_trailer(storage: &dyn Storage, keys: &Keys, id: PackId, size: u64) -> Result<Vec<PackEntry>> {
+pub fn read_trailer(
+    storage: &dyn Storage,
+    keys: &Keys,
+    id: PackId,
+    size: u64,
+) -> Result<Vec<PackEntry>> {
     let name = id.to_hex();
-    read_trailer_with(keys, id, size, &|offset, len| storage.get_range(Kind::Pack, &name, offset, len))
+    read_trailer_with(keys, id, size, &|offset, len| {
+        storage.get_range(Kind::Pack, &name, offset, len)
+    })
 }
 
 /// [`read_trailer`] over any range reader (a pack already in memory, say).
 ///
 /// # Errors
 /// As [`read_trailer`].
-pub fn read_trailer_with(keys: &Keys, id: PackId, size: u64, read: &dyn Fn(u64, u64) -> Result<Vec<u8>>) -> Result<Vec<PackEntry>> {
-    let ctx = |e: Error| if e.kind() == ErrorKind::Corrupt { e.context(format!("pack {}", id.short())) } else { e };
+pub fn read_trailer_with(
+    keys: &Keys,
+    id: PackId,
+    size: u64,
+    read: &dyn Fn(u64, u64) -> Result<Vec<u8>>,
+) -> Result<Vec<PackEntry>> {
+    let ctx = |e: Error| {
+        if e.kind() == ErrorKind::Corrupt {
+            e.context(format!("pack {}", id.short()))
+        } else {
+            e
+        }
+    };
     let min = (PACK_HEADER_LEN + PACK_FOOTER_LEN + ENVELOPE_HEADER_LEN + TAG_LEN) as u64;
     if size < min || size > MAX_PACK_SIZE {
-        return Err(ctx(Error::corrupt(format!("pack truncated or oversized ({size} bytes)"))));
+        return Err(ctx(Error::corrupt(format!(
+            "pack truncated or oversized ({size} bytes)"
+        ))));
     }
     let header = read(0, PACK_HEADER_LEN as u64).map_err(ctx)?;
     if &header[..8] != PACK_MAGIC {
@@ -179,7 +243,10 @@ pub fn read_trailer_with(keys: &Keys, id: PackId, size: u64, read: &dyn Fn(u64, 
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
     if version != FORMAT_VERSION {
-        return Err(Error::new(ErrorKind::Unsupported, format!("pack {} has format v{version}, not supported", id.short())));
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("pack {} has format v{version}, not supported", id.short()),
+        ));
     }
     let footer = read(size - PACK_FOOTER_LEN as u64, PACK_FOOTER_LEN as u64).map_err(ctx)?;
     if &footer[4..] != PACK_END_MAGIC {
@@ -191,7 +258,14 @@ pub fn read_trailer_with(keys: &Keys, id: PackId, size: u64, read: &dyn Fn(u64, 
     }
     let start = size - PACK_FOOTER_LEN as u64 - tlen;
     let sealed = read(start, tlen).map_err(ctx)?;
-    let plain = keys.open(ObjectType::PackTrailer, &id.0, &sealed, MAX_PACK_ENTRIES as usize * TRAILER_ENTRY_LEN + 4).map_err(ctx)?;
+    let plain = keys
+        .open(
+            ObjectType::PackTrailer,
+            &id.0,
+            &sealed,
+            MAX_PACK_ENTRIES as usize * TRAILER_ENTRY_LEN + 4,
+        )
+        .map_err(ctx)?;
     decode_trailer(&plain, start).map_err(ctx)
 }
 
@@ -237,7 +311,12 @@ mod tests {
         let k = keys();
         let mut b = PackBuilder::new(1 << 20);
         let id = k.chunk_id(b"abc");
-        b.add(ObjectType::Data, id, k.seal(ObjectType::Data, &id.0, b"abc", None), 3);
+        b.add(
+            ObjectType::Data,
+            id,
+            k.seal(ObjectType::Data, &id.0, b"abc", None),
+            3,
+        );
         let (pid, bytes, _) = b.finish(&k);
         let s = MemoryStorage::new();
         let other = PackId([9; 32]);
@@ -246,7 +325,11 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Corrupt, "renamed pack: {err}");
         for cut in [0, 5, 12, bytes.len() - 13, bytes.len() - 1] {
             s.overwrite(Kind::Pack, &pid.to_hex(), bytes[..cut].to_vec());
-            assert_eq!(read_trailer(&s, &k, pid, cut as u64).unwrap_err().kind(), ErrorKind::Corrupt, "cut {cut}");
+            assert_eq!(
+                read_trailer(&s, &k, pid, cut as u64).unwrap_err().kind(),
+                ErrorKind::Corrupt,
+                "cut {cut}"
+            );
         }
     }
 }

@@ -36,24 +36,41 @@ pub struct RepairReport {
 ///
 /// # Errors
 /// `WrongPassword`, `Locked`, `Storage`, or SQLite failures while building.
-pub fn repair_index(storage: Arc<dyn Storage>, index_path: &Path, passphrase: &[u8], opts: &OpenOptions, progress: &dyn Progress) -> Result<RepairReport> {
+pub fn repair_index(
+    storage: Arc<dyn Storage>,
+    index_path: &Path,
+    passphrase: &[u8],
+    opts: &OpenOptions,
+    progress: &dyn Progress,
+) -> Result<RepairReport> {
     let (keys, _config) = unlock(storage.as_ref(), passphrase)?;
-    let _lock = lock::acquire(Arc::clone(&storage), LockMode::Exclusive, &opts.operation, opts.lock_wait)?;
+    let _lock = lock::acquire(
+        Arc::clone(&storage),
+        LockMode::Exclusive,
+        &opts.operation,
+        opts.lock_wait,
+    )?;
     let mut report = RepairReport::default();
     let packs = storage.list(Kind::Pack)?;
-    progress.start("reading pack trailers", Some(packs.len() as u64), Unit::Items);
+    progress.start(
+        "reading pack trailers",
+        Some(packs.len() as u64),
+        Unit::Items,
+    );
     let trailers: Vec<_> = packs
         .par_iter()
         .map(|(name, size)| {
             progress.inc(1);
-            let r = PackId::from_hex(name).and_then(|id| read_trailer(storage.as_ref(), &keys, id, *size).map(|e| (id, e)));
+            let r = PackId::from_hex(name)
+                .and_then(|id| read_trailer(storage.as_ref(), &keys, id, *size).map(|e| (id, e)));
             (name.clone(), *size, r)
         })
         .collect();
     progress.finish();
 
     let tmp = index_path.with_extension("rebuild");
-    remove_files(&tmp).map_err(|e| crate::Error::storage(format!("removing {}", tmp.display()), e))?;
+    remove_files(&tmp)
+        .map_err(|e| crate::Error::storage(format!("removing {}", tmp.display()), e))?;
     let mut index = Index::create(&tmp, keys.repo_id())?;
     for (name, size, r) in trailers {
         match r {
@@ -68,29 +85,51 @@ pub fn repair_index(storage: Arc<dyn Storage>, index_path: &Path, passphrase: &[
     }
     drop(index);
     // Swap: the stale WAL must go first, or SQLite would replay it onto the new database.
-    remove_files(index_path).map_err(|e| crate::Error::storage(format!("removing {}", index_path.display()), e))?;
-    std::fs::rename(&tmp, index_path).map_err(|e| crate::Error::storage(format!("installing {}", index_path.display()), e))?;
+    remove_files(index_path)
+        .map_err(|e| crate::Error::storage(format!("removing {}", index_path.display()), e))?;
+    std::fs::rename(&tmp, index_path)
+        .map_err(|e| crate::Error::storage(format!("installing {}", index_path.display()), e))?;
     if let Some(dir) = index_path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| crate::Error::storage("syncing the index directory", e))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| crate::Error::storage("syncing the index directory", e))?;
     }
 
     // Report snapshots the rebuilt index cannot fully serve.
-    let repo = Repo::open(storage, index_path, passphrase, &OpenOptions::new("repair", None))?;
+    let repo = Repo::open(
+        storage,
+        index_path,
+        passphrase,
+        &OpenOptions::new("repair", None),
+    )?;
     let (snaps, unreadable) = repo.snapshots()?;
-    report.incomplete_snapshots.extend(unreadable.into_iter().map(|(id, _)| id.to_hex()));
+    report
+        .incomplete_snapshots
+        .extend(unreadable.into_iter().map(|(id, _)| id.to_hex()));
     for (sid, snap) in snaps {
-        let complete = snap.tree.iter().all(|(id, _)| repo.index.contains(id).unwrap_or(false)) && {
-            let mut reader = repo.tree_reader(&snap);
-            let mut ok = true;
-            loop {
-                match reader.next_record() {
-                    Ok(Some(Record::FileChunk(id, _))) => ok &= repo.index.locate(&id).ok().flatten().is_some_and(|l| l.ty == ObjectType::Data),
-                    Ok(Some(_)) => {}
-                    Ok(None) => break ok,
-                    Err(_) => break false,
+        let complete = snap
+            .tree
+            .iter()
+            .all(|(id, _)| repo.index.contains(id).unwrap_or(false))
+            && {
+                let mut reader = repo.tree_reader(&snap);
+                let mut ok = true;
+                loop {
+                    match reader.next_record() {
+                        Ok(Some(Record::FileChunk(id, _))) => {
+                            ok &= repo
+                                .index
+                                .locate(&id)
+                                .ok()
+                                .flatten()
+                                .is_some_and(|l| l.ty == ObjectType::Data)
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => break ok,
+                        Err(_) => break false,
+                    }
                 }
-            }
-        };
+            };
         if !complete {
             report.incomplete_snapshots.push(sid.to_hex());
         }

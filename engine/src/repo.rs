@@ -35,7 +35,11 @@ pub struct OpenOptions {
 impl OpenOptions {
     /// Open for `operation` with lock `mode`, waiting up to a minute for other holders.
     pub fn new(operation: &str, lock: Option<LockMode>) -> Self {
-        Self { lock, operation: operation.to_string(), lock_wait: Duration::from_secs(60) }
+        Self {
+            lock,
+            operation: operation.to_string(),
+            lock_wait: Duration::from_secs(60),
+        }
     }
 
     /// Set the lock wait.
@@ -59,7 +63,13 @@ pub struct Repo {
 ///
 /// # Errors
 /// `InvalidInput` for an empty passphrase; `Storage` errors.
-pub fn init(storage: &dyn Storage, index_path: &Path, passphrase: &[u8], config: RepoConfig, kdf: KdfParams) -> Result<RepoId> {
+pub fn init(
+    storage: &dyn Storage,
+    index_path: &Path,
+    passphrase: &[u8],
+    config: RepoConfig,
+    kdf: KdfParams,
+) -> Result<RepoId> {
     config.check()?;
     let repo_id = RepoId::random();
     let master = MasterKey::generate();
@@ -83,11 +93,15 @@ pub fn unlock(storage: &dyn Storage, passphrase: &[u8]) -> Result<(Keys, RepoCon
     let mut last_err = None;
     for (name, _) in storage.list(Kind::Key)? {
         let key_id = KeyId::from_hex(&name)?;
-        let attempt = storage.get(Kind::Key, &name).and_then(|b| KeySlot::decode(&b)).and_then(|s| s.unlock(passphrase, repo_id, key_id));
+        let attempt = storage
+            .get(Kind::Key, &name)
+            .and_then(|b| KeySlot::decode(&b))
+            .and_then(|s| s.unlock(passphrase, repo_id, key_id));
         match attempt {
             Ok(master) => {
                 let keys = Keys::derive(&master, repo_id);
-                let config = RepoConfig::decode(&config_bytes, &keys).map_err(|e| e.context("repository config"))?;
+                let config = RepoConfig::decode(&config_bytes, &keys)
+                    .map_err(|e| e.context("repository config"))?;
                 return Ok((keys, config));
             }
             Err(e) => last_err = Some(e),
@@ -96,7 +110,10 @@ pub fn unlock(storage: &dyn Storage, passphrase: &[u8]) -> Result<(Keys, RepoCon
     Err(match last_err {
         // A slot with out-of-bounds KDF parameters says so; anything else reads as a wrong passphrase.
         Some(e) if e.kind() == ErrorKind::Corrupt && e.to_string().contains("out of bounds") => e,
-        Some(_) => Error::new(ErrorKind::WrongPassword, "wrong passphrase or damaged key slot"),
+        Some(_) => Error::new(
+            ErrorKind::WrongPassword,
+            "wrong passphrase or damaged key slot",
+        ),
         None => Error::corrupt("repository has no key slots"),
     })
 }
@@ -107,14 +124,30 @@ impl Repo {
     /// # Errors
     /// `WrongPassword`, `IndexUnavailable` (run `repair index`), `Locked`, `Corrupt`,
     /// `Unsupported` or `Storage`, in the order the checks run.
-    pub fn open(storage: Arc<dyn Storage>, index_path: &Path, passphrase: &[u8], opts: &OpenOptions) -> Result<Self> {
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        index_path: &Path,
+        passphrase: &[u8],
+        opts: &OpenOptions,
+    ) -> Result<Self> {
         let (keys, config) = unlock(storage.as_ref(), passphrase)?;
         let index = Index::open(index_path, keys.repo_id())?;
         let lock = match opts.lock {
-            Some(mode) => Some(lock::acquire(Arc::clone(&storage), mode, &opts.operation, opts.lock_wait)?),
+            Some(mode) => Some(lock::acquire(
+                Arc::clone(&storage),
+                mode,
+                &opts.operation,
+                opts.lock_wait,
+            )?),
             None => None,
         };
-        Ok(Self { storage, keys, config, index, _lock: lock })
+        Ok(Self {
+            storage,
+            keys,
+            config,
+            index,
+            _lock: lock,
+        })
     }
 
     /// The repository id.
@@ -147,14 +180,31 @@ impl Repo {
     /// # Errors
     /// `Corrupt` if it is not indexed, is of the wrong type, or fails a check.
     pub fn load_chunk(&self, id: &ChunkId, ty: ObjectType) -> Result<Vec<u8>> {
-        let loc = self.index.locate(id)?.ok_or_else(|| Error::corrupt(format!("{} {id} is missing from the index", ty.name())))?;
+        let loc = self.index.locate(id)?.ok_or_else(|| {
+            Error::corrupt(format!("{} {id} is missing from the index", ty.name()))
+        })?;
         if loc.ty != ty {
-            return Err(Error::corrupt(format!("chunk {id} is a {}, expected a {}", loc.ty.name(), ty.name())));
+            return Err(Error::corrupt(format!(
+                "chunk {id} is a {}, expected a {}",
+                loc.ty.name(),
+                ty.name()
+            )));
         }
         let sealed = self
             .storage
-            .get_range(Kind::Pack, &loc.pack.to_hex(), loc.offset, u64::from(loc.sealed_len))
-            .map_err(|e| if e.kind() == ErrorKind::NotFound { Error::corrupt(format!("pack {} is missing", loc.pack)) } else { e })?;
+            .get_range(
+                Kind::Pack,
+                &loc.pack.to_hex(),
+                loc.offset,
+                u64::from(loc.sealed_len),
+            )
+            .map_err(|e| {
+                if e.kind() == ErrorKind::NotFound {
+                    Error::corrupt(format!("pack {} is missing", loc.pack))
+                } else {
+                    e
+                }
+            })?;
         self.keys
             .open_chunk(ty, id, &sealed, MAX_OBJECT_SIZE)
             .map_err(|e| e.context(format!("in pack {}", loc.pack.short())))
@@ -191,10 +241,14 @@ impl Repo {
     pub fn resolve(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
         if spec == "latest" {
             let (mut all, _) = self.snapshots()?;
-            return all.pop().ok_or_else(|| Error::new(ErrorKind::NotFound, "the repository has no snapshots yet"));
+            return all.pop().ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, "the repository has no snapshots yet")
+            });
         }
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::invalid(format!("{spec:?} is not a snapshot id, id prefix or `latest`")));
+            return Err(Error::invalid(format!(
+                "{spec:?} is not a snapshot id, id prefix or `latest`"
+            )));
         }
         let spec = spec.to_ascii_lowercase();
         let matches: Vec<SnapshotId> = self
@@ -206,13 +260,22 @@ impl Repo {
             .collect();
         match matches.as_slice() {
             [id] => Ok((*id, Snapshot::load(self.storage.as_ref(), &self.keys, *id)?)),
-            [] => Err(Error::new(ErrorKind::NotFound, format!("no snapshot matches {spec:?} (list them with `masclet snapshots`)"))),
-            _ => Err(Error::invalid(format!("{spec:?} matches {} snapshots; give more of the id", matches.len()))),
+            [] => Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no snapshot matches {spec:?} (list them with `masclet snapshots`)"),
+            )),
+            _ => Err(Error::invalid(format!(
+                "{spec:?} matches {} snapshots; give more of the id",
+                matches.len()
+            ))),
         }
     }
 
     /// A validating reader over a snapshot's tree stream.
-    pub fn tree_reader<'a>(&'a self, snap: &Snapshot) -> TreeReader<impl FnMut(&ChunkId) -> Result<Vec<u8>> + 'a> {
+    pub fn tree_reader<'a>(
+        &'a self,
+        snap: &Snapshot,
+    ) -> TreeReader<impl FnMut(&ChunkId) -> Result<Vec<u8>> + 'a> {
         let ids = snap.tree.iter().map(|(id, _)| *id).collect();
         TreeReader::new(ids, move |id| self.load_chunk(id, ObjectType::Tree))
     }

@@ -53,12 +53,21 @@ fn name_of(path: &[u8]) -> &[u8] {
 }
 
 fn times(m: &EntryMeta) -> Timestamps {
-    let t = Timespec { tv_sec: m.mtime, tv_nsec: i64::from(m.mtime_nsec.min(999_999_999)) };
-    Timestamps { last_access: t, last_modification: t }
+    let t = Timespec {
+        tv_sec: m.mtime,
+        tv_nsec: i64::from(m.mtime_nsec.min(999_999_999)),
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 fn at_err(path: &[u8], what: &str, e: rustix::io::Errno) -> Error {
-    Error::io(format!("{what} {}", display_path(path)), std::io::Error::from(e))
+    Error::io(
+        format!("{what} {}", display_path(path)),
+        std::io::Error::from(e),
+    )
 }
 
 struct OpenFile {
@@ -83,25 +92,34 @@ impl Restorer<'_> {
     /// Close directories that are not ancestors of `path`, applying their mode and times
     /// now that nothing more will be written inside them.
     fn pop_to_parent(&mut self, path: &[u8]) -> Result<()> {
-        let parent = path.iter().rposition(|b| *b == b'/').map_or(&[][..], |i| &path[..i]);
+        let parent = path
+            .iter()
+            .rposition(|b| *b == b'/')
+            .map_or(&[][..], |i| &path[..i]);
         while let Some((m, _)) = self.dirs.last() {
             if m.path == parent {
                 break;
             }
             let (m, fd) = self.dirs.pop().expect("checked");
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(m.mode)).map_err(|e| at_err(&m.path, "setting mode of", e))?;
-            rustix::fs::futimens(&fd, &times(&m)).map_err(|e| at_err(&m.path, "setting times of", e))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(m.mode))
+                .map_err(|e| at_err(&m.path, "setting mode of", e))?;
+            rustix::fs::futimens(&fd, &times(&m))
+                .map_err(|e| at_err(&m.path, "setting times of", e))?;
         }
         Ok(())
     }
 
     fn parent_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.dirs.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd())
+        self.dirs
+            .last()
+            .map_or(self.root.as_fd(), |(_, fd)| fd.as_fd())
     }
 
     /// What stands at `name` in the current directory, without following links.
     fn existing(&self, name: &[u8]) -> Option<FileType> {
-        rustix::fs::statat(self.parent_fd(), name, AtFlags::SYMLINK_NOFOLLOW).ok().map(|st| FileType::from_raw_mode(st.st_mode))
+        rustix::fs::statat(self.parent_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .map(|st| FileType::from_raw_mode(st.st_mode))
     }
 
     /// Make room for a new non-directory at `name`, or refuse. An existing symlink is only
@@ -112,13 +130,22 @@ impl Restorer<'_> {
             None => Ok(()),
             Some(FileType::Directory) => Err(Error::new(
                 ErrorKind::Io,
-                format!("{} exists in the target as a directory; restore into an empty directory", display_path(&m.path)),
+                format!(
+                    "{} exists in the target as a directory; restore into an empty directory",
+                    display_path(&m.path)
+                ),
             )),
-            Some(FileType::Symlink) if !self.opts.overwrite && !replacing_with_link => Err(Error::new(
-                ErrorKind::Io,
-                format!("refusing to write through existing symlink {} (use --overwrite to replace it)", display_path(&m.path)),
-            )),
-            Some(_) => rustix::fs::unlinkat(self.parent_fd(), name, AtFlags::empty()).map_err(|e| at_err(&m.path, "replacing", e)),
+            Some(FileType::Symlink) if !self.opts.overwrite && !replacing_with_link => {
+                Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "refusing to write through existing symlink {} (use --overwrite to replace it)",
+                        display_path(&m.path)
+                    ),
+                ))
+            }
+            Some(_) => rustix::fs::unlinkat(self.parent_fd(), name, AtFlags::empty())
+                .map_err(|e| at_err(&m.path, "replacing", e)),
         }
     }
 
@@ -130,12 +157,18 @@ impl Restorer<'_> {
             Err(rustix::io::Errno::EXIST) if self.existing(name) == Some(FileType::Directory) => {}
             Err(rustix::io::Errno::EXIST) => {
                 self.clear_for(&m, false)?;
-                rustix::fs::mkdirat(self.parent_fd(), name, Mode::from_raw_mode(0o700)).map_err(|e| at_err(&m.path, "creating", e))?;
+                rustix::fs::mkdirat(self.parent_fd(), name, Mode::from_raw_mode(0o700))
+                    .map_err(|e| at_err(&m.path, "creating", e))?;
             }
             Err(e) => return Err(at_err(&m.path, "creating", e)),
         }
-        let fd = rustix::fs::openat(self.parent_fd(), name, OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| at_err(&m.path, "opening directory", e))?;
+        let fd = rustix::fs::openat(
+            self.parent_fd(),
+            name,
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| at_err(&m.path, "opening directory", e))?;
         self.summary.dirs += 1;
         self.dirs.push((m, fd));
         Ok(())
@@ -145,8 +178,10 @@ impl Restorer<'_> {
         self.pop_to_parent(&m.path)?;
         self.clear_for(m, true)?;
         let name = name_of(&m.path);
-        rustix::fs::symlinkat(target, self.parent_fd(), name).map_err(|e| at_err(&m.path, "creating symlink", e))?;
-        rustix::fs::utimensat(self.parent_fd(), name, &times(m), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| at_err(&m.path, "setting times of", e))?;
+        rustix::fs::symlinkat(target, self.parent_fd(), name)
+            .map_err(|e| at_err(&m.path, "creating symlink", e))?;
+        rustix::fs::utimensat(self.parent_fd(), name, &times(m), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| at_err(&m.path, "setting times of", e))?;
         self.summary.symlinks += 1;
         Ok(())
     }
@@ -156,22 +191,46 @@ impl Restorer<'_> {
         if self.existing(name_of(&meta.path)).is_some() {
             self.clear_for(&meta, false)?;
         }
-        let tmp_name = format!(".masclet-restore-{}", crate::id::to_hex(&crate::crypto::random_array::<8>())).into_bytes();
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(self.parent_fd(), tmp_name.as_slice(), flags, Mode::from_raw_mode(0o600))
-            .map_err(|e| at_err(&meta.path, "creating", e))?;
-        self.file = Some(OpenFile { meta, file: File::from(fd), tmp_name, hasher: blake3::Hasher::new(), written: 0 });
+        let tmp_name = format!(
+            ".masclet-restore-{}",
+            crate::id::to_hex(&crate::crypto::random_array::<8>())
+        )
+        .into_bytes();
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(
+            self.parent_fd(),
+            tmp_name.as_slice(),
+            flags,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| at_err(&meta.path, "creating", e))?;
+        self.file = Some(OpenFile {
+            meta,
+            file: File::from(fd),
+            tmp_name,
+            hasher: blake3::Hasher::new(),
+            written: 0,
+        });
         Ok(())
     }
 
     fn file_chunk(&mut self, id: &crate::id::ChunkId, len: u32) -> Result<()> {
         crate::check_interrupt()?;
         let data = self.repo.load_chunk(id, ObjectType::Data)?;
-        let f = self.file.as_mut().expect("validator guarantees an open file");
+        let f = self
+            .file
+            .as_mut()
+            .expect("validator guarantees an open file");
         if data.len() != len as usize {
-            return Err(Error::corrupt(format!("chunk {id} has {} bytes, the tree says {len}", data.len())));
+            return Err(Error::corrupt(format!(
+                "chunk {id} has {} bytes, the tree says {len}",
+                data.len()
+            )));
         }
-        f.file.write_all(&data).map_err(|e| Error::io(format!("writing {}", display_path(&f.meta.path)), e))?;
+        f.file
+            .write_all(&data)
+            .map_err(|e| Error::io(format!("writing {}", display_path(&f.meta.path)), e))?;
         f.hasher.update(&data);
         f.written += data.len() as u64;
         self.progress.inc(data.len() as u64);
@@ -183,13 +242,21 @@ impl Restorer<'_> {
         let path = f.meta.path.clone();
         let result = (|| {
             if f.written != size || f.hasher.finalize().as_bytes() != hash {
-                return Err(Error::corrupt(format!("restored content of {} does not match the hash recorded at backup", display_path(&path))));
+                return Err(Error::corrupt(format!(
+                    "restored content of {} does not match the hash recorded at backup",
+                    display_path(&path)
+                )));
             }
-            rustix::fs::fchmod(&f.file, Mode::from_raw_mode(f.meta.mode)).map_err(|e| at_err(&path, "setting mode of", e))?;
-            rustix::fs::futimens(&f.file, &times(&f.meta)).map_err(|e| at_err(&path, "setting times of", e))?;
-            f.file.sync_data().map_err(|e| Error::io(format!("writing {}", display_path(&path)), e))?;
+            rustix::fs::fchmod(&f.file, Mode::from_raw_mode(f.meta.mode))
+                .map_err(|e| at_err(&path, "setting mode of", e))?;
+            rustix::fs::futimens(&f.file, &times(&f.meta))
+                .map_err(|e| at_err(&path, "setting times of", e))?;
+            f.file
+                .sync_data()
+                .map_err(|e| Error::io(format!("writing {}", display_path(&path)), e))?;
             let parent = self.parent_fd();
-            rustix::fs::renameat(parent, f.tmp_name.as_slice(), parent, name_of(&path)).map_err(|e| at_err(&path, "renaming into place", e))
+            rustix::fs::renameat(parent, f.tmp_name.as_slice(), parent, name_of(&path))
+                .map_err(|e| at_err(&path, "renaming into place", e))
         })();
         if result.is_err() {
             let _ = rustix::fs::unlinkat(self.parent_fd(), f.tmp_name.as_slice(), AtFlags::empty());
@@ -212,11 +279,35 @@ impl Restorer<'_> {
 /// # Errors
 /// `Corrupt` for damaged or hostile snapshot data, `Io` for target failures (naming the
 /// path), `Interrupted` on Ctrl-C.
-pub fn restore(repo: &Repo, snap: &Snapshot, target: &Path, opts: &RestoreOptions, progress: &dyn Progress) -> Result<RestoreSummary> {
-    std::fs::create_dir_all(target).map_err(|e| Error::io(format!("creating {}", target.display()), e))?;
-    let root = rustix::fs::open(target, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::io(format!("opening {}", target.display()), std::io::Error::from(e)))?;
-    let mut r = Restorer { repo, opts, root, dirs: Vec::new(), file: None, summary: RestoreSummary::default(), progress };
+pub fn restore(
+    repo: &Repo,
+    snap: &Snapshot,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreSummary> {
+    std::fs::create_dir_all(target)
+        .map_err(|e| Error::io(format!("creating {}", target.display()), e))?;
+    let root = rustix::fs::open(
+        target,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        Error::io(
+            format!("opening {}", target.display()),
+            std::io::Error::from(e),
+        )
+    })?;
+    let mut r = Restorer {
+        repo,
+        opts,
+        root,
+        dirs: Vec::new(),
+        file: None,
+        summary: RestoreSummary::default(),
+        progress,
+    };
     progress.start("restore", Some(snap.stats.bytes_read), Unit::Bytes);
     let mut reader = repo.tree_reader(snap);
     let result = (|| {
@@ -235,7 +326,13 @@ pub fn restore(repo: &Repo, snap: &Snapshot, target: &Path, opts: &RestoreOption
         r.abort();
     }
     progress.finish();
-    result.map(|()| r.summary).map_err(|e| if e.kind() == ErrorKind::Io { e.context(format!("restoring into {}", target.display())) } else { e })
+    result.map(|()| r.summary).map_err(|e| {
+        if e.kind() == ErrorKind::Io {
+            e.context(format!("restoring into {}", target.display()))
+        } else {
+            e
+        }
+    })
 }
 
 /// Write the content of the file at `path` in `snap` to `out`, checking its hash.
@@ -250,16 +347,23 @@ pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> R
         match (&mut hasher, rec) {
             (None, Record::FileStart(m)) if m.path == path => hasher = Some(blake3::Hasher::new()),
             (None, Record::Dir(m) | Record::Symlink(m, _)) if m.path == path => {
-                return Err(Error::invalid(format!("{} is not a regular file in this snapshot", display_path(path))));
+                return Err(Error::invalid(format!(
+                    "{} is not a regular file in this snapshot",
+                    display_path(path)
+                )));
             }
             (Some(h), Record::FileChunk(id, _)) => {
                 let data = repo.load_chunk(&id, ObjectType::Data)?;
-                out.write_all(&data).map_err(|e| Error::io("writing output", e))?;
+                out.write_all(&data)
+                    .map_err(|e| Error::io("writing output", e))?;
                 h.update(&data);
             }
             (Some(h), Record::FileEnd { size, content_hash }) => {
                 if h.finalize().as_bytes() != &content_hash {
-                    return Err(Error::corrupt(format!("content of {} does not match the hash recorded at backup", display_path(path))));
+                    return Err(Error::corrupt(format!(
+                        "content of {} does not match the hash recorded at backup",
+                        display_path(path)
+                    )));
                 }
                 out.flush().map_err(|e| Error::io("writing output", e))?;
                 return Ok(size);
@@ -267,7 +371,13 @@ pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> R
             _ => {}
         }
     }
-    Err(Error::new(ErrorKind::NotFound, format!("no file {} in this snapshot (see `masclet ls`)", display_path(path))))
+    Err(Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "no file {} in this snapshot (see `masclet ls`)",
+            display_path(path)
+        ),
+    ))
 }
 
 /// One entry as `ls` shows it.
@@ -310,10 +420,20 @@ pub fn list(repo: &Repo, snap: &Snapshot, mut f: impl FnMut(LsEntry) -> Result<(
     while let Some(rec) = reader.next_record()? {
         match rec {
             Record::Dir(m) => f(entry(&m, "dir", 0, None))?,
-            Record::Symlink(m, t) => f(entry(&m, "symlink", 0, Some(String::from_utf8_lossy(&t).into_owned())))?,
+            Record::Symlink(m, t) => f(entry(
+                &m,
+                "symlink",
+                0,
+                Some(String::from_utf8_lossy(&t).into_owned()),
+            ))?,
             Record::FileStart(m) => pending = Some(m),
             Record::FileChunk(..) => {}
-            Record::FileEnd { size, .. } => f(entry(&pending.take().expect("validated"), "file", size, None))?,
+            Record::FileEnd { size, .. } => f(entry(
+                &pending.take().expect("validated"),
+                "file",
+                size,
+                None,
+            ))?,
         }
     }
     Ok(())

@@ -64,7 +64,9 @@ impl Snapshot {
     /// Encode the plaintext.
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc::new();
-        e.u8(SNAPSHOT_VERSION).i64(self.time.timestamp()).u32(self.time.timestamp_subsec_nanos());
+        e.u8(SNAPSHOT_VERSION)
+            .i64(self.time.timestamp())
+            .u32(self.time.timestamp_subsec_nanos());
         e.bytes(self.host.as_bytes()).bytes(self.user.as_bytes());
         e.u16(u16::try_from(self.tags.len()).expect("capped"));
         for t in &self.tags {
@@ -76,10 +78,20 @@ impl Snapshot {
         }
         e.bytes(self.source.as_bytes());
         let s = &self.stats;
-        for v in [s.files, s.dirs, s.symlinks, s.bytes_read, s.chunks, s.new_chunks, s.new_raw_bytes, s.bytes_added] {
+        for v in [
+            s.files,
+            s.dirs,
+            s.symlinks,
+            s.bytes_read,
+            s.chunks,
+            s.new_chunks,
+            s.new_raw_bytes,
+            s.bytes_added,
+        ] {
             e.u64(v);
         }
-        e.u64(self.tree_len).u32(u32::try_from(self.tree.len()).expect("capped"));
+        e.u64(self.tree_len)
+            .u32(u32::try_from(self.tree.len()).expect("capped"));
         for (id, len) in &self.tree {
             e.raw(&id.0).u32(*len);
         }
@@ -94,36 +106,78 @@ impl Snapshot {
         let mut d = Dec::new(buf, "snapshot");
         let v = d.u8()?;
         if v != SNAPSHOT_VERSION {
-            return Err(Error::new(ErrorKind::Unsupported, format!("snapshot version {v} not supported")));
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("snapshot version {v} not supported"),
+            ));
         }
         let (secs, nanos) = (d.i64()?, d.u32()?);
-        let time = DateTime::from_timestamp(secs, nanos).ok_or_else(|| Error::corrupt("snapshot: time out of range"))?;
+        let time = DateTime::from_timestamp(secs, nanos)
+            .ok_or_else(|| Error::corrupt("snapshot: time out of range"))?;
         let host = d.string(MAX_STRING)?;
         let user = d.string(MAX_STRING)?;
         let list_len = |d: &mut Dec<'_>| -> Result<u16> {
             let n = d.u16()?;
-            if n > MAX_LIST { Err(Error::corrupt("snapshot: list too long")) } else { Ok(n) }
+            if n > MAX_LIST {
+                Err(Error::corrupt("snapshot: list too long"))
+            } else {
+                Ok(n)
+            }
         };
-        let tags = (0..list_len(&mut d)?).map(|_| d.string(MAX_STRING)).collect::<Result<_>>()?;
-        let paths = (0..list_len(&mut d)?).map(|_| d.bytes(MAX_STRING).map(<[u8]>::to_vec)).collect::<Result<_>>()?;
+        let tags = (0..list_len(&mut d)?)
+            .map(|_| d.string(MAX_STRING))
+            .collect::<Result<_>>()?;
+        let paths = (0..list_len(&mut d)?)
+            .map(|_| d.bytes(MAX_STRING).map(<[u8]>::to_vec))
+            .collect::<Result<_>>()?;
         let source = d.string(MAX_STRING)?;
         let mut n = [0u64; 8];
         for v in &mut n {
             *v = d.u64()?;
         }
-        let [files, dirs, symlinks, bytes_read, chunks, new_chunks, new_raw_bytes, bytes_added] = n;
-        let stats = BackupStats { files, dirs, symlinks, bytes_read, chunks, new_chunks, new_raw_bytes, bytes_added };
+        let [
+            files,
+            dirs,
+            symlinks,
+            bytes_read,
+            chunks,
+            new_chunks,
+            new_raw_bytes,
+            bytes_added,
+        ] = n;
+        let stats = BackupStats {
+            files,
+            dirs,
+            symlinks,
+            bytes_read,
+            chunks,
+            new_chunks,
+            new_raw_bytes,
+            bytes_added,
+        };
         let tree_len = d.u64()?;
         let count = d.u32()? as usize;
         if count > d.remaining() / 36 {
             return Err(Error::corrupt("snapshot: tree list longer than the object"));
         }
-        let tree = (0..count).map(|_| Ok((ChunkId(d.id()?), d.u32()?))).collect::<Result<Vec<_>>>()?;
+        let tree = (0..count)
+            .map(|_| Ok((ChunkId(d.id()?), d.u32()?)))
+            .collect::<Result<Vec<_>>>()?;
         d.finish()?;
         if tree.iter().map(|(_, l)| u64::from(*l)).sum::<u64>() != tree_len {
             return Err(Error::corrupt("snapshot: tree chunk lengths do not add up"));
         }
-        Ok(Self { time, host, user, tags, paths, source, stats, tree_len, tree })
+        Ok(Self {
+            time,
+            host,
+            user,
+            tags,
+            paths,
+            source,
+            stats,
+            tree_len,
+            tree,
+        })
     }
 
     /// Seal and store as a new snapshot object: the commit point of a backup.
@@ -162,7 +216,10 @@ mod tests {
             tags: vec!["daily".into()],
             paths: vec![b"/x\xff".to_vec()],
             source: "files".into(),
-            stats: BackupStats { files: 1, ..Default::default() },
+            stats: BackupStats {
+                files: 1,
+                ..Default::default()
+            },
             tree_len: 7,
             tree: vec![(ChunkId([1; 32]), 7)],
         };

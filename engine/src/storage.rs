@@ -38,7 +38,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order `check` and listings use.
-    pub const ALL: [Kind; 5] = [Kind::Config, Kind::Key, Kind::Pack, Kind::Snapshot, Kind::Lock];
+    pub const ALL: [Kind; 5] = [
+        Kind::Config,
+        Kind::Key,
+        Kind::Pack,
+        Kind::Snapshot,
+        Kind::Lock,
+    ];
 
     /// The directory (local) or key prefix (object stores) of this kind.
     pub fn dir(self) -> &'static str {
@@ -112,7 +118,18 @@ impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
 pub(crate) fn check_name(kind: Kind, name: &str) -> Result<()> {
     let ok = match kind {
         Kind::Config => name == CONFIG_NAME,
-        _ => name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        _ => {
+            name.len() == 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        }
     };
-    if ok { Ok(()) } else { Err(crate::Error::invalid(format!("invalid object name {name:?} for {kind:?}"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid(format!(
+            "invalid object name {name:?} for {kind:?}"
+        )))
+    }
 }

@@ -69,7 +69,12 @@ fn encode_meta(e: &mut Enc, m: &EntryMeta) {
 }
 
 fn decode_meta(d: &mut Dec<'_>) -> Result<EntryMeta> {
-    Ok(EntryMeta { path: d.bytes(MAX_PATH_LEN)?.to_vec(), mode: d.u32()?, mtime: d.i64()?, mtime_nsec: d.u32()? })
+    Ok(EntryMeta {
+        path: d.bytes(MAX_PATH_LEN)?.to_vec(),
+        mode: d.u32()?,
+        mtime: d.i64()?,
+        mtime_nsec: d.u32()?,
+    })
 }
 
 impl Record {
@@ -103,8 +108,15 @@ impl Record {
             TAG_SYMLINK => Record::Symlink(decode_meta(d)?, d.bytes(MAX_PATH_LEN)?.to_vec()),
             TAG_FILE_START => Record::FileStart(decode_meta(d)?),
             TAG_FILE_CHUNK => Record::FileChunk(ChunkId(d.id()?), d.u32()?),
-            TAG_FILE_END => Record::FileEnd { size: d.u64()?, content_hash: d.id()? },
-            t => return Err(Error::corrupt(format!("tree stream: unknown record tag {t}"))),
+            TAG_FILE_END => Record::FileEnd {
+                size: d.u64()?,
+                content_hash: d.id()?,
+            },
+            t => {
+                return Err(Error::corrupt(format!(
+                    "tree stream: unknown record tag {t}"
+                )));
+            }
         })
     }
 }
@@ -123,9 +135,14 @@ pub fn check_path(path: &[u8]) -> Result<()> {
     let bad = path.is_empty()
         || path.len() > MAX_PATH_LEN
         || path.contains(&0)
-        || path.split(|b| *b == b'/').any(|c| c.is_empty() || c == b"." || c == b"..");
+        || path
+            .split(|b| *b == b'/')
+            .any(|c| c.is_empty() || c == b"." || c == b"..");
     if bad {
-        return Err(Error::corrupt(format!("invalid path component in snapshot tree: {:?}", display_path(path))));
+        return Err(Error::corrupt(format!(
+            "invalid path component in snapshot tree: {:?}",
+            display_path(path)
+        )));
     }
     Ok(())
 }
@@ -136,7 +153,9 @@ pub fn path_cmp(a: &[u8], b: &[u8]) -> Ordering {
 }
 
 fn parent_of(path: &[u8]) -> &[u8] {
-    path.iter().rposition(|b| *b == b'/').map_or(&[][..], |i| &path[..i])
+    path.iter()
+        .rposition(|b| *b == b'/')
+        .map_or(&[][..], |i| &path[..i])
 }
 
 /// Checks the structural rules of a tree stream, record by record.
@@ -155,7 +174,9 @@ impl Validator {
 
     fn entry(&mut self, m: &EntryMeta) -> Result<()> {
         if self.file.is_some() {
-            return Err(Error::corrupt("tree stream: entry inside an unfinished file"));
+            return Err(Error::corrupt(
+                "tree stream: entry inside an unfinished file",
+            ));
         }
         check_path(&m.path)?;
         if let Some(last) = &self.last
@@ -193,7 +214,10 @@ impl Validator {
             Record::Symlink(m, target) => {
                 self.entry(m)?;
                 if target.is_empty() || target.contains(&0) {
-                    return Err(Error::corrupt(format!("tree stream: bad symlink target for {:?}", display_path(&m.path))));
+                    return Err(Error::corrupt(format!(
+                        "tree stream: bad symlink target for {:?}",
+                        display_path(&m.path)
+                    )));
                 }
             }
             Record::FileStart(m) => {
@@ -213,7 +237,9 @@ impl Validator {
             Record::FileEnd { size, .. } => match self.file.take() {
                 Some((sum, _)) if sum == *size => {}
                 Some((sum, _)) => {
-                    return Err(Error::corrupt(format!("tree stream: file size {size} but chunks add up to {sum}")));
+                    return Err(Error::corrupt(format!(
+                        "tree stream: file size {size} but chunks add up to {sum}"
+                    )));
                 }
                 None => return Err(Error::corrupt("tree stream: file end without start")),
             },
@@ -226,7 +252,11 @@ impl Validator {
     /// # Errors
     /// `Corrupt` when a file is unfinished.
     pub fn finish(&self) -> Result<()> {
-        if self.file.is_some() { Err(Error::corrupt("tree stream ends inside a file")) } else { Ok(()) }
+        if self.file.is_some() {
+            Err(Error::corrupt("tree stream ends inside a file"))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -241,7 +271,12 @@ pub struct TreeWriter {
 impl TreeWriter {
     /// A writer cutting with `cutter`, handing out batches of about `flush_at` bytes.
     pub fn new(cutter: Cutter, flush_at: usize) -> Self {
-        Self { cutter, buf: Vec::new(), flush_at, total: 0 }
+        Self {
+            cutter,
+            buf: Vec::new(),
+            flush_at,
+            total: 0,
+        }
     }
 
     /// Append a record; returns a batch of finished chunks when enough have accumulated.
@@ -285,7 +320,13 @@ pub struct TreeReader<F> {
 impl<F: FnMut(&ChunkId) -> Result<Vec<u8>>> TreeReader<F> {
     /// A reader over the tree chunks `chunks`, loading each with `fetch`.
     pub fn new(chunks: Vec<ChunkId>, fetch: F) -> Self {
-        Self { fetch, chunks: chunks.into_iter(), buf: Vec::new(), pos: 0, validator: Validator::new() }
+        Self {
+            fetch,
+            chunks: chunks.into_iter(),
+            buf: Vec::new(),
+            pos: 0,
+            validator: Validator::new(),
+        }
     }
 
     /// The next validated record, or `None` at a valid end.
@@ -321,7 +362,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn meta(p: &[u8]) -> EntryMeta {
-        EntryMeta { path: p.to_vec(), mode: 0o644, mtime: -5, mtime_nsec: 7 }
+        EntryMeta {
+            path: p.to_vec(),
+            mode: 0o644,
+            mtime: -5,
+            mtime_nsec: 7,
+        }
     }
 
     fn run(records: &[Record]) -> Result<()> {
@@ -334,16 +380,34 @@ mod tests {
 
     #[test]
     fn validator_rules() {
-        let file = |p: &[u8]| vec![Record::FileStart(meta(p)), Record::FileEnd { size: 0, content_hash: [0; 32] }];
+        let file = |p: &[u8]| {
+            vec![
+                Record::FileStart(meta(p)),
+                Record::FileEnd {
+                    size: 0,
+                    content_hash: [0; 32],
+                },
+            ]
+        };
         assert!(run(&[vec![Record::Dir(meta(b"a"))], file(b"a/x"), file(b"a.b")].concat()).is_ok());
         assert!(run(&file(b"a/x")).is_err(), "missing parent");
         assert!(run(&[file(b"b"), file(b"a")].concat()).is_err(), "order");
-        assert!(run(&[file(b"a"), file(b"a")].concat()).is_err(), "duplicate");
+        assert!(
+            run(&[file(b"a"), file(b"a")].concat()).is_err(),
+            "duplicate"
+        );
         for bad in [&b""[..], b"/abs", b"..", b"a/../b", b"a//b", b"a\0b", b"."] {
             assert!(run(&file(bad)).is_err(), "{bad:?}");
         }
         assert!(run(&[Record::FileStart(meta(b"f"))]).is_err(), "unfinished");
-        let wrong_size = [Record::FileStart(meta(b"f")), Record::FileChunk(ChunkId([0; 32]), 3), Record::FileEnd { size: 4, content_hash: [0; 32] }];
+        let wrong_size = [
+            Record::FileStart(meta(b"f")),
+            Record::FileChunk(ChunkId([0; 32]), 3),
+            Record::FileEnd {
+                size: 4,
+                content_hash: [0; 32],
+            },
+        ];
         assert!(run(&wrong_size).is_err());
     }
 

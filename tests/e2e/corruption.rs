@@ -26,7 +26,13 @@ fn fixture() -> Fixture {
     let mut repo = r.open();
     let a = backup_bytes(&mut repo, "a", &data_a).unwrap();
     let b = backup_bytes(&mut repo, "b", &data_b).unwrap();
-    Fixture { r, a, b, data_a, data_b }
+    Fixture {
+        r,
+        a,
+        b,
+        data_a,
+        data_b,
+    }
 }
 
 fn pack_paths(r: &LocalRepo) -> Vec<PathBuf> {
@@ -61,7 +67,12 @@ fn flip(path: &PathBuf, offset: usize) {
 }
 
 fn check_report(f: &Fixture, read_data: bool) -> masclet_engine::CheckReport {
-    masclet_engine::check(&f.r.open(), masclet_engine::CheckOptions::new(read_data), &masclet_engine::NoProgress).unwrap()
+    masclet_engine::check(
+        &f.r.open(),
+        masclet_engine::CheckOptions::new(read_data),
+        &masclet_engine::NoProgress,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -81,8 +92,14 @@ fn flipped_bits_in_a_pack_are_found_and_confined() {
         flip(&pack, off);
         let report = check_report(&f, true);
         assert!(!report.ok(), "{place}: check missed it");
-        assert!(report.damaged_snapshots.contains_key(&f.a.to_hex()), "{place}: {report:?}");
-        assert!(!report.damaged_snapshots.contains_key(&f.b.to_hex()), "{place}: damage not confined");
+        assert!(
+            report.damaged_snapshots.contains_key(&f.a.to_hex()),
+            "{place}: {report:?}"
+        );
+        assert!(
+            !report.damaged_snapshots.contains_key(&f.b.to_hex()),
+            "{place}: damage not confined"
+        );
         let repo = f.r.open();
         let err = dump(&repo, f.a, "a").err();
         if place == "body" || place == "header" {
@@ -102,10 +119,22 @@ fn truncated_packs_are_reported() {
         let pack = pack_of(&f, f.a);
         let len = std::fs::metadata(&pack).unwrap().len() as usize;
         let at = if cut == usize::MAX { len - 5 } else { cut };
-        std::fs::File::options().write(true).open(&pack).unwrap().set_len(at as u64).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&pack)
+            .unwrap()
+            .set_len(at as u64)
+            .unwrap();
         let report = check_report(&f, false);
         assert!(!report.ok());
-        assert!(report.problems.iter().any(|p| p.message.contains("truncated") || p.message.contains("bytes, the index says")), "{report:?}");
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.message.contains("truncated")
+                    || p.message.contains("bytes, the index says")),
+            "{report:?}"
+        );
         assert!(report.damaged_snapshots.contains_key(&f.a.to_hex()));
         assert_eq!(dump(&f.r.open(), f.b, "b").unwrap(), f.data_b);
         // Reads through the index either fail as corrupt or, when only the footer was cut,
@@ -124,21 +153,50 @@ fn swapped_chunks_renamed_packs_and_swapped_snapshots_fail_authentication() {
     let mut repo = r.open();
     let block_a = noise(8192, 1);
     let block_b = noise(8192, 2);
-    let ia = masclet_engine::hazmat::store_chunk(&mut repo, masclet_engine::format::ObjectType::Data, &block_a).unwrap();
-    let ib = masclet_engine::hazmat::store_chunk(&mut repo, masclet_engine::format::ObjectType::Data, &block_b).unwrap();
+    let ia = masclet_engine::hazmat::store_chunk(
+        &mut repo,
+        masclet_engine::format::ObjectType::Data,
+        &block_a,
+    )
+    .unwrap();
+    let ib = masclet_engine::hazmat::store_chunk(
+        &mut repo,
+        masclet_engine::format::ObjectType::Data,
+        &block_b,
+    )
+    .unwrap();
     let la = repo.index().locate(&ia).unwrap().unwrap();
     let lb = repo.index().locate(&ib).unwrap().unwrap();
     assert_eq!(la.sealed_len, lb.sealed_len);
-    let sealed_a = repo.storage().get_range(Kind::Pack, &la.pack.to_hex(), la.offset, u64::from(la.sealed_len)).unwrap();
-    let pb = r.path.join("packs").join(&lb.pack.to_hex()[..2]).join(lb.pack.to_hex());
+    let sealed_a = repo
+        .storage()
+        .get_range(
+            Kind::Pack,
+            &la.pack.to_hex(),
+            la.offset,
+            u64::from(la.sealed_len),
+        )
+        .unwrap();
+    let pb = r
+        .path
+        .join("packs")
+        .join(&lb.pack.to_hex()[..2])
+        .join(lb.pack.to_hex());
     let mut bytes = std::fs::read(&pb).unwrap();
     bytes[lb.offset as usize..][..sealed_a.len()].copy_from_slice(&sealed_a);
     std::fs::write(&pb, bytes).unwrap();
-    let err = repo.load_chunk(&ib, masclet_engine::format::ObjectType::Data).unwrap_err();
+    let err = repo
+        .load_chunk(&ib, masclet_engine::format::ObjectType::Data)
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt);
     assert!(err.to_string().contains("authentication failed"), "{err}");
     // Type confusion: a data chunk asked for as a tree chunk.
-    assert_eq!(repo.load_chunk(&ia, masclet_engine::format::ObjectType::Tree).unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(
+        repo.load_chunk(&ia, masclet_engine::format::ObjectType::Tree)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Corrupt
+    );
     drop(repo);
 
     // Snapshot S1's object in S2's place; and a pack under another pack's name.
@@ -159,7 +217,10 @@ fn swapped_chunks_renamed_packs_and_swapped_snapshots_fail_authentication() {
     let pb = pack_of(&f, f.b);
     std::fs::copy(&pb, &pa).unwrap();
     let report = check_report(&f, false);
-    assert!(report.damaged_snapshots.contains_key(&f.a.to_hex()), "{report:?}");
+    assert!(
+        report.damaged_snapshots.contains_key(&f.a.to_hex()),
+        "{report:?}"
+    );
 }
 
 #[test]
@@ -169,8 +230,15 @@ fn snapshot_plaintext_stored_as_data_is_not_a_snapshot() {
     let snap = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), f.a).unwrap();
     // Seal a genuine snapshot plaintext as a data chunk, and plant it as a snapshot object.
     let fake_id = masclet_engine::SnapshotId::random();
-    let sealed = repo.keys().seal(masclet_engine::format::ObjectType::Data, &fake_id.0, &snap.encode(), None);
-    repo.storage().put(Kind::Snapshot, &fake_id.to_hex(), &sealed).unwrap();
+    let sealed = repo.keys().seal(
+        masclet_engine::format::ObjectType::Data,
+        &fake_id.0,
+        &snap.encode(),
+        None,
+    );
+    repo.storage()
+        .put(Kind::Snapshot, &fake_id.to_hex(), &sealed)
+        .unwrap();
     let (ok, bad) = repo.snapshots().unwrap();
     assert_eq!(ok.len(), 2);
     assert_eq!(bad.len(), 1);
@@ -180,10 +248,18 @@ fn snapshot_plaintext_stored_as_data_is_not_a_snapshot() {
 #[test]
 fn damaged_key_slot_and_config_are_refused() {
     let f = fixture();
-    let key = std::fs::read_dir(f.r.path.join("keys")).unwrap().next().unwrap().unwrap().path();
+    let key = std::fs::read_dir(f.r.path.join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let orig = std::fs::read(&key).unwrap();
     flip(&key, orig.len() - 5);
-    assert_eq!(f.r.try_open().err().unwrap().kind(), ErrorKind::WrongPassword);
+    assert_eq!(
+        f.r.try_open().err().unwrap().kind(),
+        ErrorKind::WrongPassword
+    );
     std::fs::write(&key, &orig).unwrap();
     let config = f.r.path.join("config");
     let len = std::fs::metadata(&config).unwrap().len() as usize;
@@ -200,7 +276,9 @@ fn every_single_bit_flip_in_a_small_pack_is_detected() {
     let orig = std::fs::read(&pack).unwrap();
     let mut rng_state = 12345u64;
     for _ in 0..100 {
-        rng_state = rng_state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng_state = rng_state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let off = (rng_state >> 33) as usize % orig.len();
         let mut b = orig.clone();
         b[off] ^= 1 << ((rng_state >> 20) % 8);
@@ -210,7 +288,12 @@ fn every_single_bit_flip_in_a_small_pack_is_detected() {
             Ok(data) => assert_eq!(data, f.data_a, "flip at {off} returned wrong bytes"),
             Err(e) => assert_eq!(e.kind(), ErrorKind::Corrupt, "flip at {off}: {e}"),
         }
-        let report = masclet_engine::check(&repo, masclet_engine::CheckOptions::new(true), &masclet_engine::NoProgress).unwrap();
+        let report = masclet_engine::check(
+            &repo,
+            masclet_engine::CheckOptions::new(true),
+            &masclet_engine::NoProgress,
+        )
+        .unwrap();
         assert!(!report.ok(), "flip at {off} not found by check --read-data");
     }
     std::fs::write(&pack, &orig).unwrap();

@@ -49,38 +49,68 @@ fn crash_at_every_mutation_of_a_backup() {
 
     let run_dir = dir.path().join("count");
     copy_dir(&idx_dir, &run_dir);
-    let counter = Arc::new(FaultyStorage::new(MemoryStorage::from_dump(image.clone()), u64::MAX, FaultMode::Fail));
+    let counter = Arc::new(FaultyStorage::new(
+        MemoryStorage::from_dump(image.clone()),
+        u64::MAX,
+        FaultMode::Fail,
+    ));
     {
-        let mut repo = open(counter.clone() as Arc<dyn Storage>, &run_dir.join("index.sqlite")).unwrap();
+        let mut repo = open(
+            counter.clone() as Arc<dyn Storage>,
+            &run_dir.join("index.sqlite"),
+        )
+        .unwrap();
         backup_bytes(&mut repo, "db.dump", &next).unwrap();
     }
     let total = counter.mutations();
-    assert!(total >= 4, "expected lock, packs, snapshot and unlock; got {total}");
+    assert!(
+        total >= 4,
+        "expected lock, packs, snapshot and unlock; got {total}"
+    );
 
     for mode in [FaultMode::Fail, FaultMode::Torn] {
         for n in 0..total {
             let run = dir.path().join(format!("run-{mode:?}-{n}"));
             copy_dir(&idx_dir, &run);
             let idx = run.join("index.sqlite");
-            let faulty = Arc::new(FaultyStorage::new(MemoryStorage::from_dump(image.clone()), n, mode));
+            let faulty = Arc::new(FaultyStorage::new(
+                MemoryStorage::from_dump(image.clone()),
+                n,
+                mode,
+            ));
             let committed = match open(faulty.clone() as Arc<dyn Storage>, &idx) {
                 Ok(mut repo) => backup_bytes(&mut repo, "db.dump", &next).ok(),
                 Err(_) => None,
             };
             // Reopen from the durable image.
-            let durable = Arc::new(MemoryStorage::from_dump(without_locks(faulty.inner().dump())));
-            let mut repo = open(durable.clone() as Arc<dyn Storage>, &idx).unwrap_or_else(|e| panic!("{mode:?} at {n}: reopen failed: {e}"));
+            let durable = Arc::new(MemoryStorage::from_dump(without_locks(
+                faulty.inner().dump(),
+            )));
+            let mut repo = open(durable.clone() as Arc<dyn Storage>, &idx)
+                .unwrap_or_else(|e| panic!("{mode:?} at {n}: reopen failed: {e}"));
             let (snaps, unreadable) = repo.snapshots().unwrap();
             let ids: Vec<_> = snaps.iter().map(|(id, _)| *id).collect();
             for (id, data) in &baseline {
                 assert!(ids.contains(id), "{mode:?} at {n}: baseline snapshot lost");
-                assert_eq!(&dump(&repo, *id, "db.dump").unwrap(), data, "{mode:?} at {n}");
+                assert_eq!(
+                    &dump(&repo, *id, "db.dump").unwrap(),
+                    data,
+                    "{mode:?} at {n}"
+                );
             }
             if let Some(new) = committed {
                 // The fault hit after the commit point (the unlock): the snapshot is whole.
-                assert_eq!(dump(&repo, new, "db.dump").unwrap(), next, "{mode:?} at {n}");
+                assert_eq!(
+                    dump(&repo, new, "db.dump").unwrap(),
+                    next,
+                    "{mode:?} at {n}"
+                );
             } else {
-                assert_eq!(ids.len(), baseline.len(), "{mode:?} at {n}: a failed backup left a snapshot");
+                assert_eq!(
+                    ids.len(),
+                    baseline.len(),
+                    "{mode:?} at {n}: a failed backup left a snapshot"
+                );
             }
             if mode == FaultMode::Fail {
                 assert!(unreadable.is_empty());
@@ -90,7 +120,11 @@ fn crash_at_every_mutation_of_a_backup() {
                 assert!(unreadable.len() <= 1);
             }
             let again = backup_bytes(&mut repo, "db.dump", &next).unwrap();
-            assert_eq!(dump(&repo, again, "db.dump").unwrap(), next, "{mode:?} at {n}: next backup");
+            assert_eq!(
+                dump(&repo, again, "db.dump").unwrap(),
+                next,
+                "{mode:?} at {n}: next backup"
+            );
             drop(repo);
             std::fs::remove_dir_all(&run).unwrap();
         }

@@ -21,7 +21,10 @@ fn load(name: &str) -> Value {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn keys() -> Keys {
@@ -31,8 +34,15 @@ fn keys() -> Keys {
 #[test]
 fn chunker_cut_points_are_fixed() {
     let v = load("chunker.json");
-    let input = golden_bytes(v["input"]["len"].as_u64().unwrap() as usize, v["input"]["seed"].as_u64().unwrap());
-    assert_eq!(blake3::hash(&input).to_hex().as_str(), v["input"]["blake3"].as_str().unwrap(), "input generator changed");
+    let input = golden_bytes(
+        v["input"]["len"].as_u64().unwrap() as usize,
+        v["input"]["seed"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        blake3::hash(&input).to_hex().as_str(),
+        v["input"]["blake3"].as_str().unwrap(),
+        "input generator changed"
+    );
     for name in ["default_seed0", "default_keyed", "avg16k_seed0"] {
         let p = &v[name]["params"];
         let params = ChunkerParams {
@@ -41,10 +51,22 @@ fn chunker_cut_points_are_fixed() {
             max_size: p["max_size"].as_u64().unwrap() as u32,
             normalization: p["normalization"].as_u64().unwrap() as u8,
         };
-        let expect: Vec<usize> = v[name]["lengths"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
-        assert_eq!(chunk_lengths(&input, params, v[name]["seed"].as_u64().unwrap()), expect, "{name}");
+        let expect: Vec<usize> = v[name]["lengths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(
+            chunk_lengths(&input, params, v[name]["seed"].as_u64().unwrap()),
+            expect,
+            "{name}"
+        );
     }
-    assert_eq!(v["default_keyed"]["seed"].as_u64().unwrap(), keys().chunker_seed());
+    assert_eq!(
+        v["default_keyed"]["seed"].as_u64().unwrap(),
+        keys().chunker_seed()
+    );
 }
 
 #[test]
@@ -52,21 +74,35 @@ fn keyed_ids_aad_and_envelopes_are_fixed() {
     let v = load("crypto.json");
     let k = keys();
     for c in v["chunk_ids"].as_array().unwrap() {
-        let data = golden_bytes(c["len"].as_u64().unwrap() as usize, c["seed"].as_u64().unwrap());
+        let data = golden_bytes(
+            c["len"].as_u64().unwrap() as usize,
+            c["seed"].as_u64().unwrap(),
+        );
         assert_eq!(k.chunk_id(&data).to_hex(), c["chunk_id"].as_str().unwrap());
     }
     let plain = unhex(v["envelope_raw"]["plaintext"].as_str().unwrap());
     let id = ChunkId::from_hex(v["envelope_raw"]["id"].as_str().unwrap()).unwrap();
-    assert_eq!(to_hex(&aad(RepoId([0x17; 32]), ObjectType::Data, &id.0, [1, 0])), v["aad_data_chunk"].as_str().unwrap());
+    assert_eq!(
+        to_hex(&aad(RepoId([0x17; 32]), ObjectType::Data, &id.0, [1, 0])),
+        v["aad_data_chunk"].as_str().unwrap()
+    );
     let sealed = unhex(v["envelope_raw"]["sealed"].as_str().unwrap());
     assert_eq!(sealed.len(), 26 + plain.len() + 16, "envelope layout");
     assert_eq!(&sealed[..2], &[1, 0]);
-    assert_eq!(k.open_chunk(ObjectType::Data, &id, &sealed, 1 << 20).unwrap(), plain);
+    assert_eq!(
+        k.open_chunk(ObjectType::Data, &id, &sealed, 1 << 20)
+            .unwrap(),
+        plain
+    );
     let zid = ChunkId::from_hex(v["envelope_zstd"]["id"].as_str().unwrap()).unwrap();
     let zsealed = unhex(v["envelope_zstd"]["sealed"].as_str().unwrap());
     assert_eq!(zsealed[1], 1, "zstd compression byte");
     let n = v["envelope_zstd"]["plaintext_repeat_a"].as_u64().unwrap() as usize;
-    assert_eq!(k.open_chunk(ObjectType::Data, &zid, &zsealed, 1 << 20).unwrap(), vec![b'a'; n]);
+    assert_eq!(
+        k.open_chunk(ObjectType::Data, &zid, &zsealed, 1 << 20)
+            .unwrap(),
+        vec![b'a'; n]
+    );
 }
 
 #[test]
@@ -78,10 +114,15 @@ fn key_slot_layout_is_fixed() {
     let slot = KeySlot::decode(&bytes).unwrap();
     let key_id = KeyId::from_hex(v["key_id"].as_str().unwrap()).unwrap();
     let repo = RepoId([0x17; 32]);
-    let master = slot.unlock(v["passphrase"].as_str().unwrap().as_bytes(), repo, key_id).unwrap();
+    let master = slot
+        .unlock(v["passphrase"].as_str().unwrap().as_bytes(), repo, key_id)
+        .unwrap();
     let derived = Keys::derive(&master, repo);
     assert_eq!(derived.chunk_id(b"x"), keys().chunk_id(b"x"));
-    assert_eq!(slot.unlock(b"wrong", repo, key_id).err().unwrap().kind(), ErrorKind::WrongPassword);
+    assert_eq!(
+        slot.unlock(b"wrong", repo, key_id).err().unwrap().kind(),
+        ErrorKind::WrongPassword
+    );
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -117,7 +158,14 @@ fn repository_v1_fixture_opens_checks_and_restores() {
     assert_eq!(snaps[0].1.tags, vec!["daily"]);
     assert_eq!(snaps[0].1.time.to_rfc3339(), "2025-03-11T07:45:00+00:00");
     let out = dir.path().join("out");
-    masclet_engine::restore(&repo, &snaps[0].1, &out, &masclet_engine::RestoreOptions::default(), &masclet_engine::NoProgress).unwrap();
+    masclet_engine::restore(
+        &repo,
+        &snaps[0].1,
+        &out,
+        &masclet_engine::RestoreOptions::default(),
+        &masclet_engine::NoProgress,
+    )
+    .unwrap();
     let expect = dir.path().join("expect");
     masclet_tools::fixture_tree(&expect.join("font")).unwrap();
     let (mut got, mut want) = (masclet_tests::digest(&out), masclet_tests::digest(&expect));
@@ -145,7 +193,16 @@ fn unknown_format_version_is_refused() {
     let mut b = std::fs::read(&config).unwrap();
     b[8] = 2;
     std::fs::write(&config, b).unwrap();
-    let err = masclet_engine::unlock(&masclet_engine::LocalStorage::open(&repo_dir).unwrap(), b"golden passphrase").err().unwrap();
+    let err = masclet_engine::unlock(
+        &masclet_engine::LocalStorage::open(&repo_dir).unwrap(),
+        b"golden passphrase",
+    )
+    .err()
+    .unwrap();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
-    assert!(err.to_string().contains("repository format v2 not supported"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("repository format v2 not supported"),
+        "{err}"
+    );
 }

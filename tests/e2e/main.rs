@@ -5,4 +5,5 @@ mod corruption;
 mod faults;
 mod golden;
 mod hostile;
+mod nonces;
 mod roundtrip;

@@ -19,21 +19,45 @@ fn files_restore_identically() {
     // Restoring again over the first restore replaces files and gives the same tree.
     restore(&repo, id, &out).unwrap();
     assert_eq!(digest(&out.join("src")), digest(&src));
-    let leftovers: Vec<_> = walk_names(&out).into_iter().filter(|n| n.contains(".masclet-restore-")).collect();
+    let leftovers: Vec<_> = walk_names(&out)
+        .into_iter()
+        .filter(|n| n.contains(".masclet-restore-"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 fn walk_names(root: &std::path::Path) -> Vec<String> {
-    digest(root).keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect()
+    digest(root)
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect()
 }
 
 #[test]
 fn boundary_sizes_round_trip() {
     let r = LocalRepo::new();
     let p = ChunkerParams::DEFAULT;
-    let (min, avg, max) = (p.min_size as usize, p.avg_size as usize, p.max_size as usize);
+    let (min, avg, max) = (
+        p.min_size as usize,
+        p.avg_size as usize,
+        p.max_size as usize,
+    );
     let mut repo = r.open();
-    for (i, size) in [0, 1, min - 1, min, min + 1, avg, max - 1, max, max + 1, 3 * max + 7].into_iter().enumerate() {
+    for (i, size) in [
+        0,
+        1,
+        min - 1,
+        min,
+        min + 1,
+        avg,
+        max - 1,
+        max,
+        max + 1,
+        3 * max + 7,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let data = noise(size, i as u64);
         let id = backup_bytes(&mut repo, "s", &data).unwrap();
         assert_eq!(dump(&repo, id, "s").unwrap(), data, "size {size}");
@@ -63,12 +87,21 @@ fn nightly_change_adds_a_small_fraction() {
     model.night(0.01);
     let night1 = model.render();
     let b = backup_bytes(&mut repo, "dump.sql", &night1).unwrap();
-    let first = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), a).unwrap().stats;
-    let second = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), b).unwrap().stats;
-    assert!(second.bytes_added * 4 < first.bytes_added, "first {first:?} second {second:?}");
+    let first = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), a)
+        .unwrap()
+        .stats;
+    let second = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), b)
+        .unwrap()
+        .stats;
+    assert!(
+        second.bytes_added * 4 < first.bytes_added,
+        "first {first:?} second {second:?}"
+    );
     // An unchanged night adds only the tree.
     let c = backup_bytes(&mut repo, "dump.sql", &night1).unwrap();
-    let third = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), c).unwrap().stats;
+    let third = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), c)
+        .unwrap()
+        .stats;
     assert_eq!(third.new_raw_bytes, 0);
     assert_eq!(dump(&repo, a, "dump.sql").unwrap(), night0);
     assert_eq!(dump(&repo, b, "dump.sql").unwrap(), night1);

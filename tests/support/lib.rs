@@ -2,8 +2,8 @@
 //! data, and a digest of a directory tree that compares restores with their sources.
 
 use masclet_engine::{
-    BackupOptions, CheckOptions, KdfParams, LocalStorage, LockMode, MemoryStorage, NoProgress, OpenOptions, Repo, RepoConfig,
-    RestoreOptions, SnapshotId, Source, Storage,
+    BackupOptions, CheckOptions, KdfParams, LocalStorage, LockMode, MemoryStorage, NoProgress,
+    OpenOptions, Repo, RepoConfig, RestoreOptions, SnapshotId, Source, Storage,
 };
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
@@ -33,7 +33,14 @@ impl LocalRepo {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("repo");
         let storage = LocalStorage::create(&path).unwrap();
-        masclet_engine::init(&storage, &storage.index_path(), PASSWORD, config, KdfParams::FAST_INSECURE).unwrap();
+        masclet_engine::init(
+            &storage,
+            &storage.index_path(),
+            PASSWORD,
+            config,
+            KdfParams::FAST_INSECURE,
+        )
+        .unwrap();
         Self { dir, path }
     }
 
@@ -46,7 +53,12 @@ impl LocalRepo {
     pub fn try_open(&self) -> masclet_engine::Result<Repo> {
         let storage = LocalStorage::open(&self.path)?;
         let index = storage.index_path();
-        Repo::open(Arc::new(storage), &index, PASSWORD, &OpenOptions::new("test", Some(LockMode::Shared)))
+        Repo::open(
+            Arc::new(storage),
+            &index,
+            PASSWORD,
+            &OpenOptions::new("test", Some(LockMode::Shared)),
+        )
     }
 
     /// The index database path.
@@ -72,13 +84,25 @@ impl Default for LocalRepo {
 pub fn memory_repo(dir: &Path) -> (Arc<MemoryStorage>, PathBuf) {
     let storage = Arc::new(MemoryStorage::new());
     let index = dir.join("index.sqlite");
-    masclet_engine::init(storage.as_ref(), &index, PASSWORD, RepoConfig::new_default(), KdfParams::FAST_INSECURE).unwrap();
+    masclet_engine::init(
+        storage.as_ref(),
+        &index,
+        PASSWORD,
+        RepoConfig::new_default(),
+        KdfParams::FAST_INSECURE,
+    )
+    .unwrap();
     (storage, index)
 }
 
 /// Open any storage.
 pub fn open(storage: Arc<dyn Storage>, index: &Path) -> masclet_engine::Result<Repo> {
-    Repo::open(storage, index, PASSWORD, &OpenOptions::new("test", Some(LockMode::Shared)))
+    Repo::open(
+        storage,
+        index,
+        PASSWORD,
+        &OpenOptions::new("test", Some(LockMode::Shared)),
+    )
 }
 
 /// Back up paths.
@@ -88,15 +112,23 @@ pub fn backup_paths(repo: &mut Repo, paths: &[&Path]) -> masclet_engine::Result<
 }
 
 /// Back up bytes as a stream named `name`.
-pub fn backup_bytes(repo: &mut Repo, name: &str, data: &[u8]) -> masclet_engine::Result<SnapshotId> {
-    let src = Source::Stream { name: name.as_bytes().to_vec(), reader: Box::new(std::io::Cursor::new(data.to_vec())) };
+pub fn backup_bytes(
+    repo: &mut Repo,
+    name: &str,
+    data: &[u8],
+) -> masclet_engine::Result<SnapshotId> {
+    let src = Source::Stream {
+        name: name.as_bytes().to_vec(),
+        reader: Box::new(std::io::Cursor::new(data.to_vec())),
+    };
     masclet_engine::backup(repo, src, &BackupOptions::default(), &NoProgress).map(|s| s.snapshot)
 }
 
 /// Restore snapshot `id` into `target`.
 pub fn restore(repo: &Repo, id: SnapshotId, target: &Path) -> masclet_engine::Result<()> {
     let snap = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), id)?;
-    masclet_engine::restore(repo, &snap, target, &RestoreOptions::default(), &NoProgress).map(|_| ())
+    masclet_engine::restore(repo, &snap, target, &RestoreOptions::default(), &NoProgress)
+        .map(|_| ())
 }
 
 /// The content of file `path` in snapshot `id`.
@@ -140,16 +172,35 @@ pub fn digest(root: &Path) -> Digest {
         for e in std::fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
             let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+            let rel = p
+                .strip_prefix(root)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
             let m = std::fs::symlink_metadata(&p).unwrap();
             let mode = m.permissions().mode() & 0o7777;
             if m.file_type().is_symlink() {
-                out.insert(rel, ('l', 0, m.mtime(), std::fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec()));
+                out.insert(
+                    rel,
+                    (
+                        'l',
+                        0,
+                        m.mtime(),
+                        std::fs::read_link(&p)
+                            .unwrap()
+                            .as_os_str()
+                            .as_bytes()
+                            .to_vec(),
+                    ),
+                );
             } else if m.is_dir() {
                 out.insert(rel, ('d', mode, m.mtime(), vec![]));
                 walk(root, &p, out);
             } else {
-                let content = blake3::hash(&std::fs::read(&p).unwrap()).as_bytes().to_vec();
+                let content = blake3::hash(&std::fs::read(&p).unwrap())
+                    .as_bytes()
+                    .to_vec();
                 out.insert(rel, ('f', mode, m.mtime(), content));
             }
         }
@@ -167,15 +218,33 @@ pub fn sample_tree(root: &Path) {
     std::fs::write(root.join("empty"), b"").unwrap();
     std::fs::write(root.join("hello.txt"), b"hola masclet\n").unwrap();
     std::fs::write(d.join("big.bin"), noise(700_000, 3)).unwrap();
-    std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"caf\xe9 \xff.txt")), b"latin1 name").unwrap();
+    std::fs::write(
+        root.join(std::ffi::OsStr::from_bytes(b"caf\xe9 \xff.txt")),
+        b"latin1 name",
+    )
+    .unwrap();
     std::os::unix::fs::symlink("hello.txt", root.join("link")).unwrap();
     std::os::unix::fs::symlink("/nonexistent/target", root.join("dangling")).unwrap();
-    std::fs::set_permissions(root.join("hello.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(
+        root.join("hello.txt"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
     std::fs::write(root.join("setuid"), b"x").unwrap();
     std::fs::set_permissions(root.join("setuid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
     let old = std::time::UNIX_EPOCH - std::time::Duration::from_secs(86_400 * 365);
     let future = std::time::UNIX_EPOCH + std::time::Duration::from_secs(4_200_000_000);
-    std::fs::File::options().write(true).open(root.join("empty")).unwrap().set_modified(old).unwrap();
-    std::fs::File::options().write(true).open(d.join("big.bin")).unwrap().set_modified(future).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("empty"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(d.join("big.bin"))
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
     std::fs::set_permissions(root.join("sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
 }

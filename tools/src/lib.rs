@@ -10,7 +10,10 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const NAMES: [&str; 12] = ["Blanca", "Estrella", "Mora", "Rosa", "Negra", "Bruna", "Linda", "Perla", "Xula", "Nina", "Lola", "Fina"];
+const NAMES: [&str; 12] = [
+    "Blanca", "Estrella", "Mora", "Rosa", "Negra", "Bruna", "Linda", "Perla", "Xula", "Nina",
+    "Lola", "Fina",
+];
 const STATES: [&str; 3] = ["OK", "DEF", "VEN"];
 
 #[derive(Clone)]
@@ -48,13 +51,24 @@ pub struct DumpModel {
 }
 
 fn date(rng: &mut StdRng) -> (u16, u8, u8) {
-    (rng.gen_range(2005..2026), rng.gen_range(1..13), rng.gen_range(1..29))
+    (
+        rng.gen_range(2005..2026),
+        rng.gen_range(1..13),
+        rng.gen_range(1..29),
+    )
 }
 
 impl DumpModel {
     /// A database of `animals` animals (about 1.3 parts each), reproducible from `seed`.
     pub fn new(animals: u64, seed: u64) -> Self {
-        let mut m = Self { animals: Vec::new(), parts: Vec::new(), next_animal: 1, next_part: 1, night: 0, rng: StdRng::seed_from_u64(seed) };
+        let mut m = Self {
+            animals: Vec::new(),
+            parts: Vec::new(),
+            next_animal: 1,
+            next_part: 1,
+            night: 0,
+            rng: StdRng::seed_from_u64(seed),
+        };
         for _ in 0..animals {
             m.add_animal();
         }
@@ -63,7 +77,7 @@ impl DumpModel {
 
     /// About how many bytes of dump `animals` animals make.
     pub fn bytes_per_animal() -> u64 {
-        250
+        185
     }
 
     fn add_animal(&mut self) {
@@ -107,10 +121,18 @@ impl DumpModel {
     pub fn night(&mut self, fraction: f64) {
         self.night += 1;
         let n = self.animals.len();
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
         let updates = ((n as f64) * fraction * 0.8) as usize;
         for _ in 0..updates {
-            let i = if self.rng.gen_bool(0.9) { self.rng.gen_range(n - n / 10..n) } else { self.rng.gen_range(0..n) };
+            let i = if self.rng.gen_bool(0.9) {
+                self.rng.gen_range(n - n / 10..n)
+            } else {
+                self.rng.gen_range(0..n)
+            };
             let mut a = self.animals[i].clone();
             a.state = STATES[self.rng.gen_range(0..3)];
             a.pen = self.rng.gen_range(1..400);
@@ -154,8 +176,22 @@ impl DumpModel {
             let _ = writeln!(
                 s,
                 "{}\t{} {}\t{}\t{}\t{}\t{}\t{}\tES{:08}\tES{:012}\t{:04}-{:02}-{:02}\tMasclet Imperi {}\t2026-01-{:02} 07:45:{:02}",
-                a.id, a.name, a.id % 97, a.sex, a.state, a.nursing, a.mother, a.pen, a.code, u64::from(a.code) * 7919, a.born.0, a.born.1, a.born.2,
-                a.id % 7, (a.updated % 28) + 1, a.updated % 60
+                a.id,
+                a.name,
+                a.id % 97,
+                a.sex,
+                a.state,
+                a.nursing,
+                a.mother,
+                a.pen,
+                a.code,
+                u64::from(a.code) * 7919,
+                a.born.0,
+                a.born.1,
+                a.born.2,
+                a.id % 7,
+                (a.updated % 28) + 1,
+                a.updated % 60
             );
         }
         s.push_str("\\.\n\n");
@@ -164,7 +200,15 @@ impl DumpModel {
             let _ = writeln!(
                 s,
                 "{}\t{}\t{:04}-{:02}-{:02}\t{}\t{}\t{}\tPart registrat a la quadra {}",
-                p.id, p.animal, p.date.0, p.date.1, p.date.2, p.sex, p.state, p.number, p.number % 400
+                p.id,
+                p.animal,
+                p.date.0,
+                p.date.1,
+                p.date.2,
+                p.sex,
+                p.state,
+                p.number,
+                p.number % 400
             );
         }
         s.push_str("\\.\n\nCOPY public.users (id, username, email, role, is_active) FROM stdin;\n");
@@ -196,13 +240,26 @@ pub fn fixture_tree(root: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let t = |secs: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
     std::fs::create_dir_all(root.join("dades"))?;
-    std::fs::write(root.join("dades/animals.csv"), b"id,nom,genere\n1,Blanca,F\n2,Mora,F\n")?;
+    std::fs::write(
+        root.join("dades/animals.csv"),
+        b"id,nom,genere\n1,Blanca,F\n2,Mora,F\n",
+    )?;
     std::fs::write(root.join("dades/random.bin"), golden_bytes(200_000, 1))?;
     std::fs::write(root.join("buit"), b"")?;
     std::os::unix::fs::symlink("dades/animals.csv", root.join("enllac"))?;
-    std::fs::set_permissions(root.join("dades/animals.csv"), std::fs::Permissions::from_mode(0o640))?;
-    for (p, secs) in [("dades/animals.csv", 1_741_678_000), ("dades/random.bin", 1_600_000_000), ("buit", 1_500_000_000)] {
-        std::fs::File::options().write(true).open(root.join(p))?.set_modified(t(secs))?;
+    std::fs::set_permissions(
+        root.join("dades/animals.csv"),
+        std::fs::Permissions::from_mode(0o640),
+    )?;
+    for (p, secs) in [
+        ("dades/animals.csv", 1_741_678_000),
+        ("dades/random.bin", 1_600_000_000),
+        ("buit", 1_500_000_000),
+    ] {
+        std::fs::File::options()
+            .write(true)
+            .open(root.join(p))?
+            .set_modified(t(secs))?;
     }
     std::fs::File::open(root.join("dades"))?.set_modified(t(1_741_678_100))?;
     Ok(())

@@ -29,7 +29,12 @@ pub struct FaultyStorage<S> {
 impl<S: Storage> FaultyStorage<S> {
     /// Fail from the `fail_at`-th mutation on (`u64::MAX`: never, just count).
     pub fn new(inner: S, fail_at: u64, mode: FaultMode) -> Self {
-        Self { inner, fail_at, mode, mutations: AtomicU64::new(0) }
+        Self {
+            inner,
+            fail_at,
+            mode,
+            mutations: AtomicU64::new(0),
+        }
     }
 
     /// Mutations attempted so far.

@@ -42,7 +42,8 @@ impl LocalStorage {
     /// [`ErrorKind::InvalidInput`] if `root` holds anything; `Storage` on I/O failure.
     pub fn create(root: &Path) -> Result<Self> {
         if root.exists() {
-            let mut entries = fs::read_dir(root).map_err(|e| Error::storage(format!("reading {}", root.display()), e))?;
+            let mut entries = fs::read_dir(root)
+                .map_err(|e| Error::storage(format!("reading {}", root.display()), e))?;
             if entries.next().is_some() {
                 return Err(Error::invalid(format!(
                     "{} is not empty: choose a new directory for the repository",
@@ -55,12 +56,16 @@ impl LocalStorage {
             fs::create_dir_all(parent).map_err(wrap)?;
         }
         mkdir_private(root).map_err(wrap)?;
-        fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(wrap)?;
+        fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(wrap)?;
         for dir in ["keys", "packs", "snapshots", "locks", "tmp", "index"] {
             mkdir_private(&root.join(dir)).map_err(wrap)?;
         }
         sync_dir(root).map_err(wrap)?;
-        Ok(Self { root: root.to_path_buf(), open_files: Mutex::default() })
+        Ok(Self {
+            root: root.to_path_buf(),
+            open_files: Mutex::default(),
+        })
     }
 
     /// Open the repository at `root`.
@@ -72,7 +77,10 @@ impl LocalStorage {
         let meta = fs::metadata(root.join(CONFIG_NAME)).map_err(|_| {
             Error::new(
                 ErrorKind::NotFound,
-                format!("no masclet repository at {} (create one with `masclet init`)", root.display()),
+                format!(
+                    "no masclet repository at {} (create one with `masclet init`)",
+                    root.display()
+                ),
             )
         })?;
         let uid = rustix::process::geteuid().as_raw();
@@ -83,7 +91,10 @@ impl LocalStorage {
                 meta.uid()
             )));
         }
-        Ok(Self { root: root.to_path_buf(), open_files: Mutex::default() })
+        Ok(Self {
+            root: root.to_path_buf(),
+            open_files: Mutex::default(),
+        })
     }
 
     /// The repository directory.
@@ -118,7 +129,10 @@ impl LocalStorage {
     }
 
     fn not_found(kind: Kind, name: &str) -> Error {
-        Error::new(ErrorKind::NotFound, format!("{kind:?} object {name} not found"))
+        Error::new(
+            ErrorKind::NotFound,
+            format!("{kind:?} object {name} not found"),
+        )
     }
 }
 
@@ -128,15 +142,25 @@ impl Storage for LocalStorage {
         let path = self.path(kind, name);
         let what = || format!("writing {}", path.display());
         if kind != Kind::Lock && path.exists() {
-            return Err(Error::new(ErrorKind::Storage, format!("{} already exists", path.display())));
+            return Err(Error::new(
+                ErrorKind::Storage,
+                format!("{} already exists", path.display()),
+            ));
         }
         let dir = path.parent().expect("object paths have a parent");
         if kind == Kind::Pack {
             mkdir_private(dir).map_err(|e| Error::storage(what(), e))?;
         }
-        let tmp = self.root.join("tmp").join(format!("{name}.{}.tmp", crate::id::to_hex(&crate::crypto::random_array::<6>())));
+        let tmp = self.root.join("tmp").join(format!(
+            "{name}.{}.tmp",
+            crate::id::to_hex(&crate::crypto::random_array::<6>())
+        ));
         let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             drop(f);
@@ -168,13 +192,14 @@ impl Storage for LocalStorage {
         })?;
         let len = usize::try_from(len).map_err(|_| Error::corrupt("range too large"))?;
         let mut buf = vec![0u8; len];
-        f.read_exact_at(&mut buf, offset).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!(
-                "{} truncated: cannot read {len} bytes at offset {offset}",
-                path.display()
-            )),
-            _ => Error::storage(format!("reading {}", path.display()), e),
-        })?;
+        f.read_exact_at(&mut buf, offset)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!(
+                    "{} truncated: cannot read {len} bytes at offset {offset}",
+                    path.display()
+                )),
+                _ => Error::storage(format!("reading {}", path.display()), e),
+            })?;
         Ok(buf)
     }
 
@@ -189,7 +214,9 @@ impl Storage for LocalStorage {
         let mut dirs = vec![base.clone()];
         if kind == Kind::Pack {
             dirs.clear();
-            for e in fs::read_dir(&base).map_err(|e| Error::storage(format!("listing {}", base.display()), e))? {
+            for e in fs::read_dir(&base)
+                .map_err(|e| Error::storage(format!("listing {}", base.display()), e))?
+            {
                 let e = e.map_err(|e| Error::storage(format!("listing {}", base.display()), e))?;
                 if e.file_type().is_ok_and(|t| t.is_dir()) {
                     dirs.push(e.path());
@@ -201,7 +228,9 @@ impl Storage for LocalStorage {
             let wrap = |e| Error::storage(format!("listing {}", dir.display()), e);
             for e in fs::read_dir(&dir).map_err(wrap)? {
                 let e = e.map_err(wrap)?;
-                let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+                let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
                 if check_name(kind, &name).is_err() {
                     continue;
                 }
@@ -223,6 +252,7 @@ impl Storage for LocalStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::storage(format!("deleting {}", path.display()), e)),
         }
-        sync_dir(path.parent().expect("has parent")).map_err(|e| Error::storage(format!("syncing after deleting {}", path.display()), e))
+        sync_dir(path.parent().expect("has parent"))
+            .map_err(|e| Error::storage(format!("syncing after deleting {}", path.display()), e))
     }
 }

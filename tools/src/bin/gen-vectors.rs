@@ -29,21 +29,38 @@ fn main() -> Result<()> {
     for (name, params, seed) in [
         ("default_seed0", ChunkerParams::DEFAULT, 0u64),
         ("default_keyed", ChunkerParams::DEFAULT, keys.chunker_seed()),
-        ("avg16k_seed0", ChunkerParams { min_size: 4096, avg_size: 16384, max_size: 131_072, normalization: 1 }, 0),
+        (
+            "avg16k_seed0",
+            ChunkerParams {
+                min_size: 4096,
+                avg_size: 16384,
+                max_size: 131_072,
+                normalization: 1,
+            },
+            0,
+        ),
     ] {
         chunker.insert(name.into(), serde_json::json!({"params": params, "seed": seed, "lengths": chunk_lengths(&input, params, seed)}));
     }
-    std::fs::write(vectors.join("chunker.json"), serde_json::to_string_pretty(&chunker)? + "\n")?;
+    std::fs::write(
+        vectors.join("chunker.json"),
+        serde_json::to_string_pretty(&chunker)? + "\n",
+    )?;
 
     let mut ids = vec![];
     for len in [0usize, 1, 1023, 1024, 2048, 8192, 65_536, 65_537] {
         let data = golden_bytes(len, len as u64);
-        ids.push(serde_json::json!({"len": len, "seed": len, "chunk_id": keys.chunk_id(&data).to_hex()}));
+        ids.push(
+            serde_json::json!({"len": len, "seed": len, "chunk_id": keys.chunk_id(&data).to_hex()}),
+        );
     }
     let plain = b"masclet golden envelope".to_vec();
     let id = keys.chunk_id(&plain);
     let sealed_raw = keys.seal(ObjectType::Data, &id.0, &plain, None);
-    let big = golden_bytes(0, 0).into_iter().chain(std::iter::repeat_n(b'a', 5000)).collect::<Vec<u8>>();
+    let big = golden_bytes(0, 0)
+        .into_iter()
+        .chain(std::iter::repeat_n(b'a', 5000))
+        .collect::<Vec<u8>>();
     let big_id = keys.chunk_id(&big);
     let sealed_zstd = keys.seal(ObjectType::Data, &big_id.0, &big, Some(3));
     let crypto = serde_json::json!({
@@ -55,12 +72,24 @@ fn main() -> Result<()> {
         "envelope_raw": {"plaintext": to_hex(&plain), "id": id.to_hex(), "sealed": to_hex(&sealed_raw)},
         "envelope_zstd": {"plaintext_repeat_a": big.len(), "id": big_id.to_hex(), "sealed": to_hex(&sealed_zstd)},
     });
-    std::fs::write(vectors.join("crypto.json"), serde_json::to_string_pretty(&crypto)? + "\n")?;
+    std::fs::write(
+        vectors.join("crypto.json"),
+        serde_json::to_string_pretty(&crypto)? + "\n",
+    )?;
 
     let key_id = KeyId([0x33; 32]);
-    let slot = KeySlot::create(&MasterKey::from_bytes(MASTER), b"golden passphrase", KdfParams::FAST_INSECURE, RepoId(REPO), key_id)?;
+    let slot = KeySlot::create(
+        &MasterKey::from_bytes(MASTER),
+        b"golden passphrase",
+        KdfParams::FAST_INSECURE,
+        RepoId(REPO),
+        key_id,
+    )?;
     let keyslot = serde_json::json!({"key_id": key_id.to_hex(), "repo_id": to_hex(&REPO), "passphrase": "golden passphrase", "slot": to_hex(&slot.encode())});
-    std::fs::write(vectors.join("keyslot.json"), serde_json::to_string_pretty(&keyslot)? + "\n")?;
+    std::fs::write(
+        vectors.join("keyslot.json"),
+        serde_json::to_string_pretty(&keyslot)? + "\n",
+    )?;
 
     // A whole repository of format v1, made through the real pipeline.
     let repo_dir = out.join("repo-v1");
@@ -70,14 +99,43 @@ fn main() -> Result<()> {
     fixture_tree(&src)?;
     let storage = masclet_engine::LocalStorage::create(&repo_dir)?;
     let index = storage.index_path();
-    masclet_engine::init(&storage, &index, b"golden passphrase", masclet_engine::RepoConfig::new_default(), KdfParams::FAST_INSECURE)?;
-    let opts = masclet_engine::OpenOptions::new("gen-vectors", Some(masclet_engine::LockMode::Exclusive));
-    let mut repo = masclet_engine::Repo::open(std::sync::Arc::new(storage), &index, b"golden passphrase", &opts)?;
-    let time = chrono::DateTime::parse_from_rfc3339("2025-03-11T07:45:00Z")?.with_timezone(&chrono::Utc);
-    masclet_engine::backup(&mut repo, masclet_engine::Source::Paths(vec![src.clone()]), &masclet_engine::BackupOptions::new(vec!["daily".into()], Some(time)), &masclet_engine::NoProgress)?;
+    masclet_engine::init(
+        &storage,
+        &index,
+        b"golden passphrase",
+        masclet_engine::RepoConfig::new_default(),
+        KdfParams::FAST_INSECURE,
+    )?;
+    let opts =
+        masclet_engine::OpenOptions::new("gen-vectors", Some(masclet_engine::LockMode::Exclusive));
+    let mut repo = masclet_engine::Repo::open(
+        std::sync::Arc::new(storage),
+        &index,
+        b"golden passphrase",
+        &opts,
+    )?;
+    let time =
+        chrono::DateTime::parse_from_rfc3339("2025-03-11T07:45:00Z")?.with_timezone(&chrono::Utc);
+    masclet_engine::backup(
+        &mut repo,
+        masclet_engine::Source::Paths(vec![src.clone()]),
+        &masclet_engine::BackupOptions::new(vec!["daily".into()], Some(time)),
+        &masclet_engine::NoProgress,
+    )?;
     let dump = golden_bytes(300_000, 7);
-    let stream = masclet_engine::Source::Stream { name: b"masclet_imperi.sql".to_vec(), reader: Box::new(dump.as_slice()) };
-    masclet_engine::backup(&mut repo, stream, &masclet_engine::BackupOptions::new(vec!["weekly".into()], Some(time + chrono::Duration::days(1))), &masclet_engine::NoProgress)?;
+    let stream = masclet_engine::Source::Stream {
+        name: b"masclet_imperi.sql".to_vec(),
+        reader: Box::new(dump.as_slice()),
+    };
+    masclet_engine::backup(
+        &mut repo,
+        stream,
+        &masclet_engine::BackupOptions::new(
+            vec!["weekly".into()],
+            Some(time + chrono::Duration::days(1)),
+        ),
+        &masclet_engine::NoProgress,
+    )?;
     drop(repo);
     std::fs::remove_dir_all(&src_root)?;
     for sub in ["tmp", "locks"] {
