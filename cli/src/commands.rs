@@ -102,6 +102,11 @@ fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
             ));
         }
     }
+    if a.stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(anyhow!(
+            "--stdin reads the data to back up from standard input, which is a terminal: pipe the data in (e.g. `pg_dump db | masclet backup --stdin`)"
+        ));
+    }
     let mut repo = open(cli, "backup", Some(LockMode::Shared))?;
     let source = if a.stdin {
         engine::Source::Stream {

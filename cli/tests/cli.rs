@@ -636,17 +636,38 @@ fn ctrl_c_stops_cleanly_and_commits_nothing() {
     let big = env.path("big");
     std::fs::create_dir_all(&big).unwrap();
     for i in 0..12u64 {
-        std::fs::write(big.join(format!("f{i}")), masclet_tools::golden_bytes(8_000_000, 500 + i)).unwrap();
+        std::fs::write(
+            big.join(format!("f{i}")),
+            masclet_tools::golden_bytes(8_000_000, 500 + i),
+        )
+        .unwrap();
     }
-    let child = env.cmd(&["backup", big.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = env
+        .cmd(&["backup", big.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(400));
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted"), "{err}");
-    assert!(std::fs::read_dir(env.repo.join("locks")).unwrap().next().is_none(), "lock left behind");
+    assert!(
+        std::fs::read_dir(env.repo.join("locks"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "lock left behind"
+    );
     assert!(env.snapshots().is_empty());
     assert!(env.ok(&["check"]).contains("no problems found"));
 }

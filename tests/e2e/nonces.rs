@@ -3,9 +3,9 @@
 //! XChaCha20-Poly1305 with 24-byte random nonces is safe under one long-lived key only if
 //! the nonces really are fresh: a million seals across eight threads must all differ.
 
+use masclet_engine::RepoId;
 use masclet_engine::crypto::{Keys, MasterKey};
 use masclet_engine::format::ObjectType;
-use masclet_engine::RepoId;
 use std::collections::HashSet;
 
 #[test]
@@ -18,7 +18,8 @@ fn a_million_nonces_across_threads_are_unique() {
                 s.spawn(|| {
                     (0..per_thread)
                         .map(|_| {
-                            let sealed = keys.seal(ObjectType::Data, &[0; 32], b"same plaintext", None);
+                            let sealed =
+                                keys.seal(ObjectType::Data, &[0; 32], b"same plaintext", None);
                             sealed[2..26].try_into().unwrap()
                         })
                         .collect()
