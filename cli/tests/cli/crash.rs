@@ -1,0 +1,135 @@
+//! Processes killed or interrupted mid-backup lose nothing (T1, T5, Ctrl-C).
+
+use super::*;
+
+#[test]
+fn kill_9_during_backup_loses_nothing() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_source(&src);
+    let mut baseline = vec![];
+    for i in 0..3u64 {
+        std::fs::write(
+            src.join("night.bin"),
+            masclet_tools::golden_bytes(400_000, i),
+        )
+        .unwrap();
+        let id = env
+            .ok(&["backup", src.to_str().unwrap()])
+            .trim()
+            .to_string();
+        let keep = env.path(&format!("keep{i}"));
+        Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(&keep)
+            .status()
+            .unwrap();
+        baseline.push((id, keep));
+    }
+    let big = env.path("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..4u64 {
+        std::fs::write(
+            big.join(format!("f{i}")),
+            masclet_tools::golden_bytes(8_000_000, 100 + i),
+        )
+        .unwrap();
+    }
+    let started = std::time::Instant::now();
+    env.ok(&["backup", "--quiet", big.to_str().unwrap()]);
+    let full = started.elapsed();
+    let mut completed = 1;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..8u64 {
+        std::fs::write(
+            big.join("f0"),
+            masclet_tools::golden_bytes(8_000_000, 1000 + round),
+        )
+        .unwrap();
+        let mut child = env
+            .cmd(&["backup", "--quiet", big.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0 * 1.2);
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        if child.wait().unwrap().success() {
+            completed += 1;
+        }
+        let check = env.run(&["check"]);
+        assert!(
+            check.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        assert_eq!(
+            env.snapshots().len(),
+            3 + completed,
+            "round {round}: a killed backup left a snapshot"
+        );
+    }
+    for (id, keep) in &baseline {
+        let out = env.path(&format!("restore-{id}"));
+        env.ok(&["restore", id, "--target", out.to_str().unwrap()]);
+        same_tree(keep, &out.join("src"));
+    }
+    let id = env
+        .ok(&["backup", big.to_str().unwrap()])
+        .trim()
+        .to_string();
+    let out = env.path("final");
+    env.ok(&["restore", &id, "--target", out.to_str().unwrap()]);
+    same_tree(&big, &out.join("big"));
+    assert!(
+        env.ok(&["check", "--read-data"])
+            .contains("no problems found")
+    );
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_commits_nothing() {
+    let env = Env::new();
+    let big = env.path("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..12u64 {
+        std::fs::write(
+            big.join(format!("f{i}")),
+            masclet_tools::golden_bytes(8_000_000, 500 + i),
+        )
+        .unwrap();
+    }
+    let child = env
+        .cmd(&["backup", big.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(
+        std::fs::read_dir(env.repo.join("locks"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "lock left behind"
+    );
+    assert!(env.snapshots().is_empty());
+    assert!(env.ok(&["check"]).contains("no problems found"));
+}

@@ -1,0 +1,75 @@
+//! Locks, error messages, help, completions and the man page.
+
+use super::*;
+
+#[test]
+fn a_held_lock_makes_others_wait_then_fail_naming_the_holder() {
+    let env = Env::new();
+    let lock = serde_json::json!({"host": "granja-2", "pid": 4242, "time": "2026-11-28T03:00:00Z", "operation": "gc", "mode": "exclusive"});
+    let name = "ab".repeat(32);
+    std::fs::write(env.repo.join("locks").join(&name), lock.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    env.fails(
+        &["--lock-wait", "1", "snapshots"],
+        4,
+        "locked by host granja-2 pid 4242",
+    );
+    assert!(started.elapsed().as_secs_f64() >= 1.0);
+    assert!(
+        env.ok(&["unlock"]).contains("removed 0 locks"),
+        "a foreign lock is never presumed stale"
+    );
+    assert!(env.ok(&["unlock", "--all"]).contains("removed 1 locks"));
+    env.ok(&["snapshots"]);
+    // A lock of a dead local process is cleared on sight.
+    let host = String::from_utf8(Command::new("uname").arg("-n").output().unwrap().stdout).unwrap();
+    let dead = serde_json::json!({"host": host.trim(), "pid": 2_000_000_000u32, "time": "t", "operation": "backup", "mode": "exclusive"});
+    std::fs::write(env.repo.join("locks").join(&name), dead.to_string()).unwrap();
+    env.ok(&["--lock-wait", "0", "snapshots"]);
+}
+
+#[test]
+fn helpful_errors_help_version_completions_and_man() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_masclet"))
+        .args(["snapshots"])
+        .env("MASCLET_REPO", dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("masclet init"));
+    let o = Command::new(env!("CARGO_BIN_EXE_masclet"))
+        .args(["snapshots"])
+        .env_remove("MASCLET_REPO")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--repo"));
+    let bin = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_masclet"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let help = String::from_utf8(bin(&["--help"]).stdout).unwrap();
+    assert!(help.contains("Exit codes") && help.contains("Examples"));
+    assert!(
+        String::from_utf8(bin(&["--version"]).stdout)
+            .unwrap()
+            .starts_with("masclet ")
+    );
+    assert!(
+        String::from_utf8(bin(&["completions", "bash"]).stdout)
+            .unwrap()
+            .contains("masclet")
+    );
+    assert!(
+        String::from_utf8(bin(&["man"]).stdout)
+            .unwrap()
+            .contains(".TH masclet")
+    );
+    assert_eq!(
+        bin(&["backup"]).status.code(),
+        Some(2),
+        "usage errors exit 2"
+    );
+}

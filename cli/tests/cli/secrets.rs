@@ -1,0 +1,168 @@
+//! Passphrases, key slots and file permissions (T16, T30).
+
+use super::*;
+
+#[test]
+fn wrong_passphrase_writes_nothing_and_has_its_own_exit_code() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_source(&src);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let before = tree_state(&env.repo);
+    for cmd in [
+        &["snapshots"][..],
+        &["backup", src.to_str().unwrap()],
+        &["check"],
+        &["repair", "index"],
+    ] {
+        let o = env
+            .cmd(cmd)
+            .env("MASCLET_PASSWORD", "wrong")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{cmd:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("wrong passphrase"));
+    }
+    assert_eq!(
+        tree_state(&env.repo),
+        before,
+        "a wrong passphrase wrote to the repository"
+    );
+    assert!(
+        std::fs::read_dir(env.repo.join("locks"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "lock left behind"
+    );
+}
+
+#[test]
+fn passphrase_file_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let pwfile = dir.path().join("pw");
+    std::fs::write(&pwfile, b"file pass\n").unwrap();
+    std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = |args: &[&str], pw: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_masclet"));
+        c.args(args)
+            .env("MASCLET_REPO", &repo)
+            .env("MASCLET_INSECURE_FAST_KDF", "1")
+            .env_remove("MASCLET_PASSWORD")
+            .stdin(Stdio::null());
+        match pw {
+            Some(p) => c
+                .env("MASCLET_PASSWORD", p)
+                .env_remove("MASCLET_PASSWORD_FILE"),
+            None => c.env("MASCLET_PASSWORD_FILE", &pwfile),
+        };
+        c.output().unwrap()
+    };
+    let o = run(&["init"], None);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("insecure permissions"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!repo.exists());
+    std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(run(&["init"], None).status.success());
+    // One trailing newline is not part of the passphrase.
+    assert!(run(&["snapshots"], Some("file pass")).status.success());
+    assert_eq!(
+        run(&["snapshots"], Some("file pass\n")).status.code(),
+        Some(3)
+    );
+    // Without any source of passphrase and no terminal, say what to do.
+    let o = Command::new(env!("CARGO_BIN_EXE_masclet"))
+        .args(["snapshots"])
+        .env("MASCLET_REPO", &repo)
+        .env_remove("MASCLET_PASSWORD")
+        .env_remove("MASCLET_PASSWORD_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("MASCLET_PASSWORD_FILE"), "{err}");
+    let empty = dir.path().join("repo2");
+    let o = Command::new(env!("CARGO_BIN_EXE_masclet"))
+        .args(["init"])
+        .env("MASCLET_REPO", &empty)
+        .env("MASCLET_PASSWORD", "")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("empty passphrase"));
+}
+
+#[test]
+fn tampered_kdf_parameters_are_refused_before_the_kdf() {
+    let env = Env::new();
+    let key = std::fs::read_dir(env.repo.join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let orig = std::fs::read(&key).unwrap();
+    for m_kib in [1u32, 64 * 1024 * 1024] {
+        let mut b = orig.clone();
+        b[13..17].copy_from_slice(&m_kib.to_le_bytes());
+        std::fs::write(&key, &b).unwrap();
+        let started = std::time::Instant::now();
+        env.fails(&["snapshots"], 5, "KDF parameters out of bounds");
+        assert!(started.elapsed().as_secs() < 20);
+    }
+    std::fs::write(&key, &orig).unwrap();
+    env.ok(&["snapshots"]);
+}
+
+#[test]
+fn private_permissions_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let src = dir.path().join("src");
+    write_source(&src);
+    let sh = format!(
+        "umask 000; {bin} init && {bin} backup {src} >/dev/null",
+        bin = env!("CARGO_BIN_EXE_masclet"),
+        src = src.display()
+    );
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(sh)
+        .env("MASCLET_REPO", &repo)
+        .env("MASCLET_PASSWORD", "pw")
+        .env("MASCLET_INSECURE_FAST_KDF", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut stack = vec![repo.clone()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        assert_eq!(
+            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "{}",
+            d.display()
+        );
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files += 1;
+                assert_eq!(
+                    std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                    0o600,
+                    "{}",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(files >= 5);
+}
