@@ -99,6 +99,28 @@ pub enum Command {
         #[arg(long)]
         read_data: bool,
     },
+    /// Apply the retention policy: keep the newest snapshot of each recent day, week, month
+    /// and year, tag kept snapshots with their tiers, forget the rest.
+    #[command(after_help = "\
+Each rule keeps the newest snapshot of each of its N most recent calendar buckets (day, ISO
+week, month, year, in the local time zone) that hold a snapshot. Kept snapshots carry exactly
+the tier tags (daily, weekly, monthly, yearly) of the rules that keep them; other tags stay.
+Forgetting deletes snapshot objects; run `masclet gc` (or pass --prune) to reclaim space.
+
+Examples:
+  masclet forget --dry-run
+  masclet forget --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --keep-yearly 5 --prune
+  RETENTION_DAILY=14 masclet forget --keep-tag pre-migration")]
+    Forget(ForgetArgs),
+    /// Delete data no snapshot references and repack partly used packs.
+    #[command(after_help = "\
+Refuses, deleting nothing, if any snapshot cannot be read or any chunk it references is
+missing. Safe to interrupt: a later gc finishes the work.
+
+Examples:
+  masclet gc --dry-run
+  masclet gc --repack-threshold 25")]
+    Gc(GcArgs),
     /// Repair derived state.
     #[command(subcommand)]
     Repair(RepairCommand),
@@ -143,9 +165,56 @@ pub struct BackupArgs {
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// Record the requested tier (the original `backup.sh -t daily`); `forget` decides which
+    /// tiers a snapshot finally carries.
+    #[arg(long, short = 't', value_parser = ["daily", "weekly", "monthly", "yearly"], value_name = "TIER")]
+    pub tier: Option<String>,
     /// Record this time instead of now (RFC 3339, e.g. 2025-03-11T07:45:00Z).
     #[arg(long, value_name = "RFC3339")]
     pub time: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots, whatever their dates.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_last: u32,
+    /// Keep the newest snapshot of each of the N most recent days.
+    #[arg(long, env = "RETENTION_DAILY", default_value_t = 7, value_name = "N")]
+    pub keep_daily: u32,
+    /// Keep the newest snapshot of each of the N most recent ISO weeks.
+    #[arg(long, env = "RETENTION_WEEKLY", default_value_t = 4, value_name = "N")]
+    pub keep_weekly: u32,
+    /// Keep the newest snapshot of each of the N most recent months.
+    #[arg(
+        long,
+        env = "RETENTION_MONTHLY",
+        default_value_t = 12,
+        value_name = "N"
+    )]
+    pub keep_monthly: u32,
+    /// Keep the newest snapshot of each of the N most recent years.
+    #[arg(long, env = "RETENTION_YEARLY", default_value_t = 5, value_name = "N")]
+    pub keep_yearly: u32,
+    /// Always keep snapshots with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+    /// Print the plan (every keep and removal with its reason) and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Run gc afterwards to reclaim the space.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Print what would be deleted and repacked, and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Repack packs whose dead share passes this percentage.
+    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    pub repack_threshold: f64,
 }
 
 #[derive(Debug, Args)]

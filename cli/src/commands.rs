@@ -2,6 +2,7 @@
 
 use crate::args::{BackupArgs, Cli, Command, RepairCommand, RestoreArgs};
 use crate::exit;
+use crate::maintenance;
 use crate::output::{bytes, local_time, print_json, rfc3339};
 use crate::password;
 use crate::progress::Bars;
@@ -27,6 +28,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Dump { snapshot, path } => dump(cli, snapshot, path),
         Command::Ls { snapshot, long } => ls(cli, snapshot, *long),
         Command::Check { read_data } => check(cli, *read_data, &bars),
+        Command::Forget(a) => maintenance::forget(cli, a, &bars),
+        Command::Gc(a) => maintenance::gc(cli, a, &bars),
         Command::Repair(RepairCommand::Index) => repair_index(cli, &bars),
         Command::Unlock { all } => unlock(cli, *all),
         Command::Completions { shell } => {
@@ -52,7 +55,7 @@ fn repo_path(cli: &Cli) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("no repository given: use --repo PATH or set MASCLET_REPO"))
 }
 
-fn open(cli: &Cli, operation: &str, lock: Option<LockMode>) -> Result<Repo> {
+pub fn open(cli: &Cli, operation: &str, lock: Option<LockMode>) -> Result<Repo> {
     let path = repo_path(cli)?;
     let storage = LocalStorage::open(&path)?;
     let index = storage.index_path();
@@ -95,7 +98,9 @@ fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
         .context(
             "--time must be RFC 3339, like 2025-03-11T07:45:00Z or 2025-03-11T08:45:00+01:00",
         )?;
-    for t in &a.tags {
+    let mut tags = a.tags.clone();
+    tags.extend(a.tier.clone());
+    for t in &tags {
         if t.is_empty() || t.contains(',') || t.chars().any(char::is_whitespace) {
             return Err(anyhow!(
                 "invalid tag {t:?}: tags are single words without commas"
@@ -119,7 +124,7 @@ fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
     let s = engine::backup(
         &mut repo,
         source,
-        &engine::BackupOptions::new(a.tags.clone(), time),
+        &engine::BackupOptions::new(tags, time),
         bars,
     )?;
     let st = &s.stats;

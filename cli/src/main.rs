@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod maintenance;
 mod output;
 mod password;
 mod progress;

@@ -14,6 +14,9 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+mod gc;
+pub use gc::PackUsage;
+
 /// Schema version stored in `meta`; a mismatch means "rebuild", never "migrate".
 pub const SCHEMA_VERSION: i64 = 1;
 

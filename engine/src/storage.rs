@@ -70,6 +70,14 @@ pub trait Storage: Send + Sync {
     /// [`crate::ErrorKind::Storage`] when the write fails (a full disk says so).
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
 
+    /// Atomically replace an existing object (or create it): readers see the old bytes or
+    /// the new, never a mix. Used only to rewrite a snapshot's tags under its own id.
+    /// Durable when this returns `Ok`.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Storage`] when the write fails.
+    fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
+
     /// The whole object.
     ///
     /// # Errors
@@ -99,6 +107,9 @@ pub trait Storage: Send + Sync {
 impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
         (**self).put(kind, name, data)
+    }
+    fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        (**self).replace(kind, name, data)
     }
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         (**self).get(kind, name)

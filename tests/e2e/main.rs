@@ -3,7 +3,9 @@
 
 mod corruption;
 mod faults;
+mod gc;
 mod golden;
 mod hostile;
 mod nonces;
+mod retention;
 mod roundtrip;

@@ -248,3 +248,36 @@ pub fn sample_tree(root: &Path) {
         .unwrap();
     std::fs::set_permissions(root.join("sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
 }
+
+/// Forget `ids` (as a plan made by hand: keep the rest with their tags).
+pub fn forget_ids(repo: &Repo, ids: &[SnapshotId]) {
+    let (refs, _) = masclet_engine::snapshot_refs(repo).unwrap();
+    let decisions = refs
+        .into_iter()
+        .map(|r| masclet_engine::retention::Decision {
+            id: r.id,
+            time: String::new(),
+            keep: !ids.contains(&r.id),
+            reasons: vec![],
+            tags_before: r.tags.clone(),
+            tags_after: r.tags,
+        })
+        .collect();
+    masclet_engine::forget(repo, &masclet_engine::ForgetPlan { decisions }).unwrap();
+}
+
+/// Plan and run gc with default options.
+pub fn gc(repo: &mut Repo) -> masclet_engine::Result<masclet_engine::GcSummary> {
+    let plan = masclet_engine::gc::plan(repo, &masclet_engine::GcOptions::default(), &NoProgress)?;
+    masclet_engine::gc::execute(repo, &plan, &NoProgress)
+}
+
+/// Total bytes of pack objects in a store.
+pub fn pack_bytes(storage: &dyn Storage) -> u64 {
+    storage
+        .list(masclet_engine::Kind::Pack)
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s)
+        .sum()
+}

@@ -68,6 +68,12 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         }
         Err(Self::fault("put"))
     }
+    fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        if self.tick().0 {
+            return Err(Self::fault("replace"));
+        }
+        self.inner.replace(kind, name, data)
+    }
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         self.inner.get(kind, name)
     }

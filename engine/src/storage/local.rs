@@ -136,17 +136,11 @@ impl LocalStorage {
     }
 }
 
-impl Storage for LocalStorage {
-    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
-        check_name(kind, name)?;
-        let path = self.path(kind, name);
+impl LocalStorage {
+    /// Write `data` to `tmp/`, fsync it, rename it over `path`, fsync the directory: the
+    /// object is whole under its name or not there.
+    fn write_atomic(&self, kind: Kind, name: &str, path: &Path, data: &[u8]) -> Result<()> {
         let what = || format!("writing {}", path.display());
-        if kind != Kind::Lock && path.exists() {
-            return Err(Error::new(
-                ErrorKind::Storage,
-                format!("{} already exists", path.display()),
-            ));
-        }
         let dir = path.parent().expect("object paths have a parent");
         if kind == Kind::Pack {
             mkdir_private(dir).map_err(|e| Error::storage(what(), e))?;
@@ -164,14 +158,35 @@ impl Storage for LocalStorage {
             f.write_all(data)?;
             f.sync_all()?;
             drop(f);
-            fs::rename(&tmp, &path)?;
+            fs::rename(&tmp, path)?;
             sync_dir(dir)
         })();
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
             return Err(Error::storage(what(), e));
         }
+        self.open_files.lock().expect("poisoned").remove(path);
         Ok(())
+    }
+}
+
+impl Storage for LocalStorage {
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        if kind != Kind::Lock && path.exists() {
+            return Err(Error::new(
+                ErrorKind::Storage,
+                format!("{} already exists", path.display()),
+            ));
+        }
+        self.write_atomic(kind, name, &path, data)
+    }
+
+    fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        check_name(kind, name)?;
+        let path = self.path(kind, name);
+        self.write_atomic(kind, name, &path, data)
     }
 
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {

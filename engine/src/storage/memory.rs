@@ -53,6 +53,15 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
+        check_name(kind, name)?;
+        self.objects
+            .write()
+            .expect("poisoned")
+            .insert((kind, name.to_string()), data.to_vec());
+        Ok(())
+    }
+
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         self.objects
             .read()

@@ -1,0 +1,80 @@
+//! Carry out a retention plan: rewrite tier tags of kept snapshots, forget the others.
+//!
+//! Tags are rewritten in place (the snapshot is sealed again under its own id and replaces
+//! the old object atomically), so snapshot ids stay stable for the people who wrote them
+//! down. Forgetting deletes snapshot objects only; `gc` gives the space back.
+
+use crate::error::{Error, Result};
+use crate::format::ObjectType;
+use crate::id::SnapshotId;
+use crate::repo::Repo;
+use crate::retention::{ForgetPlan, SnapshotRef};
+use crate::snapshot::Snapshot;
+use crate::storage::Kind;
+
+/// What forget did.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ForgetSummary {
+    /// Snapshots kept.
+    pub kept: u64,
+    /// Snapshots forgotten.
+    pub removed: u64,
+    /// Kept snapshots whose tags changed.
+    pub retagged: u64,
+}
+
+/// The readable snapshots as retention sees them, and the ones that could not be read
+/// (never forgotten: nobody can tell what they are).
+///
+/// # Errors
+/// `Storage` if listing fails.
+#[allow(clippy::type_complexity)]
+pub fn snapshot_refs(repo: &Repo) -> Result<(Vec<SnapshotRef>, Vec<(SnapshotId, Error)>)> {
+    let (snaps, bad) = repo.snapshots()?;
+    Ok((
+        snaps
+            .into_iter()
+            .map(|(id, s)| SnapshotRef {
+                id,
+                time: s.time,
+                tags: s.tags,
+            })
+            .collect(),
+        bad,
+    ))
+}
+
+/// Execute `plan`: retag first, then delete, so an interrupted run loses no restore point
+/// the plan keeps. Rerunning forget converges.
+///
+/// # Errors
+/// `InvalidInput` if the plan would forget every snapshot; `Storage` errors.
+pub fn forget(repo: &Repo, plan: &ForgetPlan) -> Result<ForgetSummary> {
+    let mut s = ForgetSummary::default();
+    if plan.kept().next().is_none() && plan.removed().next().is_some() {
+        return Err(Error::invalid(
+            "the policy keeps no snapshot at all; refusing to forget every snapshot",
+        ));
+    }
+    for d in plan.kept() {
+        s.kept += 1;
+        if d.tags_after == d.tags_before {
+            continue;
+        }
+        crate::check_interrupt()?;
+        let mut snap = Snapshot::load(repo.storage(), &repo.keys, d.id)?;
+        snap.tags.clone_from(&d.tags_after);
+        let sealed = repo
+            .keys
+            .seal(ObjectType::Snapshot, &d.id.0, &snap.encode(), Some(3));
+        repo.storage()
+            .replace(Kind::Snapshot, &d.id.to_hex(), &sealed)?;
+        s.retagged += 1;
+    }
+    for d in plan.removed() {
+        crate::check_interrupt()?;
+        repo.storage().delete(Kind::Snapshot, &d.id.to_hex())?;
+        s.removed += 1;
+    }
+    Ok(s)
+}

@@ -1,0 +1,308 @@
+//! Garbage collection: give back the space of chunks no snapshot references.
+//!
+//! `plan` marks every chunk a snapshot references (tree chunks included) in a temporary
+//! SQLite table, refuses if any referenced chunk or pack is missing or any snapshot is
+//! unreadable, and decides per pack: delete it (nothing live), repack it (dead share above
+//! the threshold), or keep it. `execute` then works in the one order that never loses data
+//! (format-spec.md, "Garbage collection"):
+//!
+//! 1. live chunks of repacked packs are verified and copied, as sealed, into new packs, each
+//!    durable and indexed (pointing the chunks at it) before the next step;
+//! 2. one index transaction drops every dead chunk row and the rows of packs to delete, so
+//!    no later backup can deduplicate against what is about to go;
+//! 3. only then are pack files deleted (old packs, then orphans left by interrupted work).
+//!
+//! A gc killed anywhere leaves a repository `check` accepts; the next gc finishes the job.
+//! It runs under the exclusive lock, so no backup is in flight.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::MAX_OBJECT_SIZE;
+use crate::id::{ChunkId, PackId};
+use crate::pack::{PackBuilder, PackEntry};
+use crate::progress::{Progress, Unit};
+use crate::repo::Repo;
+use crate::storage::Kind;
+use crate::tree::Record;
+use std::collections::{HashMap, HashSet};
+
+/// Options of a gc.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct GcOptions {
+    /// Repack a pack once this fraction of its bytes is dead (0.0 ..= 1.0).
+    pub repack_threshold: f64,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        Self {
+            repack_threshold: 0.10,
+        }
+    }
+}
+
+impl GcOptions {
+    /// Options with this repack threshold.
+    pub fn new(repack_threshold: f64) -> Self {
+        Self { repack_threshold }
+    }
+}
+
+/// One pack's fate.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PackPlan {
+    /// The pack.
+    pub pack: PackId,
+    /// Its size.
+    pub size: u64,
+    /// Live chunks it holds.
+    pub live_chunks: u64,
+    /// Sealed bytes of those chunks.
+    pub live_bytes: u64,
+}
+
+/// What gc will do.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GcPlan {
+    /// Snapshots whose references were marked.
+    pub snapshots: u64,
+    /// Distinct live chunks.
+    pub live_chunks: u64,
+    /// Packs with nothing live: deleted.
+    pub delete: Vec<PackPlan>,
+    /// Packs above the dead threshold: live chunks copied out, then deleted.
+    pub repack: Vec<PackPlan>,
+    /// Packs present in storage but not indexed (left by interrupted work): deleted.
+    pub orphans: Vec<(PackId, u64)>,
+    /// Packs kept as they are.
+    pub keep: u64,
+    /// Bytes that will be freed (before counting the new packs written by repacking).
+    pub bytes_to_free: u64,
+    /// Bytes of live chunks to copy.
+    pub bytes_to_copy: u64,
+}
+
+/// What gc did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GcSummary {
+    /// Packs deleted (including repacked and orphan packs).
+    pub packs_deleted: u64,
+    /// Packs rewritten.
+    pub packs_repacked: u64,
+    /// New packs written.
+    pub packs_written: u64,
+    /// Index rows of dead chunks dropped.
+    pub chunks_dropped: u64,
+    /// Net bytes given back to the filesystem (the seed's `espacio_liberado`).
+    pub bytes_freed: u64,
+}
+
+fn mark(repo: &Repo, progress: &dyn Progress) -> Result<u64> {
+    let (snaps, unreadable) = repo.snapshots()?;
+    if let Some((id, e)) = unreadable.first() {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "snapshot {} cannot be read ({e}); gc cannot know what it references; refusing to delete anything (run `masclet check`)",
+                id.short()
+            ),
+        ));
+    }
+    repo.index.live_begin()?;
+    progress.start("marking", Some(snaps.len() as u64), Unit::Items);
+    let mut batch: Vec<ChunkId> = Vec::with_capacity(8192);
+    for (sid, snap) in &snaps {
+        crate::check_interrupt()?;
+        batch.extend(snap.tree.iter().map(|(id, _)| *id));
+        let mut reader = repo.tree_reader(snap);
+        loop {
+            match reader.next_record() {
+                Ok(Some(Record::FileChunk(id, _))) => batch.push(id),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "the tree of snapshot {} cannot be read ({e}); refusing to delete anything (run `masclet check`)",
+                            sid.short()
+                        ),
+                    ));
+                }
+            }
+            if batch.len() >= 8192 {
+                repo.index.live_add(&batch)?;
+                batch.clear();
+            }
+        }
+        repo.index.live_add(&batch)?;
+        batch.clear();
+        progress.inc(1);
+    }
+    progress.finish();
+    Ok(snaps.len() as u64)
+}
+
+/// Mark live chunks and decide what to delete and repack. Writes nothing to the repository.
+///
+/// # Errors
+/// `Corrupt` when a referenced chunk or pack is missing or a snapshot cannot be read: gc
+/// refuses rather than guess. `InvalidInput` for a threshold outside 0..=1.
+pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcPlan> {
+    if !(0.0..=1.0).contains(&opts.repack_threshold) {
+        return Err(Error::invalid(
+            "the repack threshold is a fraction between 0 and 1",
+        ));
+    }
+    let snapshots = mark(repo, progress)?;
+    let (missing, sample) = repo.index.live_missing(5)?;
+    if missing > 0 {
+        let ids: Vec<String> = sample.iter().map(ChunkId::short).collect();
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "{missing} referenced chunks missing (e.g. {}); refusing to delete anything (run `masclet check`)",
+                ids.join(", ")
+            ),
+        ));
+    }
+    let stored: HashMap<String, u64> = repo.storage.list(Kind::Pack)?.into_iter().collect();
+    let mut plan = GcPlan {
+        snapshots,
+        live_chunks: repo.index.live_count()?,
+        ..GcPlan::default()
+    };
+    let mut indexed = HashSet::new();
+    for u in repo.index.pack_usage()? {
+        let name = u.pack.to_hex();
+        indexed.insert(name.clone());
+        let p = PackPlan {
+            pack: u.pack,
+            size: u.size,
+            live_chunks: u.live_chunks,
+            live_bytes: u.live_bytes,
+        };
+        match stored.get(&name) {
+            Some(size) if *size == u.size => {}
+            // Already gone: only its index rows remain to drop.
+            _ if u.live_chunks == 0 => {
+                plan.delete.push(PackPlan { size: 0, ..p });
+                continue;
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "pack {} holds {} referenced chunks but is missing or has the wrong size; refusing to delete anything (run `masclet check`)",
+                        u.pack.short(),
+                        u.live_chunks
+                    ),
+                ));
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let dead_share = 1.0 - (u.live_bytes as f64 / u.size.max(1) as f64);
+        if u.live_chunks == 0 {
+            plan.bytes_to_free += u.size;
+            plan.delete.push(p);
+        } else if dead_share > opts.repack_threshold {
+            plan.bytes_to_free += u.size;
+            plan.bytes_to_copy += u.live_bytes;
+            plan.repack.push(p);
+        } else {
+            plan.keep += 1;
+        }
+    }
+    for (name, size) in stored {
+        if !indexed.contains(&name) {
+            plan.bytes_to_free += size;
+            plan.orphans.push((PackId::from_hex(&name)?, size));
+        }
+    }
+    plan.orphans.sort();
+    Ok(plan)
+}
+
+/// Carry out a plan made under the same lock.
+///
+/// # Errors
+/// `Corrupt` if a live chunk fails verification while being copied (nothing is deleted);
+/// `Storage` and index errors. After any error, a rerun of gc completes the work.
+pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<GcSummary> {
+    let mut summary = GcSummary::default();
+    let mut written = 0u64;
+    let target = repo.config.pack_target as usize;
+    let mut builder = PackBuilder::new(target);
+    progress.start("repacking", Some(plan.bytes_to_copy), Unit::Bytes);
+    for p in &plan.repack {
+        crate::check_interrupt()?;
+        let bytes = repo.storage.get(Kind::Pack, &p.pack.to_hex())?;
+        for e in repo.index.live_entries(&p.pack)? {
+            let start =
+                usize::try_from(e.offset).map_err(|_| Error::corrupt("offset out of range"))?;
+            let sealed = bytes
+                .get(start..start + e.sealed_len as usize)
+                .ok_or_else(|| {
+                    Error::corrupt(format!(
+                        "pack {} is shorter than its index says",
+                        p.pack.short()
+                    ))
+                })?;
+            // Copy only what authenticates: gc must not launder damage into a fresh pack.
+            repo.keys.open_chunk(e.ty, &e.id, sealed, MAX_OBJECT_SIZE).map_err(|err| {
+                err.context(format!("live chunk in pack {} (gc stopped; nothing was deleted; run `masclet check`)", p.pack.short()))
+            })?;
+            builder.add(e.ty, e.id, sealed.to_vec(), e.raw_len);
+            progress.inc(u64::from(e.sealed_len));
+            if builder.is_full() {
+                written += flush(repo, &mut builder, target)?;
+                summary.packs_written += 1;
+            }
+        }
+        summary.packs_repacked += 1;
+    }
+    if !builder.is_empty() {
+        written += flush(repo, &mut builder, target)?;
+        summary.packs_written += 1;
+    }
+    progress.finish();
+
+    let drop: Vec<PackId> = plan
+        .delete
+        .iter()
+        .chain(&plan.repack)
+        .map(|p| p.pack)
+        .collect();
+    summary.chunks_dropped = repo.index.sweep(&drop)?;
+
+    progress.start(
+        "deleting packs",
+        Some((drop.len() + plan.orphans.len()) as u64),
+        Unit::Items,
+    );
+    let mut freed = 0u64;
+    for (pack, size) in plan
+        .delete
+        .iter()
+        .chain(&plan.repack)
+        .map(|p| (p.pack, p.size))
+        .chain(plan.orphans.iter().copied())
+    {
+        repo.storage.delete(Kind::Pack, &pack.to_hex())?;
+        freed += size;
+        summary.packs_deleted += 1;
+        progress.inc(1);
+    }
+    progress.finish();
+    summary.bytes_freed = freed.saturating_sub(written);
+    Ok(summary)
+}
+
+/// Write a full pack durably, then point its chunks at it in the index.
+fn flush(repo: &mut Repo, builder: &mut PackBuilder, target: usize) -> Result<u64> {
+    let full = std::mem::replace(builder, PackBuilder::new(target));
+    let (id, bytes, entries): (PackId, Vec<u8>, Vec<PackEntry>) = full.finish(&repo.keys);
+    repo.storage.put(Kind::Pack, &id.to_hex(), &bytes)?;
+    repo.index.move_chunks(id, bytes.len() as u64, &entries)?;
+    Ok(bytes.len() as u64)
+}

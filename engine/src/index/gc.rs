@@ -1,0 +1,214 @@
+//! The index side of garbage collection: marking live chunks in a temporary table (on disk,
+//! so memory does not grow with the repository), per-pack usage, moving repacked chunks,
+//! and the sweep that drops dead rows before any pack file is deleted.
+
+use super::{Index, int};
+use crate::error::Result;
+use crate::format::ObjectType;
+use crate::id::{ChunkId, PackId};
+use crate::pack::PackEntry;
+use rusqlite::{TransactionBehavior, params};
+
+/// How much of one pack is still referenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackUsage {
+    /// The pack.
+    pub pack: PackId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Indexed chunks in it.
+    pub chunks: u64,
+    /// Live chunks in it.
+    pub live_chunks: u64,
+    /// Sealed bytes of its live chunks.
+    pub live_bytes: u64,
+}
+
+impl Index {
+    /// Start a marking pass: an empty temporary `live` table.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn live_begin(&self) -> Result<()> {
+        // temp_store=FILE keeps the set out of RAM however many chunks the repository holds.
+        self.conn.pragma_update(None, "temp_store", "FILE")?;
+        self.conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS live (id BLOB PRIMARY KEY) WITHOUT ROWID; DELETE FROM live;")?;
+        Ok(())
+    }
+
+    /// Mark chunks live.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn live_add(&self, ids: &[ChunkId]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT OR IGNORE INTO live (id) VALUES (?1)")?;
+            for id in ids {
+                st.execute([&id.0[..]])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many live chunks are not indexed, and up to `limit` of them.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn live_missing(&self, limit: usize) -> Result<(u64, Vec<ChunkId>)> {
+        let n: i64 = self.conn.query_row("SELECT count(*) FROM live l WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = l.id)", [], |r| r.get(0))?;
+        let mut st = self.conn.prepare("SELECT l.id FROM live l WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = l.id) LIMIT ?1")?;
+        let ids = st
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?
+            .map(|r| ChunkId::from_slice(&r?))
+            .collect::<Result<_>>()?;
+        Ok((int(n)?, ids))
+    }
+
+    /// Number of live chunks marked.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn live_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM live", [], |r| r.get(0))?;
+        int(n)
+    }
+
+    /// Usage of every indexed pack against the marked set.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn pack_usage(&self) -> Result<Vec<PackUsage>> {
+        let mut st = self.conn.prepare(
+            "SELECT p.id, p.size, count(c.id), count(l.id), coalesce(sum(CASE WHEN l.id IS NOT NULL THEN c.sealed_len END), 0)
+             FROM packs p LEFT JOIN chunks c ON c.pack = p.rowid LEFT JOIN live l ON l.id = c.id GROUP BY p.rowid",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (id, size, chunks, live_chunks, live_bytes) = r?;
+            Ok(PackUsage {
+                pack: PackId::from_slice(&id)?,
+                size: int(size)?,
+                chunks: int(chunks)?,
+                live_chunks: int(live_chunks)?,
+                live_bytes: int(live_bytes)?,
+            })
+        })
+        .collect()
+    }
+
+    /// The live chunks the index places in `pack`.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn live_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.id, c.type, c.offset, c.sealed_len, c.raw_len FROM chunks c JOIN packs p ON p.rowid = c.pack
+             JOIN live l ON l.id = c.id WHERE p.id = ?1 ORDER BY c.offset",
+        )?;
+        let rows = st.query_map([&pack.0[..]], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (id, ty, offset, sealed_len, raw_len) = r?;
+            Ok(PackEntry {
+                ty: ObjectType::from_u8(int(ty)?)?,
+                id: ChunkId::from_slice(&id)?,
+                offset: int(offset)?,
+                sealed_len: int(sealed_len)?,
+                raw_len: int(raw_len)?,
+            })
+        })
+        .collect()
+    }
+
+    /// Record a durable new pack and point its chunks (already indexed elsewhere) at it.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn move_chunks(&mut self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            tx.execute(
+                "INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)",
+                params![&pack.0[..], size.cast_signed()],
+            )?;
+            let rowid: i64 = tx.query_row(
+                "SELECT rowid FROM packs WHERE id = ?1",
+                [&pack.0[..]],
+                |r| r.get(0),
+            )?;
+            let mut up = tx.prepare_cached(
+                "INSERT INTO chunks (id, type, pack, offset, sealed_len, raw_len) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET type = excluded.type, pack = excluded.pack, offset = excluded.offset,
+                 sealed_len = excluded.sealed_len, raw_len = excluded.raw_len",
+            )?;
+            for e in entries {
+                up.execute(params![
+                    &e.id.0[..],
+                    e.ty as u8,
+                    rowid,
+                    e.offset.cast_signed(),
+                    e.sealed_len,
+                    e.raw_len
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// In one transaction: forget every chunk not marked live, and the packs `drop` (which
+    /// must no longer hold indexed chunks). After this, no backup can deduplicate against
+    /// anything gc is about to delete. Returns the number of chunk rows dropped.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors; `Internal` if a pack to drop still holds chunks.
+    pub fn sweep(&mut self, drop: &[PackId]) -> Result<u64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dropped = tx.execute(
+            "DELETE FROM chunks WHERE id NOT IN (SELECT id FROM live)",
+            [],
+        )?;
+        {
+            let mut held = tx.prepare_cached(
+                "SELECT count(*) FROM chunks c JOIN packs p ON p.rowid = c.pack WHERE p.id = ?1",
+            )?;
+            let mut del = tx.prepare_cached("DELETE FROM packs WHERE id = ?1")?;
+            for p in drop {
+                let n: i64 = held.query_row([&p.0[..]], |r| r.get(0))?;
+                if n != 0 {
+                    return Err(crate::Error::internal(format!(
+                        "pack {p} still holds {n} live chunks; nothing was deleted"
+                    )));
+                }
+                del.execute([&p.0[..]])?;
+            }
+        }
+        tx.commit()?;
+        Ok(dropped as u64)
+    }
+}

@@ -1,0 +1,278 @@
+//! Garbage collection gives space back and never loses a kept snapshot (T3, T4, T8, T15).
+//!
+//! Forgotten data is reclaimed (deleted packs, repacked partly-live packs); a gc failing at
+//! any storage mutation leaves a repository `check` accepts and a later gc finishes; an
+//! interrupted gc cannot make a later backup reference deleted data; a missing referenced
+//! pack makes gc refuse and change nothing; gc and backups exclude each other by lock.
+
+use masclet_engine::{
+    ErrorKind, FaultMode, FaultyStorage, Kind, LockMode, MemoryStorage, OpenOptions, Repo, Storage,
+};
+use masclet_tests::*;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn gc_reclaims_forgotten_data_and_repacks() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let shared = noise(6 << 20, 1);
+    let only_a = noise(3 << 20, 2);
+    let mut a_data = shared.clone();
+    a_data.extend_from_slice(&only_a);
+    let a = backup_bytes(&mut repo, "f", &a_data).unwrap();
+    let b = backup_bytes(&mut repo, "f", &shared).unwrap();
+    let c = backup_bytes(&mut repo, "g", &noise(2 << 20, 3)).unwrap();
+    let before = pack_bytes(repo.storage());
+    forget_ids(&repo, &[a, c]);
+    let s = gc(&mut repo).unwrap();
+    let after = pack_bytes(repo.storage());
+    assert!(s.packs_deleted >= 1 && s.packs_repacked >= 1, "{s:?}");
+    assert!(
+        after + (4 << 20) < before,
+        "before {before} after {after} {s:?}"
+    );
+    assert_eq!(s.bytes_freed, before - after);
+    assert_eq!(dump(&repo, b, "f").unwrap(), shared);
+    assert!(check_ok(&repo, true));
+    // A second gc finds nothing to do.
+    let again = gc(&mut repo).unwrap();
+    assert_eq!(
+        (again.packs_deleted, again.packs_repacked, again.bytes_freed),
+        (0, 0, 0)
+    );
+    // Data that was forgotten is stored again, whole, by the next backup.
+    let d = backup_bytes(&mut repo, "g", &noise(2 << 20, 3)).unwrap();
+    assert_eq!(dump(&repo, d, "g").unwrap(), noise(2 << 20, 3));
+    assert!(check_ok(&repo, true));
+}
+
+#[test]
+fn gc_failing_at_every_mutation_loses_nothing_and_a_rerun_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx_dir = dir.path().join("idx");
+    std::fs::create_dir_all(&idx_dir).unwrap();
+    let (mem, index) = memory_repo(&idx_dir);
+    let keep_data = noise(3 << 20, 7);
+    let keep = {
+        let mut repo = open(mem.clone() as Arc<dyn Storage>, &index).unwrap();
+        let mut big = keep_data.clone();
+        big.extend_from_slice(&noise(9 << 20, 8));
+        let gone = backup_bytes(&mut repo, "f", &big).unwrap();
+        let keep = backup_bytes(&mut repo, "f", &keep_data).unwrap();
+        backup_bytes(&mut repo, "h", &noise(1 << 20, 9))
+            .map(|id| forget_ids(&repo, &[gone, id]))
+            .unwrap();
+        keep
+    };
+    let image = mem.dump();
+    let clean_size = {
+        let run = dir.path().join("clean");
+        copy_dir(&idx_dir, &run);
+        let s = Arc::new(MemoryStorage::from_dump(image.clone()));
+        let mut repo = open(s.clone() as Arc<dyn Storage>, &run.join("index.sqlite")).unwrap();
+        gc(&mut repo).unwrap();
+        pack_bytes(s.as_ref())
+    };
+    let counter = Arc::new(FaultyStorage::new(
+        MemoryStorage::from_dump(image.clone()),
+        u64::MAX,
+        FaultMode::Fail,
+    ));
+    let run = dir.path().join("count");
+    copy_dir(&idx_dir, &run);
+    gc(&mut open(
+        counter.clone() as Arc<dyn Storage>,
+        &run.join("index.sqlite"),
+    )
+    .unwrap())
+    .unwrap();
+    let total = counter.mutations();
+    assert!(total >= 5, "{total}");
+    for n in 0..total {
+        let run = dir.path().join(format!("run-{n}"));
+        copy_dir(&idx_dir, &run);
+        let idx = run.join("index.sqlite");
+        let faulty = Arc::new(FaultyStorage::new(
+            MemoryStorage::from_dump(image.clone()),
+            n,
+            FaultMode::Fail,
+        ));
+        if let Ok(mut repo) = open(faulty.clone() as Arc<dyn Storage>, &idx) {
+            // The last mutation is the lock's removal, after the work is done.
+            let result = gc(&mut repo);
+            assert!(
+                result.is_err() || n + 1 == total,
+                "gc at fault {n} reported success"
+            );
+        }
+        let mut durable = faulty.inner().dump();
+        durable.retain(|(k, _), _| *k != Kind::Lock);
+        let s = Arc::new(MemoryStorage::from_dump(durable));
+        let mut repo = open(s.clone() as Arc<dyn Storage>, &idx).unwrap();
+        assert_eq!(dump(&repo, keep, "f").unwrap(), keep_data, "fault {n}");
+        assert!(check_ok(&repo, true), "fault {n}");
+        gc(&mut repo).unwrap();
+        assert_eq!(
+            pack_bytes(s.as_ref()),
+            clean_size,
+            "fault {n}: the rerun did not finish the work"
+        );
+        assert_eq!(dump(&repo, keep, "f").unwrap(), keep_data);
+        assert!(check_ok(&repo, true));
+        drop(repo);
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+}
+
+#[test]
+fn interrupted_gc_does_not_poison_dedup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mem, index) = memory_repo(dir.path());
+    let unique = noise(1 << 20, 42);
+    {
+        let mut repo = open(mem.clone() as Arc<dyn Storage>, &index).unwrap();
+        backup_bytes(&mut repo, "keep", b"something else").unwrap();
+        let id = backup_bytes(&mut repo, "u", &unique).unwrap();
+        forget_ids(&repo, &[id]);
+    }
+    // Fail at the first pack deletion: the index sweep has run, the pack file is still there.
+    let faulty = Arc::new(FaultyStorage::new(
+        MemoryStorage::from_dump(mem.dump()),
+        1,
+        FaultMode::Fail,
+    ));
+    {
+        let mut repo = open(faulty.clone() as Arc<dyn Storage>, &index).unwrap();
+        let plan = masclet_engine::gc::plan(
+            &repo,
+            &masclet_engine::GcOptions::default(),
+            &masclet_engine::NoProgress,
+        )
+        .unwrap();
+        assert!(!plan.delete.is_empty());
+        assert!(
+            masclet_engine::gc::execute(&mut repo, &plan, &masclet_engine::NoProgress).is_err()
+        );
+    }
+    let mut durable = faulty.inner().dump();
+    durable.retain(|(k, _), _| *k != Kind::Lock);
+    let s = Arc::new(MemoryStorage::from_dump(durable));
+    let mut repo = open(s.clone() as Arc<dyn Storage>, &index).unwrap();
+    // Simulate the pack's later deletion (the next gc deletes it as an orphan).
+    gc(&mut repo).unwrap();
+    let again = backup_bytes(&mut repo, "u", &unique).unwrap();
+    let snap = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), again).unwrap();
+    assert!(
+        snap.stats.new_raw_bytes >= unique.len() as u64,
+        "the chunks were not stored again: {:?}",
+        snap.stats
+    );
+    assert_eq!(dump(&repo, again, "u").unwrap(), unique);
+    assert!(check_ok(&repo, true));
+}
+
+#[test]
+fn missing_referenced_pack_makes_gc_refuse_and_change_nothing() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let a = backup_bytes(&mut repo, "a", &noise(500_000, 1)).unwrap();
+    backup_bytes(&mut repo, "b", &noise(500_000, 2)).unwrap();
+    forget_ids(&repo, &[a]);
+    drop(repo);
+    // Delete the newest pack (snapshot b's data).
+    let mut packs: Vec<_> = walk(&r.path.join("packs"));
+    packs.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    std::fs::remove_file(packs.last().unwrap()).unwrap();
+    let before = state(&r.path);
+    let mut repo = r.open();
+    let err = gc(&mut repo).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    assert!(
+        err.to_string().contains("refusing to delete anything"),
+        "{err}"
+    );
+    drop(repo);
+    assert_eq!(
+        state(&r.path),
+        before,
+        "gc changed the repository while refusing"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn state(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut v: Vec<_> = walk(root)
+        .into_iter()
+        .filter(|p| !p.starts_with(root.join("index")))
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn gc_and_backups_exclude_each_other() {
+    let r = LocalRepo::new();
+    let storage =
+        || Arc::new(masclet_engine::LocalStorage::open(&r.path).unwrap()) as Arc<dyn Storage>;
+    let short =
+        |mode, op: &str| OpenOptions::new(op, Some(mode)).lock_wait(Duration::from_millis(300));
+    let backup = Repo::open(
+        storage(),
+        &r.index_path(),
+        PASSWORD,
+        &short(LockMode::Shared, "backup"),
+    )
+    .unwrap();
+    let err = Repo::open(
+        storage(),
+        &r.index_path(),
+        PASSWORD,
+        &short(LockMode::Exclusive, "gc"),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    assert!(err.to_string().contains("backup"), "{err}");
+    drop(backup);
+    let gc_repo = Repo::open(
+        storage(),
+        &r.index_path(),
+        PASSWORD,
+        &short(LockMode::Exclusive, "gc"),
+    )
+    .unwrap();
+    let err = Repo::open(
+        storage(),
+        &r.index_path(),
+        PASSWORD,
+        &short(LockMode::Shared, "backup"),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Locked);
+    assert!(err.to_string().contains("gc, exclusive"), "{err}");
+    drop(gc_repo);
+}
