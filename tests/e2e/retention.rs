@@ -43,7 +43,7 @@ fn reference<Tz: TimeZone>(
         }
     }
     let mut by_time: Vec<&SnapshotRef> = snaps.iter().collect();
-    by_time.sort_by(|a, b| (b.time, b.id).cmp(&(a.time, a.id)));
+    by_time.sort_by_key(|s| std::cmp::Reverse((s.time, s.id)));
     for s in by_time.iter().take(policy.last as usize) {
         kept.entry(s.id).or_default();
     }
