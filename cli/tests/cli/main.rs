@@ -5,6 +5,7 @@ mod crash;
 mod flow;
 mod index;
 mod ops;
+mod retention;
 mod secrets;
 
 use std::os::unix::fs::PermissionsExt;
