@@ -62,7 +62,11 @@ pub fn open(cli: &Cli, operation: &str, lock: Option<LockMode>) -> Result<Repo> 
     let pw = password::read(false)?;
     let opts =
         OpenOptions::new(operation, lock).lock_wait(Duration::from_secs(cli.global.lock_wait));
-    Ok(Repo::open(Arc::new(storage), &index, &pw, &opts)?)
+    let mut repo = Repo::open(Arc::new(storage), &index, &pw, &opts)?;
+    for w in repo.take_warnings() {
+        eprintln!("masclet: warning: {w}");
+    }
+    Ok(repo)
 }
 
 fn init(cli: &Cli) -> Result<u8> {

@@ -386,6 +386,7 @@ pub fn backup(
         tree_len: tree.total(),
         tree: std::mem::take(&mut w.tree_chunks),
     };
+    w.repo.ensure_lock()?;
     let id = snapshot
         .save(w.repo.storage.as_ref(), &w.repo.keys)
         .map_err(|e| {

@@ -56,6 +56,7 @@ pub fn forget(repo: &Repo, plan: &ForgetPlan) -> Result<ForgetSummary> {
             "the policy keeps no snapshot at all; refusing to forget every snapshot",
         ));
     }
+    repo.ensure_lock()?;
     for d in plan.kept() {
         s.kept += 1;
         if d.tags_after == d.tags_before {
@@ -71,6 +72,7 @@ pub fn forget(repo: &Repo, plan: &ForgetPlan) -> Result<ForgetSummary> {
             .replace(Kind::Snapshot, &d.id.to_hex(), &sealed)?;
         s.retagged += 1;
     }
+    repo.ensure_lock()?;
     for d in plan.removed() {
         crate::check_interrupt()?;
         repo.storage().delete(Kind::Snapshot, &d.id.to_hex())?;

@@ -273,7 +273,9 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         .chain(&plan.repack)
         .map(|p| p.pack)
         .collect();
+    repo.ensure_lock()?;
     summary.chunks_dropped = repo.index.sweep(&drop)?;
+    repo.ensure_lock()?;
 
     progress.start(
         "deleting packs",

@@ -2,15 +2,21 @@
 //!
 //! A lock is a small JSON object under `locks/` naming host, pid, time, operation and
 //! whether it is exclusive. Taking one: write ours, list all, and if any other lock
-//! conflicts (either side exclusive), remove ours and retry until the wait runs out. Locks
-//! of dead processes on this host are removed on sight; a foreign host's lock is never
-//! guessed stale, it is reported with who holds it. Writing before looking makes the
-//! protocol work on stores without atomic create-if-absent.
+//! conflicts (either side exclusive), remove ours and retry until the wait runs out. Writing
+//! before looking makes the protocol work on stores without atomic create-if-absent.
+//!
+//! Staleness: a holder refreshes its lock's time every `stale / 6`. A lock of a dead process
+//! on this host is removed on sight; any lock not refreshed for `stale` (30 minutes unless
+//! `MASCLET_LOCK_STALE_SECS` says otherwise) is presumed abandoned and removed with a
+//! warning. Because of that, a holder that could not refresh in time (frozen, suspended)
+//! must assume someone took over: [`LockGuard::ensure_held`] fails, and every operation calls
+//! it right before its commit point.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::LockId;
 use crate::storage::{Kind, Storage};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// Shared (backups) or exclusive (destructive work, repair).
@@ -30,7 +36,7 @@ pub struct LockInfo {
     pub host: String,
     /// Process id of the holder.
     pub pid: u32,
-    /// When it was taken (RFC 3339).
+    /// When it was taken or last refreshed (RFC 3339).
     pub time: String,
     /// The command holding it.
     pub operation: String,
@@ -38,15 +44,118 @@ pub struct LockInfo {
     pub mode: LockMode,
 }
 
-/// Held while alive; removes the lock object on drop.
-pub struct LockGuard {
+/// How long a lock may go without a refresh before others presume it abandoned.
+pub fn stale_after() -> Duration {
+    let secs = std::env::var("MASCLET_LOCK_STALE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1800u64);
+    Duration::from_secs(secs.max(1))
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn age(info: &LockInfo) -> Option<Duration> {
+    let t = chrono::DateTime::parse_from_rfc3339(&info.time).ok()?;
+    (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .to_std()
+        .ok()
+}
+
+struct Shared {
     storage: Arc<dyn Storage>,
     id: LockId,
+    info: Mutex<LockInfo>,
+    last_refresh: Mutex<Instant>,
+    lost: AtomicBool,
+    stale: Duration,
+}
+
+impl Shared {
+    /// Rewrite our lock with a fresh time, unless it was taken from us.
+    fn refresh(&self) {
+        let name = self.id.to_hex();
+        if self.last_refresh.lock().expect("poisoned").elapsed() >= self.stale {
+            self.lost.store(true, Ordering::SeqCst);
+            return;
+        }
+        match self.storage.get(Kind::Lock, &name) {
+            Ok(_) => {}
+            Err(_) => {
+                self.lost.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+        let body = {
+            let mut info = self.info.lock().expect("poisoned");
+            info.time = now_rfc3339();
+            serde_json::to_vec(&*info).expect("serializable")
+        };
+        if self.storage.replace(Kind::Lock, &name, &body).is_ok() {
+            *self.last_refresh.lock().expect("poisoned") = Instant::now();
+        }
+    }
+}
+
+/// Held while alive: refreshed in the background, removed on drop.
+pub struct LockGuard {
+    shared: Arc<Shared>,
+    stop: Option<mpsc::Sender<()>>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LockGuard {
+    /// Fail unless the lock is certainly still ours: present in storage and refreshed
+    /// within the stale limit. Called right before every commit point.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Locked`] when the lock was lost; nothing must be committed then.
+    pub fn ensure_held(&self) -> Result<()> {
+        let s = &self.shared;
+        let overdue = s.last_refresh.lock().expect("poisoned").elapsed() >= s.stale;
+        let present = s.storage.get(Kind::Lock, &s.id.to_hex()).is_ok();
+        if overdue || !present || s.lost.load(Ordering::SeqCst) {
+            s.lost.store(true, Ordering::SeqCst);
+            return Err(Error::new(
+                ErrorKind::Locked,
+                "this process lost its repository lock (it was suspended or stalled longer than the stale limit, and another process may have taken over); nothing was committed, run the command again",
+            ));
+        }
+        Ok(())
+    }
+
+    fn start(shared: Arc<Shared>) -> Self {
+        let (tx, rx) = mpsc::channel::<()>();
+        let interval = shared.stale / 6;
+        let worker = Arc::clone(&shared);
+        let refresher = std::thread::Builder::new()
+            .name("masclet-lock".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(interval) {
+                    worker.refresh();
+                }
+            })
+            .ok();
+        Self {
+            shared,
+            stop: Some(tx),
+            refresher,
+        }
+    }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        let _ = self.storage.delete(Kind::Lock, &self.id.to_hex());
+        drop(self.stop.take());
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        let _ = self
+            .shared
+            .storage
+            .delete(Kind::Lock, &self.shared.id.to_hex());
     }
 }
 
@@ -81,60 +190,86 @@ pub fn acquire(
     mode: LockMode,
     operation: &str,
     wait: Duration,
+    warnings: &mut Vec<String>,
 ) -> Result<LockGuard> {
+    let stale = stale_after();
     let me = LockInfo {
         host: hostname(),
         pid: std::process::id(),
-        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        time: now_rfc3339(),
         operation: operation.to_string(),
         mode,
     };
-    let body = serde_json::to_vec(&me).expect("serializable");
     let deadline = Instant::now() + wait;
     let mut pause = Duration::from_millis(50);
     loop {
         let id = LockId::random();
-        storage.put(Kind::Lock, &id.to_hex(), &body)?;
-        let guard = LockGuard {
+        let me = LockInfo {
+            time: now_rfc3339(),
+            ..me.clone()
+        };
+        storage.put(
+            Kind::Lock,
+            &id.to_hex(),
+            &serde_json::to_vec(&me).expect("serializable"),
+        )?;
+        let conflict = conflict(storage.as_ref(), &id, &me, stale, warnings);
+        let Ok(None) = conflict else {
+            let _ = storage.delete(Kind::Lock, &id.to_hex());
+            let holder = conflict?.expect("matched above");
+            if crate::interrupted() {
+                return Err(Error::new(
+                    ErrorKind::Interrupted,
+                    "interrupted while waiting for the repository lock",
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(locked_by(&holder));
+            }
+            // Random jitter breaks the tie when two exclusive lockers keep seeing each other.
+            let jitter = u64::from(crate::crypto::random_array::<1>()[0]);
+            std::thread::sleep(pause + Duration::from_millis(jitter));
+            pause = (pause * 2).min(Duration::from_secs(2));
+            continue;
+        };
+        let shared = Arc::new(Shared {
             storage: Arc::clone(&storage),
             id,
-        };
-        let Some(holder) = conflict(storage.as_ref(), &id, &me)? else {
-            return Ok(guard);
-        };
-        drop(guard);
-        if crate::interrupted() {
-            return Err(Error::new(
-                ErrorKind::Interrupted,
-                "interrupted while waiting for the repository lock",
-            ));
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::new(
-                ErrorKind::Locked,
-                format!(
-                    "repository is locked by host {} pid {} ({}, {} lock since {}); wait for it to finish, or if that process is gone, run `masclet unlock`",
-                    holder.host,
-                    holder.pid,
-                    holder.operation,
-                    if holder.mode == LockMode::Exclusive {
-                        "exclusive"
-                    } else {
-                        "shared"
-                    },
-                    holder.time
-                ),
-            ));
-        }
-        // Random jitter breaks the tie when two exclusive lockers keep seeing each other.
-        let jitter = u64::from(crate::crypto::random_array::<1>()[0]);
-        std::thread::sleep(pause + Duration::from_millis(jitter));
-        pause = (pause * 2).min(Duration::from_secs(2));
+            info: Mutex::new(me),
+            last_refresh: Mutex::new(Instant::now()),
+            lost: AtomicBool::new(false),
+            stale,
+        });
+        return Ok(LockGuard::start(shared));
     }
 }
 
+fn locked_by(holder: &LockInfo) -> Error {
+    Error::new(
+        ErrorKind::Locked,
+        format!(
+            "repository is locked by host {} pid {} ({}, {} lock, last seen {}); wait for it to finish, or if that process is gone, run `masclet unlock`",
+            holder.host,
+            holder.pid,
+            holder.operation,
+            if holder.mode == LockMode::Exclusive {
+                "exclusive"
+            } else {
+                "shared"
+            },
+            holder.time
+        ),
+    )
+}
+
 /// The first live lock other than `mine` that conflicts with `me`; stale local locks are removed.
-fn conflict(storage: &dyn Storage, mine: &LockId, me: &LockInfo) -> Result<Option<LockInfo>> {
+fn conflict(
+    storage: &dyn Storage,
+    mine: &LockId,
+    me: &LockInfo,
+    stale: Duration,
+    warnings: &mut Vec<String>,
+) -> Result<Option<LockInfo>> {
     for (name, _) in storage.list(Kind::Lock)? {
         if name == mine.to_hex() {
             continue;
@@ -157,6 +292,14 @@ fn conflict(storage: &dyn Storage, mine: &LockId, me: &LockInfo) -> Result<Optio
             return Ok(Some(unknown));
         };
         if info.host == me.host && !process_alive(info.pid) {
+            storage.delete(Kind::Lock, &name)?;
+            continue;
+        }
+        if age(&info).is_some_and(|a| a >= stale) {
+            warnings.push(format!(
+                "removed a stale lock of host {} pid {} ({}), not refreshed since {}",
+                info.host, info.pid, info.operation, info.time
+            ));
             storage.delete(Kind::Lock, &name)?;
             continue;
         }
@@ -211,13 +354,28 @@ mod tests {
     #[test]
     fn shared_coexist_exclusive_excludes() {
         let s: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-        let a = acquire(Arc::clone(&s), LockMode::Shared, "backup", Duration::ZERO).unwrap();
-        let _b = acquire(Arc::clone(&s), LockMode::Shared, "backup", Duration::ZERO).unwrap();
+        let a = acquire(
+            Arc::clone(&s),
+            LockMode::Shared,
+            "backup",
+            Duration::ZERO,
+            &mut vec![],
+        )
+        .unwrap();
+        let _b = acquire(
+            Arc::clone(&s),
+            LockMode::Shared,
+            "backup",
+            Duration::ZERO,
+            &mut vec![],
+        )
+        .unwrap();
         let err = acquire(
             Arc::clone(&s),
             LockMode::Exclusive,
             "gc",
             Duration::from_millis(100),
+            &mut vec![],
         )
         .err()
         .unwrap();
@@ -229,8 +387,24 @@ mod tests {
         );
         drop(a);
         drop(_b);
-        let _x = acquire(Arc::clone(&s), LockMode::Exclusive, "gc", Duration::ZERO).unwrap();
-        assert!(acquire(Arc::clone(&s), LockMode::Shared, "backup", Duration::ZERO).is_err());
+        let _x = acquire(
+            Arc::clone(&s),
+            LockMode::Exclusive,
+            "gc",
+            Duration::ZERO,
+            &mut vec![],
+        )
+        .unwrap();
+        assert!(
+            acquire(
+                Arc::clone(&s),
+                LockMode::Shared,
+                "backup",
+                Duration::ZERO,
+                &mut vec![]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -249,7 +423,14 @@ mod tests {
             &serde_json::to_vec(&dead).unwrap(),
         )
         .unwrap();
-        let g = acquire(Arc::clone(&s), LockMode::Exclusive, "gc", Duration::ZERO).unwrap();
+        let g = acquire(
+            Arc::clone(&s),
+            LockMode::Exclusive,
+            "gc",
+            Duration::ZERO,
+            &mut vec![],
+        )
+        .unwrap();
         drop(g);
         let foreign = LockInfo {
             host: "elsewhere".into(),
@@ -267,6 +448,7 @@ mod tests {
             LockMode::Shared,
             "backup",
             Duration::from_millis(50),
+            &mut vec![],
         )
         .err()
         .unwrap();

@@ -44,11 +44,12 @@ pub fn repair_index(
     progress: &dyn Progress,
 ) -> Result<RepairReport> {
     let (keys, _config) = unlock(storage.as_ref(), passphrase)?;
-    let _lock = lock::acquire(
+    let lock = lock::acquire(
         Arc::clone(&storage),
         LockMode::Exclusive,
         &opts.operation,
         opts.lock_wait,
+        &mut Vec::new(),
     )?;
     let mut report = RepairReport::default();
     let packs = storage.list(Kind::Pack)?;
@@ -84,6 +85,7 @@ pub fn repair_index(
         }
     }
     drop(index);
+    lock.ensure_held()?;
     // Swap: the stale WAL must go first, or SQLite would replay it onto the new database.
     remove_files(index_path)
         .map_err(|e| crate::Error::storage(format!("removing {}", index_path.display()), e))?;
@@ -95,6 +97,7 @@ pub fn repair_index(
             .map_err(|e| crate::Error::storage("syncing the index directory", e))?;
     }
 
+    drop(lock);
     // Report snapshots the rebuilt index cannot fully serve.
     let repo = Repo::open(
         storage,

@@ -56,7 +56,8 @@ pub struct Repo {
     pub(crate) keys: Keys,
     pub(crate) config: RepoConfig,
     pub(crate) index: Index,
-    _lock: Option<LockGuard>,
+    lock: Option<LockGuard>,
+    warnings: Vec<String>,
 }
 
 /// Create a repository in `storage` with its index at `index_path`.
@@ -132,12 +133,14 @@ impl Repo {
     ) -> Result<Self> {
         let (keys, config) = unlock(storage.as_ref(), passphrase)?;
         let index = Index::open(index_path, keys.repo_id())?;
+        let mut warnings = Vec::new();
         let lock = match opts.lock {
             Some(mode) => Some(lock::acquire(
                 Arc::clone(&storage),
                 mode,
                 &opts.operation,
                 opts.lock_wait,
+                &mut warnings,
             )?),
             None => None,
         };
@@ -146,8 +149,23 @@ impl Repo {
             keys,
             config,
             index,
-            _lock: lock,
+            lock,
+            warnings,
         })
+    }
+
+    /// Warnings gathered while opening (stale locks removed), for the operator.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Fail unless this repository's lock is certainly still held; called before every
+    /// commit point so a process that stalled past the stale limit commits nothing.
+    ///
+    /// # Errors
+    /// `Locked` when the lock was lost.
+    pub fn ensure_lock(&self) -> Result<()> {
+        self.lock.as_ref().map_or(Ok(()), LockGuard::ensure_held)
     }
 
     /// The repository id.

@@ -74,6 +74,8 @@ fn kill_9_during_backup_loses_nothing() {
             "round {round}: a killed backup left a snapshot"
         );
     }
+    // The killed processes' locks do not block even an exclusive locker (T9 a).
+    env.ok(&["--lock-wait", "0", "gc"]);
     for (id, keep) in &baseline {
         let out = env.path(&format!("restore-{id}"));
         env.ok(&["restore", id, "--target", out.to_str().unwrap()]);
@@ -131,5 +133,61 @@ fn ctrl_c_stops_cleanly_and_commits_nothing() {
         "lock left behind"
     );
     assert!(env.snapshots().is_empty());
+    assert!(env.ok(&["check"]).contains("no problems found"));
+}
+
+#[test]
+fn a_suspended_backup_that_lost_its_lock_commits_nothing() {
+    let env = Env::new();
+    let big = env.path("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..12u64 {
+        std::fs::write(
+            big.join(format!("f{i}")),
+            masclet_tools::golden_bytes(8_000_000, 900 + i),
+        )
+        .unwrap();
+    }
+    let child = env
+        .cmd(&["backup", big.to_str().unwrap()])
+        .env("MASCLET_LOCK_STALE_SECS", "2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Another process presumes the frozen backup's lock abandoned and takes over.
+    let o = env
+        .cmd(&["--lock-wait", "5", "gc"])
+        .env("MASCLET_LOCK_STALE_SECS", "2")
+        .output()
+        .unwrap();
+    let gc_err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{gc_err}");
+    assert!(gc_err.contains("removed a stale lock"), "{gc_err}");
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("lost its repository lock"), "{err}");
+    assert!(
+        env.snapshots().is_empty(),
+        "the resumed backup committed a snapshot"
+    );
     assert!(env.ok(&["check"]).contains("no problems found"));
 }

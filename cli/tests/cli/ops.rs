@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn a_held_lock_makes_others_wait_then_fail_naming_the_holder() {
     let env = Env::new();
-    let lock = serde_json::json!({"host": "granja-2", "pid": 4242, "time": "2026-11-28T03:00:00Z", "operation": "gc", "mode": "exclusive"});
+    let lock = serde_json::json!({"host": "granja-2", "pid": 4242, "time": chrono::Utc::now().to_rfc3339(), "operation": "gc", "mode": "exclusive"});
     let name = "ab".repeat(32);
     std::fs::write(env.repo.join("locks").join(&name), lock.to_string()).unwrap();
     let started = std::time::Instant::now();
@@ -71,5 +71,27 @@ fn helpful_errors_help_version_completions_and_man() {
         bin(&["backup"]).status.code(),
         Some(2),
         "usage errors exit 2"
+    );
+}
+
+#[test]
+fn an_abandoned_lock_is_removed_with_a_warning() {
+    let env = Env::new();
+    let lock = serde_json::json!({"host": "granja-2", "pid": 4242, "time": "2020-01-01T00:00:00Z", "operation": "backup", "mode": "exclusive"});
+    std::fs::write(
+        env.repo.join("locks").join("cd".repeat(32)),
+        lock.to_string(),
+    )
+    .unwrap();
+    let o = env
+        .cmd(&["--lock-wait", "0", "snapshots"])
+        .env("MASCLET_LOCK_STALE_SECS", "60")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("removed a stale lock of host granja-2 pid 4242"),
+        "{err}"
     );
 }
