@@ -93,7 +93,7 @@ fn pipeline(c: &mut Criterion) {
             |items| {
                 let mut p = PackBuilder::new(usize::MAX);
                 for (id, s, raw) in items {
-                    p.add(ObjectType::Data, id, s, u32::try_from(raw).unwrap());
+                    p.add(ObjectType::Data, id, s, u32::try_from(raw).unwrap(), None);
                 }
                 black_box(p.finish(&k).1.len())
             },
@@ -120,12 +120,14 @@ fn index(c: &mut Criterion) {
                 offset: 12 + i as u64 * 100,
                 sealed_len: 100,
                 raw_len: 80,
+                base: None,
             })
             .collect();
         idx.add_pack(
             PackId(*blake3::hash(&(p as u64).to_le_bytes()).as_bytes()),
             1 << 20,
             &entries,
+            &[],
         )
         .unwrap();
     }

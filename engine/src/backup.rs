@@ -11,14 +11,18 @@
 //! size of the input (format-spec.md states the figure).
 
 use crate::chunker::{Batch, Chunker, Cutter};
+use crate::crypto::Keys;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::ObjectType;
+use crate::format::{MAX_OBJECT_SIZE, ObjectType};
 use crate::id::{ChunkId, SnapshotId};
+use crate::index::ChunkLocation;
 use crate::pack::PackBuilder;
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
+use crate::resemble::{SUPER_FEATURES, super_features};
 use crate::snapshot::{BackupStats, Snapshot};
 use crate::storage::Kind;
+use crate::storage::Storage;
 use crate::tree::{EntryMeta, Record, TreeWriter, check_path, path_cmp};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
@@ -75,6 +79,8 @@ pub struct BackupSummary {
     pub stats: BackupStats,
     /// Packs written.
     pub packs_written: u64,
+    /// New chunks stored as deltas against a similar stored chunk.
+    pub delta_chunks: u64,
     /// Wall time in seconds.
     pub duration_secs: f64,
 }
@@ -86,7 +92,70 @@ pub(crate) struct Writer<'r> {
     stats: BackupStats,
     packs_written: u64,
     pub(crate) tree_chunks: Vec<(ChunkId, u32)>,
+    pack_features: Vec<(ChunkId, [i64; SUPER_FEATURES])>,
+    deltas: u64,
     progress: &'r dyn Progress,
+}
+
+/// Seal one new chunk: as a delta against `base` when that pays, else whole. Either way the
+/// result is opened again and compared before it may reach a pack (a compressor or memory
+/// fault must not reach the repository). A base that cannot be read is skipped, never fatal.
+fn seal_chunk(
+    keys: &Keys,
+    storage: &dyn Storage,
+    ty: ObjectType,
+    id: &ChunkId,
+    plain: &[u8],
+    base: Option<(ChunkId, ChunkLocation)>,
+    level: i32,
+) -> Result<(Vec<u8>, Option<ChunkId>)> {
+    let base = base.and_then(|(bid, loc)| {
+        let sealed = storage
+            .get_range(
+                Kind::Pack,
+                &loc.pack.to_hex(),
+                loc.offset,
+                u64::from(loc.sealed_len),
+            )
+            .ok()?;
+        Some((
+            bid,
+            keys.open_chunk(loc.ty, &bid, &sealed, MAX_OBJECT_SIZE)
+                .ok()?,
+        ))
+    });
+    let mut delta = base.as_ref().and_then(|(bid, b)| {
+        keys.seal_delta(ty, id, plain, bid, b, level)
+            .map(|d| (d, *bid))
+    });
+    // A delta that saves little is not worth the dependency on its base.
+    let whole = match &delta {
+        Some((d, _)) if d.len() * 4 <= plain.len() => None,
+        _ => Some(keys.seal(ty, &id.0, plain, Some(level))),
+    };
+    if let (Some(w), Some((d, _))) = (&whole, &delta)
+        && d.len() * 5 > w.len() * 4
+    {
+        delta = None;
+    }
+    let (sealed, base_id) = match delta {
+        Some((d, bid)) => (d, Some(bid)),
+        None => (whole.expect("computed when there is no delta"), None),
+    };
+    let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
+        match &base {
+            Some((bid, bytes)) if bid == b => Ok(bytes.clone()),
+            _ => Err(Error::internal("unexpected base")),
+        }
+    };
+    let back = keys.open_chunk_with(ty, id, &sealed, plain.len(), Some(&resolve))?;
+    if back != plain {
+        return Err(Error::internal(format!(
+            "chunk {} did not survive a seal/open round trip",
+            id.short()
+        )));
+    }
+    Ok((sealed, base_id))
 }
 
 impl<'r> Writer<'r> {
@@ -99,6 +168,8 @@ impl<'r> Writer<'r> {
             stats: BackupStats::default(),
             packs_written: 0,
             tree_chunks: Vec::new(),
+            pack_features: Vec::new(),
+            deltas: 0,
             progress,
         }
     }
@@ -118,36 +189,62 @@ impl<'r> Writer<'r> {
                 fresh.push(i);
             }
         }
-        let level = i32::from(self.repo.config.zstd_level);
-        let sealed: Vec<Result<Vec<u8>>> = fresh
+        let features: Vec<Option<[i64; SUPER_FEATURES]>> = fresh
             .par_iter()
-            .map(|&i| {
-                let plain = &batch.data[batch.chunks[i].clone()];
-                let s = keys.seal(ty, &ids[i].0, plain, Some(level));
-                // Verify after write: a compressor or memory fault must not reach the repository.
-                let back = keys.open(ty, &ids[i].0, &s, plain.len())?;
-                if back != plain {
-                    return Err(Error::internal(format!(
-                        "chunk {} did not survive a seal/open round trip",
-                        ids[i].short()
-                    )));
-                }
-                Ok(s)
+            .map(|&i| super_features(&batch.data[batch.chunks[i].clone()]))
+            .collect();
+        // Candidate bases: stored whole, found by a shared super-feature.
+        let mut bases = Vec::with_capacity(fresh.len());
+        for (&i, f) in fresh.iter().zip(&features) {
+            let base = match f {
+                Some(sf) => match self.repo.index.find_base(sf)? {
+                    Some(b) if b != ids[i] => self
+                        .repo
+                        .index
+                        .locate(&b)?
+                        .filter(|l| l.base.is_none())
+                        .map(|l| (b, l)),
+                    _ => None,
+                },
+                None => None,
+            };
+            bases.push(base);
+        }
+        let level = i32::from(self.repo.config.zstd_level);
+        let storage = self.repo.storage.as_ref();
+        let sealed: Vec<Result<(Vec<u8>, Option<ChunkId>)>> = fresh
+            .par_iter()
+            .zip(bases)
+            .map(|(&i, base)| {
+                seal_chunk(
+                    keys,
+                    storage,
+                    ty,
+                    &ids[i],
+                    &batch.data[batch.chunks[i].clone()],
+                    base,
+                    level,
+                )
             })
             .collect();
-        for (&i, s) in fresh.iter().zip(sealed) {
-            let s = s?;
+        for ((&i, s), f) in fresh.iter().zip(sealed).zip(features) {
+            let (s, base) = s?;
             let raw = batch.chunks[i].len();
             self.stats.new_chunks += 1;
             if ty == ObjectType::Data {
                 self.stats.new_raw_bytes += raw as u64;
             }
             self.stats.bytes_added += s.len() as u64;
+            self.deltas += u64::from(base.is_some());
+            if let (None, Some(sf)) = (base, f) {
+                self.pack_features.push((ids[i], sf));
+            }
             self.pack.add(
                 ty,
                 ids[i],
                 s,
                 u32::try_from(raw).expect("chunks are below 4 GiB"),
+                base,
             );
             self.in_pack.insert(ids[i]);
             if self.pack.is_full() {
@@ -177,7 +274,10 @@ impl<'r> Writer<'r> {
         );
         let (id, bytes, entries) = pack.finish(&self.repo.keys);
         self.repo.storage.put(Kind::Pack, &id.to_hex(), &bytes)?;
-        self.repo.index.add_pack(id, bytes.len() as u64, &entries)?;
+        self.repo
+            .index
+            .add_pack(id, bytes.len() as u64, &entries, &self.pack_features)?;
+        self.pack_features.clear();
         self.in_pack.clear();
         self.packs_written += 1;
         Ok(())
@@ -308,6 +408,7 @@ pub fn backup(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupSummary> {
+    repo.ensure_writable()?;
     let started = Instant::now();
     let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
     let mut tree = TreeWriter::new(cutter, TREE_FLUSH_BYTES);
@@ -400,6 +501,7 @@ pub fn backup(
         snapshot: id,
         stats: w.stats,
         packs_written: w.packs_written,
+        delta_chunks: w.deltas,
         duration_secs: started.elapsed().as_secs_f64(),
     })
 }

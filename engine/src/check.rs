@@ -94,17 +94,35 @@ fn verify_pack(
         Err(e) => return (Err(e), vec![]),
     };
     let keys = &repo.keys;
-    let bad = entries
+    let judge = |e: &PackEntry, opened: Result<Vec<u8>>| match opened {
+        Ok(p) if p.len() == e.raw_len as usize => None,
+        Ok(_) => Some((e.id, "length differs from the pack trailer".to_string())),
+        Err(err) => Some((e.id, err.to_string())),
+    };
+    let slice = |e: &PackEntry| {
+        usize::try_from(e.offset)
+            .ok()
+            .and_then(|o| bytes.get(o..o + e.sealed_len as usize))
+    };
+    // Whole chunks in parallel; deltas need their base through the index, one by one.
+    let mut bad: Vec<(ChunkId, String)> = entries
         .par_iter()
+        .filter(|e| e.base.is_none())
         .filter_map(|e| {
-            let sealed = &bytes[usize::try_from(e.offset).ok()?..][..e.sealed_len as usize];
-            match keys.open_chunk(e.ty, &e.id, sealed, MAX_OBJECT_SIZE) {
-                Ok(p) if p.len() == e.raw_len as usize => None,
-                Ok(_) => Some((e.id, "length differs from the pack trailer".to_string())),
-                Err(err) => Some((e.id, err.to_string())),
-            }
+            judge(
+                e,
+                slice(e)
+                    .ok_or_else(|| crate::Error::corrupt("out of range"))
+                    .and_then(|s| keys.open_chunk(e.ty, &e.id, s, MAX_OBJECT_SIZE)),
+            )
         })
         .collect();
+    for e in entries.iter().filter(|e| e.base.is_some()) {
+        let opened = slice(e)
+            .ok_or_else(|| crate::Error::corrupt("out of range"))
+            .and_then(|s| repo.open_sealed(e, s));
+        bad.extend(judge(e, opened));
+    }
     (Ok(entries), bad)
 }
 

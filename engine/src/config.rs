@@ -11,7 +11,7 @@
 use crate::chunker::ChunkerParams;
 use crate::crypto::Keys;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{CONFIG_MAGIC, Dec, Enc, FORMAT_VERSION, ObjectType};
+use crate::format::{CONFIG_MAGIC, Dec, Enc, FORMAT_VERSION, OLDEST_READABLE_FORMAT, ObjectType};
 use crate::id::RepoId;
 
 /// Length of the plaintext header.
@@ -30,6 +30,8 @@ pub struct RepoConfig {
     pub zstd_level: u8,
     /// Creation time, unix seconds.
     pub created: i64,
+    /// The repository's format version (from the plaintext header).
+    pub format: u32,
 }
 
 impl RepoConfig {
@@ -40,6 +42,7 @@ impl RepoConfig {
             pack_target: 8 << 20,
             zstd_level: 3,
             created: chrono::Utc::now().timestamp(),
+            format: FORMAT_VERSION,
         }
     }
 
@@ -91,7 +94,7 @@ impl RepoConfig {
     /// # Errors
     /// [`ErrorKind::Corrupt`] for a bad magic, [`ErrorKind::Unsupported`] for a version
     /// this build does not read.
-    pub fn decode_header(buf: &[u8]) -> Result<RepoId> {
+    pub fn decode_header(buf: &[u8]) -> Result<(RepoId, u32)> {
         let mut d = Dec::new(buf, "config");
         if d.raw(8)? != CONFIG_MAGIC {
             return Err(Error::corrupt(
@@ -99,15 +102,15 @@ impl RepoConfig {
             ));
         }
         let version = d.u32()?;
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&version) {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "repository format v{version} not supported (this masclet reads v{FORMAT_VERSION})"
+                    "repository format v{version} not supported (this masclet reads v{OLDEST_READABLE_FORMAT} to v{FORMAT_VERSION})"
                 ),
             ));
         }
-        Ok(RepoId(d.id()?))
+        Ok((RepoId(d.id()?), version))
     }
 
     /// Open the sealed body.
@@ -136,6 +139,7 @@ impl RepoConfig {
             pack_target: d.u32()?,
             zstd_level: d.u8()?,
             created: d.i64()?,
+            format: Self::decode_header(buf)?.1,
         };
         d.finish()?;
         cfg.check()?;

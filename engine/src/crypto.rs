@@ -6,15 +6,15 @@
 //! XChaCha20-Poly1305 under a fresh random 24-byte nonce; the associated data binds the
 //! ciphertext to the repository, the object's type and id, and the format version.
 
+use crate::compress::{compress, compress_delta, decompress, decompress_delta};
 use crate::error::{Error, Result};
 use crate::format::{
-    AAD_DOMAIN, COMPRESSION_NONE, COMPRESSION_ZSTD, ENVELOPE_HEADER_LEN, ENVELOPE_VERSION,
-    FORMAT_VERSION, ObjectType, TAG_LEN,
+    AAD_DOMAIN, AAD_VERSION, COMPRESSION_NONE, COMPRESSION_ZSTD, COMPRESSION_ZSTD_DELTA,
+    ENVELOPE_HEADER_LEN, ENVELOPE_VERSION, ObjectType, TAG_LEN,
 };
 use crate::id::{ChunkId, RepoId};
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
-use std::cell::RefCell;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Context strings for `blake3::derive_key`; part of the format.
@@ -23,6 +23,9 @@ pub const CONTEXT_ID_KEY: &str = "masclet 2026-11 v1 chunk id key";
 pub const CONTEXT_ENC_KEY: &str = "masclet 2026-11 v1 object encryption key";
 /// Context for the chunker's gear seed.
 pub const CONTEXT_CHUNKER_SEED: &str = "masclet 2026-11 v1 chunker seed";
+
+/// Fetches the plaintext of a delta's base chunk.
+pub type BaseResolver<'a> = &'a dyn Fn(&ChunkId) -> Result<Vec<u8>>;
 
 /// Length of the associated-data block (format-spec.md, "Associated data").
 pub const AAD_LEN: usize = 8 + 4 + 32 + 1 + 32 + 2;
@@ -129,13 +132,14 @@ impl Keys {
         sealed: &[u8],
         max_len: usize,
     ) -> Result<Vec<u8>> {
-        open_with(&self.cipher, self.repo_id, ty, id, sealed, max_len)
+        open_with(&self.cipher, self.repo_id, ty, id, sealed, max_len, None)
     }
 
-    /// Open a chunk and check that its plaintext hashes to `id`.
+    /// Open a chunk stored whole (not as a delta) and check that its plaintext hashes to `id`.
     ///
     /// # Errors
-    /// [`crate::ErrorKind::Corrupt`] as [`Keys::open`], or when the id does not match.
+    /// [`crate::ErrorKind::Corrupt`] as [`Keys::open`], for a delta, or when the id does not
+    /// match.
     pub fn open_chunk(
         &self,
         ty: ObjectType,
@@ -143,7 +147,22 @@ impl Keys {
         sealed: &[u8],
         max_len: usize,
     ) -> Result<Vec<u8>> {
-        let plain = self.open(ty, &id.0, sealed, max_len)?;
+        self.open_chunk_with(ty, id, sealed, max_len, None)
+    }
+
+    /// Open a chunk that may be a delta, fetching its base with `base`, and check its id.
+    ///
+    /// # Errors
+    /// As [`Keys::open_chunk`], plus whatever `base` returns.
+    pub fn open_chunk_with(
+        &self,
+        ty: ObjectType,
+        id: &ChunkId,
+        sealed: &[u8],
+        max_len: usize,
+        base: Option<BaseResolver<'_>>,
+    ) -> Result<Vec<u8>> {
+        let plain = open_with(&self.cipher, self.repo_id, ty, &id.0, sealed, max_len, base)?;
         if self.chunk_id(&plain) != *id {
             return Err(Error::corrupt(format!(
                 "{} {id}: content does not match its id",
@@ -152,64 +171,46 @@ impl Keys {
         }
         Ok(plain)
     }
+
+    /// Seal `plaintext` as a delta against chunk `base_id` whose plaintext is `base`:
+    /// payload = base id ‖ zstd frame with `base` as prefix. `None` when it does not pay.
+    pub fn seal_delta(
+        &self,
+        ty: ObjectType,
+        id: &ChunkId,
+        plaintext: &[u8],
+        base_id: &ChunkId,
+        base: &[u8],
+        level: i32,
+    ) -> Option<Vec<u8>> {
+        let frame = compress_delta(plaintext, base, level)?;
+        if frame.len() + 32 >= plaintext.len() {
+            return None;
+        }
+        let mut body = Vec::with_capacity(32 + frame.len());
+        body.extend_from_slice(&base_id.0);
+        body.extend_from_slice(&frame);
+        Some(seal_body(
+            &self.cipher,
+            self.repo_id,
+            ty,
+            &id.0,
+            COMPRESSION_ZSTD_DELTA,
+            &body,
+        ))
+    }
 }
 
 /// The associated data of object `(ty, id)` with envelope header bytes `header`.
 pub fn aad(repo_id: RepoId, ty: ObjectType, id: &[u8; 32], header: [u8; 2]) -> [u8; AAD_LEN] {
     let mut a = [0u8; AAD_LEN];
     a[..8].copy_from_slice(AAD_DOMAIN);
-    a[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    a[8..12].copy_from_slice(&AAD_VERSION.to_le_bytes());
     a[12..44].copy_from_slice(&repo_id.0);
     a[44] = ty as u8;
     a[45..77].copy_from_slice(id);
     a[77..79].copy_from_slice(&header);
     a
-}
-
-thread_local! {
-    // Reusing contexts matters: creating one per 16 KiB chunk costs more than compressing it.
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
-}
-
-fn compress(plaintext: &[u8], level: i32) -> Option<Vec<u8>> {
-    COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.as_ref().is_none_or(|(l, _)| *l != level) {
-            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
-        }
-        let (_, comp) = c.as_mut()?;
-        comp.compress(plaintext).ok()
-    })
-}
-
-fn decompress(data: &[u8], max_len: usize) -> Result<Vec<u8>> {
-    let size = zstd::zstd_safe::get_frame_content_size(data)
-        .map_err(|_| Error::corrupt("compressed payload has a bad frame header"))?
-        .ok_or_else(|| Error::corrupt("compressed payload does not state its size"))?;
-    let size = usize::try_from(size).unwrap_or(usize::MAX);
-    if size > max_len {
-        return Err(Error::corrupt(format!(
-            "payload of {size} bytes exceeds the limit of {max_len}"
-        )));
-    }
-    DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(
-                zstd::bulk::Decompressor::new()
-                    .map_err(|e| Error::internal(format!("zstd: {e}")))?,
-            );
-        }
-        let dec = d.as_mut().expect("set above");
-        let out = dec
-            .decompress(data, size)
-            .map_err(|e| Error::corrupt(format!("compressed payload does not decode: {e}")))?;
-        if out.len() != size {
-            return Err(Error::corrupt("compressed payload has the wrong length"));
-        }
-        Ok(out)
-    })
 }
 
 /// Seal with an explicit cipher (key slots use a passphrase-derived one).
@@ -224,10 +225,21 @@ pub(crate) fn seal_with(
     let compressed = level
         .and_then(|l| compress(plaintext, l))
         .filter(|c| c.len() < plaintext.len());
-    let (method, body) = match &compressed {
-        Some(c) => (COMPRESSION_ZSTD, c.as_slice()),
-        None => (COMPRESSION_NONE, plaintext),
-    };
+    match &compressed {
+        Some(c) => seal_body(cipher, repo_id, ty, id, COMPRESSION_ZSTD, c),
+        None => seal_body(cipher, repo_id, ty, id, COMPRESSION_NONE, plaintext),
+    }
+}
+
+/// Encrypt an already encoded payload with compression byte `method`.
+pub(crate) fn seal_body(
+    cipher: &XChaCha20Poly1305,
+    repo_id: RepoId,
+    ty: ObjectType,
+    id: &[u8; 32],
+    method: u8,
+    body: &[u8],
+) -> Vec<u8> {
     let nonce: [u8; 24] = random_array();
     let header = [ENVELOPE_VERSION, method];
     let mut out = Vec::with_capacity(ENVELOPE_HEADER_LEN + body.len() + TAG_LEN);
@@ -245,7 +257,8 @@ pub(crate) fn seal_with(
     out
 }
 
-/// Open with an explicit cipher.
+/// Open with an explicit cipher. A delta payload (compression 2) needs `base` to fetch the
+/// plaintext of its base chunk; objects that are never deltas pass `None`.
 pub(crate) fn open_with(
     cipher: &XChaCha20Poly1305,
     repo_id: RepoId,
@@ -253,6 +266,7 @@ pub(crate) fn open_with(
     id: &[u8; 32],
     sealed: &[u8],
     max_len: usize,
+    base: Option<BaseResolver<'_>>,
 ) -> Result<Vec<u8>> {
     if sealed.len() < ENVELOPE_HEADER_LEN + TAG_LEN {
         return Err(Error::corrupt(format!(
@@ -287,14 +301,36 @@ pub(crate) fn open_with(
                 crate::id::to_hex(&id[..4])
             ))
         })?;
-    match header[1] {
-        COMPRESSION_NONE if buf.len() <= max_len => Ok(buf),
-        COMPRESSION_NONE => Err(Error::corrupt(format!(
+    match (header[1], base) {
+        (COMPRESSION_NONE, _) if buf.len() <= max_len => Ok(buf),
+        (COMPRESSION_NONE, _) => Err(Error::corrupt(format!(
             "{}: payload exceeds the limit of {max_len}",
             ty.name()
         ))),
-        COMPRESSION_ZSTD => decompress(&buf, max_len).map_err(|e| e.context(ty.name())),
-        m => Err(Error::corrupt(format!(
+        (COMPRESSION_ZSTD, _) => decompress(&buf, max_len).map_err(|e| e.context(ty.name())),
+        (COMPRESSION_ZSTD_DELTA, Some(resolve)) if buf.len() >= 32 => {
+            let base_id = ChunkId::from_slice(&buf[..32])?;
+            if base_id.0 == *id {
+                return Err(Error::corrupt(format!(
+                    "{}: a delta that is its own base",
+                    ty.name()
+                )));
+            }
+            let base = resolve(&base_id).map_err(|e| {
+                e.context(format!(
+                    "base {} of {} {}",
+                    base_id.short(),
+                    ty.name(),
+                    crate::id::to_hex(&id[..4])
+                ))
+            })?;
+            decompress_delta(&buf[32..], &base, max_len).map_err(|e| e.context(ty.name()))
+        }
+        (COMPRESSION_ZSTD_DELTA, _) => Err(Error::corrupt(format!(
+            "{}: unexpected delta encoding",
+            ty.name()
+        ))),
+        (m, _) => Err(Error::corrupt(format!(
             "{}: unknown compression {m}",
             ty.name()
         ))),

@@ -50,6 +50,7 @@ pub fn snapshot_refs(repo: &Repo) -> Result<(Vec<SnapshotRef>, Vec<(SnapshotId, 
 /// # Errors
 /// `InvalidInput` if the plan would forget every snapshot; `Storage` errors.
 pub fn forget(repo: &Repo, plan: &ForgetPlan) -> Result<ForgetSummary> {
+    repo.ensure_writable()?;
     let mut s = ForgetSummary::default();
     if plan.kept().next().is_none() && plan.removed().next().is_some() {
         return Err(Error::invalid(

@@ -8,7 +8,14 @@
 use crate::error::{Error, Result};
 
 /// Repository format version written by this build (format-spec.md, "Version log").
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Oldest repository format this build still reads (and restores from).
+pub const OLDEST_READABLE_FORMAT: u32 = 1;
+/// Version of the key-slot layout (unchanged since format 1).
+pub const KEY_SLOT_VERSION: u32 = 1;
+/// Version field of the associated data (unchanged since format 1: format 2 only added a
+/// compression method, which the associated data binds through the envelope header).
+pub const AAD_VERSION: u32 = 1;
 
 /// Magic at the start of the `config` object.
 pub const CONFIG_MAGIC: &[u8; 8] = b"MASCLCFG";
@@ -36,6 +43,9 @@ pub const ENVELOPE_VERSION: u8 = 1;
 pub const COMPRESSION_NONE: u8 = 0;
 /// Compression byte: one zstd frame.
 pub const COMPRESSION_ZSTD: u8 = 1;
+/// Compression byte (format 2): base chunk id (32) ‖ zstd frame with the base's plaintext
+/// as prefix.
+pub const COMPRESSION_ZSTD_DELTA: u8 = 2;
 
 /// Largest plaintext any object may have (a cap for decoders, not a target).
 pub const MAX_OBJECT_SIZE: usize = 64 << 20;
@@ -43,8 +53,11 @@ pub const MAX_OBJECT_SIZE: usize = 64 << 20;
 pub const MAX_PACK_ENTRIES: u32 = 1 << 20;
 /// Largest pack file a reader accepts.
 pub const MAX_PACK_SIZE: u64 = 1 << 32;
-/// One pack-trailer entry: type (1) + chunk id (32) + offset (8) + sealed len (4) + raw len (4).
-pub const TRAILER_ENTRY_LEN: usize = 49;
+/// One format-1 pack-trailer entry: type (1) + chunk id (32) + offset (8) + sealed len (4)
+/// + raw len (4).
+pub const TRAILER_ENTRY_LEN_V1: usize = 49;
+/// One format-2 pack-trailer entry: the format-1 fields + base chunk id (32, zero for none).
+pub const TRAILER_ENTRY_LEN: usize = 81;
 
 /// Object types, bound into every envelope's associated data so that one kind of object can
 /// never be accepted as another.

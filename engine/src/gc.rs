@@ -16,7 +16,6 @@
 //! It runs under the exclusive lock, so no backup is in flight.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::MAX_OBJECT_SIZE;
 use crate::id::{ChunkId, PackId};
 use crate::pack::{PackBuilder, PackEntry};
 use crate::progress::{Progress, Unit};
@@ -139,6 +138,7 @@ fn mark(repo: &Repo, progress: &dyn Progress) -> Result<u64> {
         batch.clear();
         progress.inc(1);
     }
+    repo.index.live_add_bases()?;
     progress.finish();
     Ok(snaps.len() as u64)
 }
@@ -229,6 +229,7 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
 /// `Corrupt` if a live chunk fails verification while being copied (nothing is deleted);
 /// `Storage` and index errors. After any error, a rerun of gc completes the work.
 pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<GcSummary> {
+    repo.ensure_writable()?;
     let mut summary = GcSummary::default();
     let mut written = 0u64;
     let target = repo.config.pack_target as usize;
@@ -249,10 +250,13 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
                     ))
                 })?;
             // Copy only what authenticates: gc must not launder damage into a fresh pack.
-            repo.keys.open_chunk(e.ty, &e.id, sealed, MAX_OBJECT_SIZE).map_err(|err| {
-                err.context(format!("live chunk in pack {} (gc stopped; nothing was deleted; run `masclet check`)", p.pack.short()))
+            repo.open_sealed(&e, sealed).map_err(|err| {
+                err.context(format!(
+                    "live chunk in pack {} (gc stopped; nothing was deleted; run `masclet check`)",
+                    p.pack.short()
+                ))
             })?;
-            builder.add(e.ty, e.id, sealed.to_vec(), e.raw_len);
+            builder.add(e.ty, e.id, sealed.to_vec(), e.raw_len, e.base);
             progress.inc(u64::from(e.sealed_len));
             if builder.is_full() {
                 written += flush(repo, &mut builder, target)?;

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
 use crate::id::{ChunkId, PackId, RepoId};
 use crate::pack::PackEntry;
+use crate::resemble::SUPER_FEATURES;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -18,7 +19,7 @@ mod gc;
 pub use gc::PackUsage;
 
 /// Schema version stored in `meta`; a mismatch means "rebuild", never "migrate".
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -33,9 +34,15 @@ CREATE TABLE chunks (
     pack       INTEGER NOT NULL REFERENCES packs(rowid),
     offset     INTEGER NOT NULL,
     sealed_len INTEGER NOT NULL,
-    raw_len    INTEGER NOT NULL
+    raw_len    INTEGER NOT NULL,
+    base       BLOB
 ) WITHOUT ROWID;
 CREATE INDEX chunks_by_pack ON chunks(pack);
+CREATE TABLE features (
+    sf    INTEGER NOT NULL,
+    chunk BLOB NOT NULL,
+    PRIMARY KEY (sf, chunk)
+) WITHOUT ROWID;
 ";
 
 /// Where a chunk is stored.
@@ -51,6 +58,8 @@ pub struct ChunkLocation {
     pub sealed_len: u32,
     /// Plaintext length.
     pub raw_len: u32,
+    /// The base chunk of a delta.
+    pub base: Option<ChunkId>,
 }
 
 /// An open, verified index.
@@ -148,12 +157,19 @@ impl Index {
         Ok(Self { conn })
     }
 
-    /// Record a durable pack and its chunks in one transaction. Chunks already indexed
+    /// Record a durable pack and its chunks in one transaction, with the super-features of
+    /// chunks stored whole (candidates to serve as delta bases). Chunks already indexed
     /// (stored twice by concurrent backups) keep their first location.
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
-    pub fn add_pack(&mut self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+    pub fn add_pack(
+        &mut self,
+        pack: PackId,
+        size: u64,
+        entries: &[PackEntry],
+        features: &[(ChunkId, [i64; SUPER_FEATURES])],
+    ) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -168,17 +184,26 @@ impl Index {
                 |r| r.get(0),
             )?;
             let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO chunks (id, type, pack, offset, sealed_len, raw_len) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for e in entries {
+                let base = e.base.as_ref().map(|b| &b.0[..]);
                 ins.execute(params![
                     &e.id.0[..],
                     e.ty as u8,
                     rowid,
                     e.offset.cast_signed(),
                     e.sealed_len,
-                    e.raw_len
+                    e.raw_len,
+                    base
                 ])?;
+            }
+            let mut feat =
+                tx.prepare_cached("INSERT OR IGNORE INTO features (sf, chunk) VALUES (?1, ?2)")?;
+            for (id, sfs) in features {
+                for sf in sfs {
+                    feat.execute(params![sf, &id.0[..]])?;
+                }
             }
         }
         tx.commit()?;
@@ -196,34 +221,44 @@ impl Index {
         Ok(st.exists([&id.0[..]])?)
     }
 
+    /// A stored whole chunk sharing a super-feature with `sfs`, to serve as a delta base.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn find_base(&self, sfs: &[i64; SUPER_FEATURES]) -> Result<Option<ChunkId>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT chunk FROM features WHERE sf = ?1 LIMIT 1")?;
+        for sf in sfs {
+            if let Some(id) = st.query_row([sf], |r| r.get::<_, Vec<u8>>(0)).optional()? {
+                return Ok(Some(ChunkId::from_slice(&id)?));
+            }
+        }
+        Ok(None)
+    }
+
     /// Where a chunk is, if indexed.
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors or out-of-range values.
     pub fn locate(&self, id: &ChunkId) -> Result<Option<ChunkLocation>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT c.type, p.id, c.offset, c.sealed_len, c.raw_len FROM chunks c JOIN packs p ON p.rowid = c.pack WHERE c.id = ?1",
-        )?;
+        let mut st = self.conn.prepare_cached(&format!("SELECT {ENTRY_COLUMNS}, p.id FROM chunks c JOIN packs p ON p.rowid = c.pack WHERE c.id = ?1"))?;
         let row = st
             .query_row([&id.0[..]], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
+                Ok((entry_row(r)?, r.get::<_, Vec<u8>>(6)?))
             })
             .optional()?;
-        let Some((ty, pack, offset, sealed_len, raw_len)) = row else {
+        let Some((raw, pack)) = row else {
             return Ok(None);
         };
+        let e = to_entry(raw)?;
         Ok(Some(ChunkLocation {
-            ty: ObjectType::from_u8(int(ty)?).map_err(|e| e.context("index"))?,
+            ty: e.ty,
             pack: PackId::from_slice(&pack)?,
-            offset: int(offset)?,
-            sealed_len: int(sealed_len)?,
-            raw_len: int(raw_len)?,
+            offset: e.offset,
+            sealed_len: e.sealed_len,
+            raw_len: e.raw_len,
+            base: e.base,
         }))
     }
 
@@ -246,29 +281,11 @@ impl Index {
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
     pub fn pack_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT c.id, c.type, c.offset, c.sealed_len, c.raw_len FROM chunks c JOIN packs p ON p.rowid = c.pack WHERE p.id = ?1",
-        )?;
-        let rows = st.query_map([&pack.0[..]], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (id, ty, offset, sealed_len, raw_len) = r?;
-            Ok(PackEntry {
-                ty: ObjectType::from_u8(int(ty)?)?,
-                id: ChunkId::from_slice(&id)?,
-                offset: int(offset)?,
-                sealed_len: int(sealed_len)?,
-                raw_len: int(raw_len)?,
-            })
-        })
-        .collect()
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM chunks c JOIN packs p ON p.rowid = c.pack WHERE p.id = ?1"
+        ))?;
+        let rows = st.query_map([&pack.0[..]], entry_row)?;
+        rows.map(|r| to_entry(r?)).collect()
     }
 
     /// Number of indexed chunks.
@@ -281,6 +298,33 @@ impl Index {
             .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))?;
         int(n)
     }
+}
+
+/// The columns [`entry_row`] reads, from `chunks c`.
+pub(crate) const ENTRY_COLUMNS: &str = "c.id, c.type, c.offset, c.sealed_len, c.raw_len, c.base";
+
+type RawEntry = (Vec<u8>, i64, i64, i64, i64, Option<Vec<u8>>);
+
+pub(crate) fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawEntry> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+pub(crate) fn to_entry((id, ty, offset, sealed_len, raw_len, base): RawEntry) -> Result<PackEntry> {
+    Ok(PackEntry {
+        ty: ObjectType::from_u8(int(ty)?)?,
+        id: ChunkId::from_slice(&id)?,
+        offset: int(offset)?,
+        sealed_len: int(sealed_len)?,
+        raw_len: int(raw_len)?,
+        base: base.map(|b| ChunkId::from_slice(&b)).transpose()?,
+    })
 }
 
 /// Remove an index database and its WAL and shared-memory files.
@@ -312,8 +356,12 @@ mod tests {
             offset: 12,
             sealed_len: 50,
             raw_len: 8,
+            base: None,
         };
-        idx.add_pack(PackId([2; 32]), 100, &[e]).unwrap();
+        idx.add_pack(PackId([2; 32]), 100, &[e], &[(e.id, [1, 2, 3])])
+            .unwrap();
+        assert_eq!(idx.find_base(&[9, 9, 2]).unwrap(), Some(e.id));
+        assert_eq!(idx.find_base(&[9, 9, 9]).unwrap(), None);
         assert!(idx.contains(&ChunkId([1; 32])).unwrap());
         assert!(!idx.contains(&ChunkId([3; 32])).unwrap());
         drop(idx);

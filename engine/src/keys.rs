@@ -7,7 +7,7 @@
 
 use crate::crypto::{MasterKey, cipher_from, open_with, random_array, seal_with};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{Dec, Enc, FORMAT_VERSION, KEY_MAGIC, ObjectType};
+use crate::format::{Dec, Enc, KEY_MAGIC, KEY_SLOT_VERSION, ObjectType};
 use crate::id::{KeyId, RepoId};
 use zeroize::Zeroizing;
 
@@ -140,7 +140,7 @@ impl KeySlot {
     /// Encode to the on-disk layout.
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc::new();
-        e.raw(KEY_MAGIC).u32(FORMAT_VERSION).u8(KDF_ARGON2ID);
+        e.raw(KEY_MAGIC).u32(KEY_SLOT_VERSION).u8(KDF_ARGON2ID);
         e.u32(self.params.m_cost_kib)
             .u32(self.params.t_cost)
             .u32(self.params.p_cost);
@@ -159,7 +159,7 @@ impl KeySlot {
             return Err(Error::corrupt("key slot: bad magic"));
         }
         let version = d.u32()?;
-        if version != FORMAT_VERSION {
+        if version != KEY_SLOT_VERSION {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!("key slot format v{version} not supported"),
@@ -196,6 +196,7 @@ impl KeySlot {
             &key_id.0,
             &self.sealed,
             32,
+            None,
         )
         .map_err(|_| {
             Error::new(

@@ -37,6 +37,7 @@
 pub mod backup;
 pub mod check;
 pub mod chunker;
+mod compress;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -52,6 +53,7 @@ pub mod pack;
 pub mod progress;
 pub mod repair;
 pub mod repo;
+pub mod resemble;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;

@@ -14,8 +14,8 @@ use crate::crypto::{Keys, random_array};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
     Dec, ENVELOPE_HEADER_LEN, Enc, FORMAT_VERSION, MAX_OBJECT_SIZE, MAX_PACK_ENTRIES,
-    MAX_PACK_SIZE, ObjectType, PACK_END_MAGIC, PACK_FOOTER_LEN, PACK_HEADER_LEN, PACK_MAGIC,
-    TAG_LEN, TRAILER_ENTRY_LEN,
+    MAX_PACK_SIZE, OLDEST_READABLE_FORMAT, ObjectType, PACK_END_MAGIC, PACK_FOOTER_LEN,
+    PACK_HEADER_LEN, PACK_MAGIC, TAG_LEN, TRAILER_ENTRY_LEN, TRAILER_ENTRY_LEN_V1,
 };
 use crate::id::{ChunkId, PackId};
 use crate::storage::{Kind, Storage};
@@ -33,12 +33,17 @@ pub struct PackEntry {
     pub sealed_len: u32,
     /// Length of the plaintext.
     pub raw_len: u32,
+    /// The base chunk of a delta (format 2), `None` for a chunk stored whole.
+    pub base: Option<ChunkId>,
 }
+
+/// A sealed chunk waiting for its pack: type, id, envelope, raw length, base.
+type PendingChunk = (ObjectType, ChunkId, Vec<u8>, u32, Option<ChunkId>);
 
 /// Collects sealed chunks until the pack reaches its target size.
 #[derive(Debug)]
 pub struct PackBuilder {
-    items: Vec<(ObjectType, ChunkId, Vec<u8>, u32)>,
+    items: Vec<PendingChunk>,
     bytes: usize,
     target: usize,
 }
@@ -54,9 +59,16 @@ impl PackBuilder {
     }
 
     /// Add one sealed chunk.
-    pub fn add(&mut self, ty: ObjectType, id: ChunkId, sealed: Vec<u8>, raw_len: u32) {
+    pub fn add(
+        &mut self,
+        ty: ObjectType,
+        id: ChunkId,
+        sealed: Vec<u8>,
+        raw_len: u32,
+        base: Option<ChunkId>,
+    ) {
         self.bytes += sealed.len();
-        self.items.push((ty, id, sealed, raw_len));
+        self.items.push((ty, id, sealed, raw_len, base));
     }
 
     /// Chunks held.
@@ -89,7 +101,7 @@ impl PackBuilder {
         out.extend_from_slice(PACK_MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         let mut entries = Vec::with_capacity(self.items.len());
-        for (ty, cid, sealed, raw_len) in self.items {
+        for (ty, cid, sealed, raw_len, base) in self.items {
             let sealed_len = u32::try_from(sealed.len()).expect("chunks are far below 4 GiB");
             entries.push(PackEntry {
                 ty,
@@ -97,6 +109,7 @@ impl PackBuilder {
                 offset: out.len() as u64,
                 sealed_len,
                 raw_len,
+                base,
             });
             out.extend_from_slice(&sealed);
         }
@@ -134,7 +147,8 @@ pub fn encode_trailer(entries: &[PackEntry]) -> Vec<u8> {
             .raw(&x.id.0)
             .u64(x.offset)
             .u32(x.sealed_len)
-            .u32(x.raw_len);
+            .u32(x.raw_len)
+            .raw(&x.base.map_or([0; 32], |b| b.0));
     }
     e.finish()
 }
@@ -144,10 +158,15 @@ pub fn encode_trailer(entries: &[PackEntry]) -> Vec<u8> {
 ///
 /// # Errors
 /// [`ErrorKind::Corrupt`] for any inconsistency.
-pub fn decode_trailer(plain: &[u8], trailer_start: u64) -> Result<Vec<PackEntry>> {
+pub fn decode_trailer(plain: &[u8], trailer_start: u64, version: u32) -> Result<Vec<PackEntry>> {
+    let entry_len = if version == 1 {
+        TRAILER_ENTRY_LEN_V1
+    } else {
+        TRAILER_ENTRY_LEN
+    };
     let mut d = Dec::new(plain, "pack trailer");
     let count = d.u32()?;
-    if count > MAX_PACK_ENTRIES || d.remaining() != count as usize * TRAILER_ENTRY_LEN {
+    if count > MAX_PACK_ENTRIES || d.remaining() != count as usize * entry_len {
         return Err(Error::corrupt(format!(
             "pack trailer: {count} entries do not fit its length"
         )));
@@ -171,12 +190,24 @@ pub fn decode_trailer(plain: &[u8], trailer_start: u64) -> Result<Vec<PackEntry>
                 id.short()
             )));
         }
+        let base = if version == 1 {
+            None
+        } else {
+            Some(ChunkId(d.id()?)).filter(|b| b.0 != [0; 32])
+        };
+        if base == Some(id) {
+            return Err(Error::corrupt(format!(
+                "pack trailer: chunk {} is its own base",
+                id.short()
+            )));
+        }
         entries.push(PackEntry {
             ty,
             id,
             offset,
             sealed_len,
             raw_len,
+            base,
         });
     }
     d.finish()?;
@@ -242,7 +273,7 @@ pub fn read_trailer_with(
         return Err(ctx(Error::corrupt("bad pack magic")));
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&version) {
         return Err(Error::new(
             ErrorKind::Unsupported,
             format!("pack {} has format v{version}, not supported", id.short()),
@@ -266,7 +297,7 @@ pub fn read_trailer_with(
             MAX_PACK_ENTRIES as usize * TRAILER_ENTRY_LEN + 4,
         )
         .map_err(ctx)?;
-    decode_trailer(&plain, start).map_err(ctx)
+    decode_trailer(&plain, start, version).map_err(ctx)
 }
 
 #[cfg(test)]
@@ -288,7 +319,7 @@ mod tests {
             let mut b = PackBuilder::new(1 << 20);
             for c in &chunks {
                 let id = k.chunk_id(c);
-                b.add(ObjectType::Data, id, k.seal(ObjectType::Data, &id.0, c, Some(3)), u32::try_from(c.len()).unwrap());
+                b.add(ObjectType::Data, id, k.seal(ObjectType::Data, &id.0, c, Some(3)), u32::try_from(c.len()).unwrap(), None);
             }
             let (pid, bytes, entries) = b.finish(&k);
             let s = MemoryStorage::new();
@@ -316,6 +347,7 @@ mod tests {
             id,
             k.seal(ObjectType::Data, &id.0, b"abc", None),
             3,
+            None,
         );
         let (pid, bytes, _) = b.finish(&k);
         let s = MemoryStorage::new();

@@ -77,7 +77,7 @@ pub fn repair_index(
         match r {
             Ok((id, entries)) => {
                 crate::check_interrupt()?;
-                index.add_pack(id, size, &entries)?;
+                index.add_pack(id, size, &entries, &[])?;
                 report.packs += 1;
                 report.chunks += entries.len() as u64;
             }

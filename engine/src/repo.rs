@@ -8,10 +8,11 @@ use crate::config::RepoConfig;
 use crate::crypto::{Keys, MasterKey};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{MAX_OBJECT_SIZE, ObjectType};
-use crate::id::{ChunkId, KeyId, RepoId, SnapshotId};
+use crate::id::{ChunkId, KeyId, PackId, RepoId, SnapshotId};
 use crate::index::Index;
 use crate::keys::{KdfParams, KeySlot};
 use crate::lock::{self, LockGuard, LockMode};
+use crate::pack::PackEntry;
 use crate::snapshot::Snapshot;
 use crate::storage::{CONFIG_NAME, Kind, Storage};
 use crate::tree::TreeReader;
@@ -90,7 +91,7 @@ pub fn init(
 /// `WrongPassword` when no key slot opens; `Corrupt`/`Unsupported` for a bad config.
 pub fn unlock(storage: &dyn Storage, passphrase: &[u8]) -> Result<(Keys, RepoConfig)> {
     let config_bytes = storage.get(Kind::Config, CONFIG_NAME)?;
-    let repo_id = RepoConfig::decode_header(&config_bytes)?;
+    let (repo_id, _) = RepoConfig::decode_header(&config_bytes)?;
     let mut last_err = None;
     for (name, _) in storage.list(Kind::Key)? {
         let key_id = KeyId::from_hex(&name)?;
@@ -154,6 +155,23 @@ impl Repo {
         })
     }
 
+    /// Refuse to write into a repository of an older format (it is read-only to this build).
+    ///
+    /// # Errors
+    /// `Unsupported`, saying what to do.
+    pub fn ensure_writable(&self) -> Result<()> {
+        if self.config.format < crate::format::FORMAT_VERSION {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "this repository has format v{}, which this masclet reads but no longer writes; restore from it, or start a new repository with `masclet init`",
+                    self.config.format
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Warnings gathered while opening (stale locks removed), for the operator.
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
@@ -193,7 +211,8 @@ impl Repo {
         &self.keys
     }
 
-    /// Load a chunk through the index, authenticate it and check its id.
+    /// Load a chunk through the index, authenticate it and check its id (resolving its base
+    /// first when it is stored as a delta).
     ///
     /// # Errors
     /// `Corrupt` if it is not indexed, is of the wrong type, or fails a check.
@@ -208,24 +227,62 @@ impl Repo {
                 ty.name()
             )));
         }
-        let sealed = self
-            .storage
-            .get_range(
-                Kind::Pack,
-                &loc.pack.to_hex(),
-                loc.offset,
-                u64::from(loc.sealed_len),
-            )
+        let entry = PackEntry {
+            ty,
+            id: *id,
+            offset: loc.offset,
+            sealed_len: loc.sealed_len,
+            raw_len: loc.raw_len,
+            base: loc.base,
+        };
+        let sealed = self.read_sealed(&loc.pack, loc.offset, loc.sealed_len)?;
+        self.open_sealed(&entry, &sealed)
+            .map_err(|e| e.context(format!("in pack {}", loc.pack.short())))
+    }
+
+    fn read_sealed(&self, pack: &PackId, offset: u64, len: u32) -> Result<Vec<u8>> {
+        self.storage
+            .get_range(Kind::Pack, &pack.to_hex(), offset, u64::from(len))
             .map_err(|e| {
                 if e.kind() == ErrorKind::NotFound {
-                    Error::corrupt(format!("pack {} is missing", loc.pack))
+                    Error::corrupt(format!("pack {pack} is missing"))
                 } else {
                     e
                 }
+            })
+    }
+
+    /// Open the sealed bytes of pack entry `e`, resolving a delta's base through the index.
+    /// The base named inside the envelope must be the one the index (and so the pack
+    /// trailer) records, or gc could free a base still needed.
+    ///
+    /// # Errors
+    /// `Corrupt` on any mismatch or failed check.
+    pub fn open_sealed(&self, e: &PackEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
+            if e.base != Some(*b) {
+                return Err(Error::corrupt(format!(
+                    "chunk {} names base {} but its pack trailer does not",
+                    e.id.short(),
+                    b.short()
+                )));
+            }
+            let loc = self.index.locate(b)?.ok_or_else(|| {
+                Error::corrupt(format!("base chunk {b} is missing from the index"))
             })?;
-        self.keys
-            .open_chunk(ty, id, &sealed, MAX_OBJECT_SIZE)
-            .map_err(|e| e.context(format!("in pack {}", loc.pack.short())))
+            if loc.base.is_some() {
+                return Err(Error::corrupt(format!("base chunk {b} is itself a delta")));
+            }
+            let sealed = self.read_sealed(&loc.pack, loc.offset, loc.sealed_len)?;
+            self.keys.open_chunk(loc.ty, b, &sealed, MAX_OBJECT_SIZE)
+        };
+        self.keys.open_chunk_with(
+            e.ty,
+            &e.id,
+            sealed,
+            (e.raw_len as usize).min(MAX_OBJECT_SIZE),
+            Some(&resolve),
+        )
     }
 
     /// Every readable snapshot, oldest first, and the ones that failed to load.

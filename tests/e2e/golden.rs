@@ -103,6 +103,35 @@ fn keyed_ids_aad_and_envelopes_are_fixed() {
             .unwrap(),
         vec![b'a'; n]
     );
+    // Format 2: a delta envelope names its base and decodes only against it.
+    let d = &v["envelope_delta"];
+    let base = golden_bytes(8000, 11);
+    let base_id = ChunkId::from_hex(d["base_id"].as_str().unwrap()).unwrap();
+    assert_eq!(k.chunk_id(&base), base_id);
+    let mut plain = base.clone();
+    plain[4000..4007].copy_from_slice(b"masclet");
+    let id = ChunkId::from_hex(d["id"].as_str().unwrap()).unwrap();
+    let sealed = unhex(d["sealed"].as_str().unwrap());
+    assert_eq!(sealed[1], 2, "delta compression byte");
+    assert!(
+        sealed.len() < 26 + 32 + 100 + 16,
+        "a 7-byte change costs little: {}",
+        sealed.len()
+    );
+    let resolve = |b: &ChunkId| -> masclet_engine::Result<Vec<u8>> {
+        assert_eq!(*b, base_id);
+        Ok(base.clone())
+    };
+    assert_eq!(
+        k.open_chunk_with(ObjectType::Data, &id, &sealed, 1 << 20, Some(&resolve))
+            .unwrap(),
+        plain
+    );
+    assert!(
+        k.open_chunk(ObjectType::Data, &id, &sealed, 1 << 20)
+            .is_err(),
+        "a delta needs its base"
+    );
 }
 
 #[test]
@@ -137,24 +166,37 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn repository_v1_fixture_opens_checks_and_restores() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo_dir = dir.path().join("repo");
-    copy_tree(&fixtures().join("repo-v1"), &repo_dir);
-    let storage = masclet_engine::LocalStorage::open(&repo_dir).unwrap();
+fn open_fixture(name: &str, dir: &Path) -> masclet_engine::Repo {
+    let repo_dir = dir.join("repo");
+    copy_tree(&fixtures().join(name), &repo_dir);
+    let storage = std::sync::Arc::new(masclet_engine::LocalStorage::open(&repo_dir).unwrap());
     let index = storage.index_path();
-    let repo = masclet_engine::Repo::open(
-        std::sync::Arc::new(storage),
-        &index,
-        b"golden passphrase",
-        &masclet_engine::OpenOptions::new("test", Some(masclet_engine::LockMode::Shared)),
-    )
-    .unwrap();
-    assert!(masclet_tests::check_ok(&repo, true));
+    let opts = masclet_engine::OpenOptions::new("test", Some(masclet_engine::LockMode::Shared));
+    match masclet_engine::Repo::open(storage.clone(), &index, b"golden passphrase", &opts) {
+        Ok(repo) => repo,
+        // An index of an older schema is rebuilt from the packs, as `repair index` does.
+        Err(e) if e.kind() == ErrorKind::IndexUnavailable => {
+            masclet_engine::repair_index(
+                storage.clone(),
+                &index,
+                b"golden passphrase",
+                &opts,
+                &masclet_engine::NoProgress,
+            )
+            .unwrap();
+            masclet_engine::Repo::open(storage, &index, b"golden passphrase", &opts).unwrap()
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Both fixtures hold the same first two snapshots; format 2 adds two nights of a dump.
+fn check_fixture(name: &str) -> (tempfile::TempDir, masclet_engine::Repo) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open_fixture(name, dir.path());
+    assert!(masclet_tests::check_ok(&repo, true), "{name}");
     let (snaps, bad) = repo.snapshots().unwrap();
     assert!(bad.is_empty());
-    assert_eq!(snaps.len(), 2);
     assert_eq!(snaps[0].1.tags, vec!["daily"]);
     assert_eq!(snaps[0].1.time.to_rfc3339(), "2025-03-11T07:45:00+00:00");
     let out = dir.path().join("out");
@@ -171,27 +213,62 @@ fn repository_v1_fixture_opens_checks_and_restores() {
     let (mut got, mut want) = (masclet_tests::digest(&out), masclet_tests::digest(&expect));
     // The symlink's own mtime is when the fixture was made; compare everything else.
     for d in [&mut got, &mut want] {
-        if let Some(e) = d.get_mut(b"font/enllac".as_slice()) {
-            e.2 = 0;
-        }
-        if let Some(e) = d.get_mut(b"font".as_slice()) {
-            e.2 = 0;
+        for p in [b"font/enllac".as_slice(), b"font".as_slice()] {
+            if let Some(e) = d.get_mut(p) {
+                e.2 = 0;
+            }
         }
     }
-    assert_eq!(got, want);
+    assert_eq!(got, want, "{name}");
     let mut dump = Vec::new();
     masclet_engine::dump(&repo, &snaps[1].1, b"masclet_imperi.sql", &mut dump).unwrap();
     assert_eq!(dump, golden_bytes(300_000, 7));
+    (dir, repo)
+}
+
+#[test]
+fn repository_v1_fixture_opens_checks_and_restores_read_only() {
+    let (_dir, mut repo) = check_fixture("repo-v1");
+    let err = masclet_tests::backup_bytes(&mut repo, "x", b"new data").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(
+        err.to_string().contains("reads but no longer writes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn repository_v2_fixture_opens_checks_and_restores_deltas() {
+    let (_dir, repo) = check_fixture("repo-v2");
+    let (snaps, _) = repo.snapshots().unwrap();
+    assert_eq!(snaps.len(), 4);
+    let mut model = masclet_tools::DumpModel::new(2000, 3);
+    let night0 = model.render();
+    model.night(0.01);
+    for (snap, want) in [(&snaps[2].1, night0), (&snaps[3].1, model.render())] {
+        let mut got = Vec::new();
+        masclet_engine::dump(&repo, snap, b"dump.sql", &mut got).unwrap();
+        assert_eq!(got, want);
+    }
+    // The second night's changed chunks are deltas: the format-2 path is exercised.
+    let mut reader = repo.tree_reader(&snaps[3].1);
+    let mut deltas = 0;
+    while let Some(r) = reader.next_record().unwrap() {
+        if let masclet_engine::tree::Record::FileChunk(id, _) = r {
+            deltas += usize::from(repo.index().locate(&id).unwrap().unwrap().base.is_some());
+        }
+    }
+    assert!(deltas > 0, "no delta chunk in the fixture");
 }
 
 #[test]
 fn unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let repo_dir = dir.path().join("repo");
-    copy_tree(&fixtures().join("repo-v1"), &repo_dir);
+    copy_tree(&fixtures().join("repo-v2"), &repo_dir);
     let config = repo_dir.join("config");
     let mut b = std::fs::read(&config).unwrap();
-    b[8] = 2;
+    b[8] = 9;
     std::fs::write(&config, b).unwrap();
     let err = masclet_engine::unlock(
         &masclet_engine::LocalStorage::open(&repo_dir).unwrap(),
@@ -202,7 +279,7 @@ fn unknown_format_version_is_refused() {
     assert_eq!(err.kind(), ErrorKind::Unsupported);
     assert!(
         err.to_string()
-            .contains("repository format v2 not supported"),
+            .contains("repository format v9 not supported"),
         "{err}"
     );
 }

@@ -2,9 +2,8 @@
 //! so memory does not grow with the repository), per-pack usage, moving repacked chunks,
 //! and the sweep that drops dead rows before any pack file is deleted.
 
-use super::{Index, int};
+use super::{ENTRY_COLUMNS, Index, entry_row, int, to_entry};
 use crate::error::Result;
-use crate::format::ObjectType;
 use crate::id::{ChunkId, PackId};
 use crate::pack::PackEntry;
 use rusqlite::{TransactionBehavior, params};
@@ -115,30 +114,24 @@ impl Index {
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
     pub fn live_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT c.id, c.type, c.offset, c.sealed_len, c.raw_len FROM chunks c JOIN packs p ON p.rowid = c.pack
-             JOIN live l ON l.id = c.id WHERE p.id = ?1 ORDER BY c.offset",
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM chunks c JOIN packs p ON p.rowid = c.pack JOIN live l ON l.id = c.id WHERE p.id = ?1 ORDER BY c.offset"
+        ))?;
+        let rows = st.query_map([&pack.0[..]], entry_row)?;
+        rows.map(|r| to_entry(r?)).collect()
+    }
+
+    /// Mark the bases of live delta chunks live too (bases are never deltas, so one pass
+    /// closes the set).
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn live_add_bases(&self) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO live (id) SELECT c.base FROM chunks c JOIN live l ON l.id = c.id WHERE c.base IS NOT NULL",
+            [],
         )?;
-        let rows = st.query_map([&pack.0[..]], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (id, ty, offset, sealed_len, raw_len) = r?;
-            Ok(PackEntry {
-                ty: ObjectType::from_u8(int(ty)?)?,
-                id: ChunkId::from_slice(&id)?,
-                offset: int(offset)?,
-                sealed_len: int(sealed_len)?,
-                raw_len: int(raw_len)?,
-            })
-        })
-        .collect()
+        Ok(())
     }
 
     /// Record a durable new pack and point its chunks (already indexed elsewhere) at it.
@@ -160,9 +153,9 @@ impl Index {
                 |r| r.get(0),
             )?;
             let mut up = tx.prepare_cached(
-                "INSERT INTO chunks (id, type, pack, offset, sealed_len, raw_len) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(id) DO UPDATE SET type = excluded.type, pack = excluded.pack, offset = excluded.offset,
-                 sealed_len = excluded.sealed_len, raw_len = excluded.raw_len",
+                 sealed_len = excluded.sealed_len, raw_len = excluded.raw_len, base = excluded.base",
             )?;
             for e in entries {
                 up.execute(params![
@@ -171,7 +164,8 @@ impl Index {
                     rowid,
                     e.offset.cast_signed(),
                     e.sealed_len,
-                    e.raw_len
+                    e.raw_len,
+                    e.base.as_ref().map(|b| &b.0[..])
                 ])?;
             }
         }
@@ -191,6 +185,10 @@ impl Index {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let dropped = tx.execute(
             "DELETE FROM chunks WHERE id NOT IN (SELECT id FROM live)",
+            [],
+        )?;
+        tx.execute(
+            "DELETE FROM features WHERE chunk NOT IN (SELECT id FROM live)",
             [],
         )?;
         {

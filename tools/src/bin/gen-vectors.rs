@@ -63,6 +63,21 @@ fn main() -> Result<()> {
         .collect::<Vec<u8>>();
     let big_id = keys.chunk_id(&big);
     let sealed_zstd = keys.seal(ObjectType::Data, &big_id.0, &big, Some(3));
+    let delta_base = golden_bytes(8000, 11);
+    let delta_base_id = keys.chunk_id(&delta_base);
+    let mut delta_plain = delta_base.clone();
+    delta_plain[4000..4007].copy_from_slice(b"masclet");
+    let delta_id = keys.chunk_id(&delta_plain);
+    let sealed_delta = keys
+        .seal_delta(
+            ObjectType::Data,
+            &delta_id,
+            &delta_plain,
+            &delta_base_id,
+            &delta_base,
+            3,
+        )
+        .context("delta")?;
     let crypto = serde_json::json!({
         "master_key": to_hex(&MASTER),
         "repo_id": to_hex(&REPO),
@@ -71,6 +86,10 @@ fn main() -> Result<()> {
         "aad_data_chunk": to_hex(&aad(RepoId(REPO), ObjectType::Data, &id.0, [1, 0])),
         "envelope_raw": {"plaintext": to_hex(&plain), "id": id.to_hex(), "sealed": to_hex(&sealed_raw)},
         "envelope_zstd": {"plaintext_repeat_a": big.len(), "id": big_id.to_hex(), "sealed": to_hex(&sealed_zstd)},
+        "envelope_delta": {
+            "base_seed": 11, "base_len": 8000, "changed_at": 4000, "change": "masclet",
+            "base_id": delta_base_id.to_hex(), "id": delta_id.to_hex(), "sealed": to_hex(&sealed_delta),
+        },
     });
     std::fs::write(
         vectors.join("crypto.json"),
@@ -92,7 +111,7 @@ fn main() -> Result<()> {
     )?;
 
     // A whole repository of format v1, made through the real pipeline.
-    let repo_dir = out.join("repo-v1");
+    let repo_dir = out.join(format!("repo-v{}", masclet_engine::format::FORMAT_VERSION));
     let _ = std::fs::remove_dir_all(&repo_dir);
     let src_root = tempdir()?;
     let src = src_root.join("font");
@@ -136,6 +155,20 @@ fn main() -> Result<()> {
         ),
         &masclet_engine::NoProgress,
     )?;
+    // Nights later, a few rows changed: the changed chunks are stored as deltas (format 2).
+    let mut model = masclet_tools::DumpModel::new(2000, 3);
+    let mut nights = vec![model.render()];
+    model.night(0.01);
+    nights.push(model.render());
+    for (i, night) in nights.iter().enumerate() {
+        let stream = masclet_engine::Source::Stream {
+            name: b"dump.sql".to_vec(),
+            reader: Box::new(night.as_slice()),
+        };
+        let t = time + chrono::Duration::days(2 + i as i64);
+        let opts = masclet_engine::BackupOptions::new(vec!["daily".into()], Some(t));
+        masclet_engine::backup(&mut repo, stream, &opts, &masclet_engine::NoProgress)?;
+    }
     drop(repo);
     std::fs::remove_dir_all(&src_root)?;
     for sub in ["tmp", "locks"] {
