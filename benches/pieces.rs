@@ -47,6 +47,7 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| black_box(cutter.cut(&data, true, usize::MAX).len()))
     });
     let cs = chunks(&data);
+
     g.bench_function("keyed blake3 ids", |b| {
         b.iter(|| {
             cs.iter()
@@ -105,7 +106,7 @@ fn pipeline(c: &mut Criterion) {
 
 fn index(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let mut idx = Index::create(&dir.path().join("i.sqlite"), RepoId([1; 32])).unwrap();
+    let idx = Index::create(&dir.path().join("i.sqlite"), RepoId([1; 32])).unwrap();
     let n = 200_000u32;
     let ids: Vec<ChunkId> = (0..n)
         .map(|i| ChunkId(*blake3::hash(&i.to_le_bytes()).as_bytes()))
@@ -127,7 +128,6 @@ fn index(c: &mut Criterion) {
             PackId(*blake3::hash(&(p as u64).to_le_bytes()).as_bytes()),
             1 << 20,
             &entries,
-            &[],
         )
         .unwrap();
     }

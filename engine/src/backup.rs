@@ -17,9 +17,9 @@ use crate::format::{MAX_OBJECT_SIZE, ObjectType};
 use crate::id::{ChunkId, SnapshotId};
 use crate::index::ChunkLocation;
 use crate::pack::PackBuilder;
+use crate::parent::{self, Parent};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
-use crate::resemble::{SUPER_FEATURES, super_features};
 use crate::snapshot::{BackupStats, Snapshot};
 use crate::storage::Kind;
 use crate::storage::Storage;
@@ -86,15 +86,35 @@ pub struct BackupSummary {
 }
 
 pub(crate) struct Writer<'r> {
-    pub(crate) repo: &'r mut Repo,
+    pub(crate) repo: &'r Repo,
     pack: PackBuilder,
     in_pack: HashSet<ChunkId>,
     stats: BackupStats,
     packs_written: u64,
     pub(crate) tree_chunks: Vec<(ChunkId, u32)>,
-    pack_features: Vec<(ChunkId, [i64; SUPER_FEATURES])>,
+    parent: Option<Parent<'r>>,
     deltas: u64,
     progress: &'r dyn Progress,
+}
+
+/// The stored whole chunk to use as a delta base for `id`, given the parent's suggestion:
+/// the suggestion itself, or its own base when it is a delta (chains stay one link long).
+fn whole_base(
+    repo: &Repo,
+    suggested: &ChunkId,
+    id: &ChunkId,
+) -> Result<Option<(ChunkId, ChunkLocation)>> {
+    let Some(loc) = repo.index.locate(suggested)? else {
+        return Ok(None);
+    };
+    let (base, loc) = match loc.base {
+        None => (*suggested, loc),
+        Some(b) => match repo.index.locate(&b)? {
+            Some(l) if l.base.is_none() => (b, l),
+            _ => return Ok(None),
+        },
+    };
+    Ok((base != *id).then_some((base, loc)))
 }
 
 /// Seal one new chunk: as a delta against `base` when that pays, else whole. Either way the
@@ -159,7 +179,7 @@ fn seal_chunk(
 }
 
 impl<'r> Writer<'r> {
-    pub(crate) fn new(repo: &'r mut Repo, progress: &'r dyn Progress) -> Self {
+    pub(crate) fn new(repo: &'r Repo, progress: &'r dyn Progress) -> Self {
         let target = repo.config.pack_target as usize;
         Self {
             repo,
@@ -168,50 +188,43 @@ impl<'r> Writer<'r> {
             stats: BackupStats::default(),
             packs_written: 0,
             tree_chunks: Vec::new(),
-            pack_features: Vec::new(),
+            parent: None,
             deltas: 0,
             progress,
         }
     }
 
+    /// Store the chunks of `batch` the repository lacks; return every chunk's id and length.
     pub(crate) fn store(&mut self, ty: ObjectType, batch: &Batch) -> Result<Vec<(ChunkId, u32)>> {
         crate::check_interrupt()?;
-        let keys = &self.repo.keys;
+        let repo = self.repo;
+        let keys = &repo.keys;
         let ids: Vec<ChunkId> = batch
             .chunks
             .par_iter()
             .map(|r| keys.chunk_id(&batch.data[r.clone()]))
             .collect();
-        let mut fresh = Vec::new();
+        let present = repo.index.contains_many(&ids)?;
         let mut seen = HashSet::new();
+        let mut fresh = Vec::new();
+        let mut bases = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            if !self.in_pack.contains(id) && seen.insert(*id) && !self.repo.index.contains(id)? {
+            let new = !present[i] && !self.in_pack.contains(id) && seen.insert(*id);
+            let hint = match (&mut self.parent, ty) {
+                (Some(p), ObjectType::Data) => p.observe(id, new),
+                (Some(p), _) => p.observe_tree(id, new),
+                (None, _) => None,
+            };
+            if new {
                 fresh.push(i);
+                bases.push(match hint {
+                    Some(b) => whole_base(repo, &b, id)?,
+                    None => None,
+                });
             }
         }
-        let features: Vec<Option<[i64; SUPER_FEATURES]>> = fresh
-            .par_iter()
-            .map(|&i| super_features(&batch.data[batch.chunks[i].clone()]))
-            .collect();
-        // Candidate bases: stored whole, found by a shared super-feature.
-        let mut bases = Vec::with_capacity(fresh.len());
-        for (&i, f) in fresh.iter().zip(&features) {
-            let base = match f {
-                Some(sf) => match self.repo.index.find_base(sf)? {
-                    Some(b) if b != ids[i] => self
-                        .repo
-                        .index
-                        .locate(&b)?
-                        .filter(|l| l.base.is_none())
-                        .map(|l| (b, l)),
-                    _ => None,
-                },
-                None => None,
-            };
-            bases.push(base);
-        }
-        let level = i32::from(self.repo.config.zstd_level);
-        let storage = self.repo.storage.as_ref();
+        let level = i32::from(repo.config.zstd_level);
+        let storage = repo.storage.as_ref();
         let sealed: Vec<Result<(Vec<u8>, Option<ChunkId>)>> = fresh
             .par_iter()
             .zip(bases)
@@ -227,7 +240,7 @@ impl<'r> Writer<'r> {
                 )
             })
             .collect();
-        for ((&i, s), f) in fresh.iter().zip(sealed).zip(features) {
+        for (&i, s) in fresh.iter().zip(sealed) {
             let (s, base) = s?;
             let raw = batch.chunks[i].len();
             self.stats.new_chunks += 1;
@@ -236,9 +249,6 @@ impl<'r> Writer<'r> {
             }
             self.stats.bytes_added += s.len() as u64;
             self.deltas += u64::from(base.is_some());
-            if let (None, Some(sf)) = (base, f) {
-                self.pack_features.push((ids[i], sf));
-            }
             self.pack.add(
                 ty,
                 ids[i],
@@ -274,10 +284,7 @@ impl<'r> Writer<'r> {
         );
         let (id, bytes, entries) = pack.finish(&self.repo.keys);
         self.repo.storage.put(Kind::Pack, &id.to_hex(), &bytes)?;
-        self.repo
-            .index
-            .add_pack(id, bytes.len() as u64, &entries, &self.pack_features)?;
-        self.pack_features.clear();
+        self.repo.index.add_pack(id, bytes.len() as u64, &entries)?;
         self.in_pack.clear();
         self.packs_written += 1;
         Ok(())
@@ -373,6 +380,9 @@ impl<'r> Writer<'r> {
                 Err(e) => return Err(Error::io(format!("opening {}", fs_path.display()), e)),
             };
             self.stats.files += 1;
+            if let Some(p) = &mut self.parent {
+                p.start_file(&entry.path);
+            }
             self.tree(tree, &Record::FileStart(entry))?;
             let (size, content_hash) =
                 self.store_stream(f, &|| fs_path.display().to_string(), tree)?;
@@ -412,6 +422,7 @@ pub fn backup(
     let started = Instant::now();
     let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
     let mut tree = TreeWriter::new(cutter, TREE_FLUSH_BYTES);
+    let repo: &Repo = repo;
     let mut w = Writer::new(repo, progress);
     progress.start("backup", None, Unit::Bytes);
     let (paths, kind) = match source {
@@ -433,16 +444,15 @@ pub fn backup(
                     String::from_utf8_lossy(&w[0].0)
                 )));
             }
+            let paths: Vec<Vec<u8>> = named
+                .iter()
+                .map(|(_, p)| p.as_os_str().as_bytes().to_vec())
+                .collect();
+            w.parent = parent::find(w.repo, "files", &paths).map(|s| Parent::new(w.repo, &s));
             for (name, abs) in &named {
                 w.walk(abs, name.clone(), &mut tree)?;
             }
-            (
-                named
-                    .into_iter()
-                    .map(|(_, p)| p.as_os_str().as_bytes().to_vec())
-                    .collect(),
-                "files",
-            )
+            (paths, "files")
         }
         Source::Stream { name, reader } => {
             check_path(&name).map_err(|_| {
@@ -454,6 +464,11 @@ pub fn backup(
                 ));
             }
             let now = Utc::now();
+            w.parent = parent::find(w.repo, "stdin", std::slice::from_ref(&name))
+                .map(|s| Parent::new(w.repo, &s));
+            if let Some(p) = &mut w.parent {
+                p.start_file(&name);
+            }
             let meta = EntryMeta {
                 path: name.clone(),
                 mode: 0o600,

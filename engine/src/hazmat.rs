@@ -18,7 +18,7 @@ use crate::tree::{Record, TreeWriter};
 /// # Errors
 /// Storage or index errors.
 pub fn store_chunk(repo: &mut Repo, ty: ObjectType, data: &[u8]) -> Result<ChunkId> {
-    let mut w = Writer::new(repo, &crate::NoProgress);
+    let mut w = Writer::new(&*repo, &crate::NoProgress);
     let batch = Batch {
         data: data.to_vec(),
         chunks: std::iter::once(0..data.len()).collect(),
@@ -39,7 +39,7 @@ pub fn commit_records(
 ) -> Result<SnapshotId> {
     let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
     let mut tree = TreeWriter::new(cutter, 1 << 20);
-    let mut w = Writer::new(repo, &crate::NoProgress);
+    let mut w = Writer::new(&*repo, &crate::NoProgress);
     for r in records {
         w.tree(&mut tree, r)?;
     }

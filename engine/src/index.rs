@@ -9,8 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
 use crate::id::{ChunkId, PackId, RepoId};
 use crate::pack::PackEntry;
-use crate::resemble::SUPER_FEATURES;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -38,11 +37,7 @@ CREATE TABLE chunks (
     base       BLOB
 ) WITHOUT ROWID;
 CREATE INDEX chunks_by_pack ON chunks(pack);
-CREATE TABLE features (
-    sf    INTEGER NOT NULL,
-    chunk BLOB NOT NULL,
-    PRIMARY KEY (sf, chunk)
-) WITHOUT ROWID;
+
 ";
 
 /// Where a chunk is stored.
@@ -157,57 +152,57 @@ impl Index {
         Ok(Self { conn })
     }
 
-    /// Record a durable pack and its chunks in one transaction, with the super-features of
-    /// chunks stored whole (candidates to serve as delta bases). Chunks already indexed
-    /// (stored twice by concurrent backups) keep their first location.
-    ///
-    /// # Errors
-    /// `IndexUnavailable` on SQLite errors.
-    pub fn add_pack(
-        &mut self,
+    /// Run `f` inside `BEGIN IMMEDIATE … COMMIT`: writers take the write lock up front, so
+    /// two processes never deadlock upgrading; any error rolls back.
+    pub(crate) fn immediate<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(&self.conn) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Record a durable pack and its chunks in one transaction. With `relocate`, chunks
+    /// already indexed move to this pack (gc's repacking); without it they keep their first
+    /// location (a chunk stored twice by concurrent backups).
+    pub(crate) fn record_pack(
+        &self,
         pack: PackId,
         size: u64,
         entries: &[PackEntry],
-        features: &[(ChunkId, [i64; SUPER_FEATURES])],
+        relocate: bool,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            tx.execute(
-                "INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)",
-                params![&pack.0[..], size.cast_signed()],
-            )?;
-            let rowid: i64 = tx.query_row(
-                "SELECT rowid FROM packs WHERE id = ?1",
-                [&pack.0[..]],
-                |r| r.get(0),
-            )?;
-            let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
+        self.immediate(|conn| {
+            conn.execute("INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)", params![&pack.0[..], size.cast_signed()])?;
+            let rowid: i64 = conn.query_row("SELECT rowid FROM packs WHERE id = ?1", [&pack.0[..]], |r| r.get(0))?;
+            let sql = if relocate {
+                "INSERT INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(id) DO UPDATE SET type = excluded.type, pack = excluded.pack, offset = excluded.offset,
+                 sealed_len = excluded.sealed_len, raw_len = excluded.raw_len, base = excluded.base"
+            } else {
+                "INSERT OR IGNORE INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            };
+            let mut ins = conn.prepare_cached(sql)?;
             for e in entries {
                 let base = e.base.as_ref().map(|b| &b.0[..]);
-                ins.execute(params![
-                    &e.id.0[..],
-                    e.ty as u8,
-                    rowid,
-                    e.offset.cast_signed(),
-                    e.sealed_len,
-                    e.raw_len,
-                    base
-                ])?;
+                ins.execute(params![&e.id.0[..], e.ty as u8, rowid, e.offset.cast_signed(), e.sealed_len, e.raw_len, base])?;
             }
-            let mut feat =
-                tx.prepare_cached("INSERT OR IGNORE INTO features (sf, chunk) VALUES (?1, ?2)")?;
-            for (id, sfs) in features {
-                for sf in sfs {
-                    feat.execute(params![sf, &id.0[..]])?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
+    }
+
+    /// Record a durable pack written by a backup and its chunks, in one transaction.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn add_pack(&self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        self.record_pack(pack, size, entries, false)
     }
 
     /// Whether a chunk is indexed.
@@ -221,20 +216,28 @@ impl Index {
         Ok(st.exists([&id.0[..]])?)
     }
 
-    /// A stored whole chunk sharing a super-feature with `sfs`, to serve as a delta base.
+    /// Which of `ids` are indexed, one flag per id: a few queries for a whole batch instead
+    /// of one per chunk.
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
-    pub fn find_base(&self, sfs: &[i64; SUPER_FEATURES]) -> Result<Option<ChunkId>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT chunk FROM features WHERE sf = ?1 LIMIT 1")?;
-        for sf in sfs {
-            if let Some(id) = st.query_row([sf], |r| r.get::<_, Vec<u8>>(0)).optional()? {
-                return Ok(Some(ChunkId::from_slice(&id)?));
+    pub fn contains_many(&self, ids: &[ChunkId]) -> Result<Vec<bool>> {
+        const PER_QUERY: usize = 256;
+        let mut present = std::collections::HashSet::new();
+        for part in ids.chunks(PER_QUERY) {
+            let marks = vec!["?"; part.len()].join(",");
+            let mut st = self
+                .conn
+                .prepare_cached(&format!("SELECT id FROM chunks WHERE id IN ({marks})"))?;
+            let rows = st.query_map(
+                rusqlite::params_from_iter(part.iter().map(|i| &i.0[..])),
+                |r| r.get::<_, Vec<u8>>(0),
+            )?;
+            for r in rows {
+                present.insert(r?);
             }
         }
-        Ok(None)
+        Ok(ids.iter().map(|i| present.contains(&i.0[..])).collect())
     }
 
     /// Where a chunk is, if indexed.
@@ -349,7 +352,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("i.sqlite");
         let repo = RepoId([4; 32]);
-        let mut idx = Index::create(&path, repo).unwrap();
+        let idx = Index::create(&path, repo).unwrap();
         let e = PackEntry {
             ty: ObjectType::Data,
             id: ChunkId([1; 32]),
@@ -358,10 +361,11 @@ mod tests {
             raw_len: 8,
             base: None,
         };
-        idx.add_pack(PackId([2; 32]), 100, &[e], &[(e.id, [1, 2, 3])])
-            .unwrap();
-        assert_eq!(idx.find_base(&[9, 9, 2]).unwrap(), Some(e.id));
-        assert_eq!(idx.find_base(&[9, 9, 9]).unwrap(), None);
+        idx.add_pack(PackId([2; 32]), 100, &[e]).unwrap();
+        assert_eq!(
+            idx.contains_many(&[ChunkId([3; 32]), e.id]).unwrap(),
+            vec![false, true]
+        );
         assert!(idx.contains(&ChunkId([1; 32])).unwrap());
         assert!(!idx.contains(&ChunkId([3; 32])).unwrap());
         drop(idx);

@@ -72,12 +72,12 @@ pub fn repair_index(
     let tmp = index_path.with_extension("rebuild");
     remove_files(&tmp)
         .map_err(|e| crate::Error::storage(format!("removing {}", tmp.display()), e))?;
-    let mut index = Index::create(&tmp, keys.repo_id())?;
+    let index = Index::create(&tmp, keys.repo_id())?;
     for (name, size, r) in trailers {
         match r {
             Ok((id, entries)) => {
                 crate::check_interrupt()?;
-                index.add_pack(id, size, &entries, &[])?;
+                index.add_pack(id, size, &entries)?;
                 report.packs += 1;
                 report.chunks += entries.len() as u64;
             }

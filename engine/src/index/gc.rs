@@ -6,7 +6,6 @@ use super::{ENTRY_COLUMNS, Index, entry_row, int, to_entry};
 use crate::error::Result;
 use crate::id::{ChunkId, PackId};
 use crate::pack::PackEntry;
-use rusqlite::{TransactionBehavior, params};
 
 /// How much of one pack is still referenced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,39 +137,8 @@ impl Index {
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
-    pub fn move_chunks(&mut self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            tx.execute(
-                "INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)",
-                params![&pack.0[..], size.cast_signed()],
-            )?;
-            let rowid: i64 = tx.query_row(
-                "SELECT rowid FROM packs WHERE id = ?1",
-                [&pack.0[..]],
-                |r| r.get(0),
-            )?;
-            let mut up = tx.prepare_cached(
-                "INSERT INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(id) DO UPDATE SET type = excluded.type, pack = excluded.pack, offset = excluded.offset,
-                 sealed_len = excluded.sealed_len, raw_len = excluded.raw_len, base = excluded.base",
-            )?;
-            for e in entries {
-                up.execute(params![
-                    &e.id.0[..],
-                    e.ty as u8,
-                    rowid,
-                    e.offset.cast_signed(),
-                    e.sealed_len,
-                    e.raw_len,
-                    e.base.as_ref().map(|b| &b.0[..])
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+    pub fn move_chunks(&self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        self.record_pack(pack, size, entries, true)
     }
 
     /// In one transaction: forget every chunk not marked live, and the packs `drop` (which
@@ -179,23 +147,16 @@ impl Index {
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors; `Internal` if a pack to drop still holds chunks.
-    pub fn sweep(&mut self, drop: &[PackId]) -> Result<u64> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let dropped = tx.execute(
-            "DELETE FROM chunks WHERE id NOT IN (SELECT id FROM live)",
-            [],
-        )?;
-        tx.execute(
-            "DELETE FROM features WHERE chunk NOT IN (SELECT id FROM live)",
-            [],
-        )?;
-        {
-            let mut held = tx.prepare_cached(
+    pub fn sweep(&self, drop: &[PackId]) -> Result<u64> {
+        self.immediate(|conn| {
+            let dropped = conn.execute(
+                "DELETE FROM chunks WHERE id NOT IN (SELECT id FROM live)",
+                [],
+            )?;
+            let mut held = conn.prepare_cached(
                 "SELECT count(*) FROM chunks c JOIN packs p ON p.rowid = c.pack WHERE p.id = ?1",
             )?;
-            let mut del = tx.prepare_cached("DELETE FROM packs WHERE id = ?1")?;
+            let mut del = conn.prepare_cached("DELETE FROM packs WHERE id = ?1")?;
             for p in drop {
                 let n: i64 = held.query_row([&p.0[..]], |r| r.get(0))?;
                 if n != 0 {
@@ -205,8 +166,7 @@ impl Index {
                 }
                 del.execute([&p.0[..]])?;
             }
-        }
-        tx.commit()?;
-        Ok(dropped as u64)
+            Ok(dropped as u64)
+        })
     }
 }

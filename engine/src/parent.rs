@@ -1,0 +1,139 @@
+//! The parent snapshot: where a backup finds delta bases for the chunks it has not seen.
+//!
+//! A nightly dump changes a few rows in many chunks. Each such chunk is new, but last
+//! night's version of it sits at about the same place in the same file of the previous
+//! snapshot. The backup walks the parent's tree in step with its own (both are in path
+//! order) and, inside a file the parent also has, keeps a small window of the parent's
+//! upcoming chunk ids. A new chunk found in the window realigns the window; a chunk not
+//! found takes the parent chunk at the current position as its delta base. The window is
+//! streamed from the parent's tree chunks, so memory stays small for any file size.
+//!
+//! The parent only ever suggests bases: deduplication still asks the index, and a parent
+//! that cannot be read just means no suggestions.
+
+use crate::error::Result;
+use crate::format::ObjectType;
+use crate::id::ChunkId;
+use crate::repo::Repo;
+use crate::snapshot::Snapshot;
+use crate::tree::{Record, TreeReader, path_cmp};
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+
+/// Parent chunks looked at ahead of the current position.
+const WINDOW: usize = 256;
+
+type Fetch<'r> = Box<dyn FnMut(&ChunkId) -> Result<Vec<u8>> + 'r>;
+
+/// A cursor over the parent snapshot's tree.
+pub(crate) struct Parent<'r> {
+    reader: TreeReader<Fetch<'r>>,
+    peeked: Option<Record>,
+    in_file: bool,
+    window: VecDeque<ChunkId>,
+    broken: bool,
+    /// The parent's tree chunks: the new tree stream follows the same order, so its new
+    /// chunks find bases the same way file chunks do.
+    tree: VecDeque<ChunkId>,
+}
+
+/// The newest snapshot of the same source and paths, if any.
+pub(crate) fn find(repo: &Repo, source: &str, paths: &[Vec<u8>]) -> Option<Snapshot> {
+    let (snaps, _) = repo.snapshots().ok()?;
+    snaps
+        .into_iter()
+        .rev()
+        .map(|(_, s)| s)
+        .find(|s| s.source == source && s.paths == paths)
+}
+
+impl<'r> Parent<'r> {
+    /// A cursor at the start of `snap`'s tree.
+    pub(crate) fn new(repo: &'r Repo, snap: &Snapshot) -> Self {
+        let ids = snap.tree.iter().map(|(id, _)| *id).collect();
+        let fetch: Fetch<'r> = Box::new(move |id| repo.load_chunk(id, ObjectType::Tree));
+        Self {
+            reader: TreeReader::new(ids, fetch),
+            peeked: None,
+            in_file: false,
+            window: VecDeque::new(),
+            broken: false,
+            tree: snap.tree.iter().map(|(id, _)| *id).collect(),
+        }
+    }
+
+    fn next(&mut self) -> Option<Record> {
+        if self.broken {
+            return None;
+        }
+        if let Some(r) = self.peeked.take() {
+            return Some(r);
+        }
+        match self.reader.next_record() {
+            Ok(r) => r,
+            Err(_) => {
+                self.broken = true;
+                None
+            }
+        }
+    }
+
+    /// Position the cursor on the parent's file at `path`, if it has one.
+    pub(crate) fn start_file(&mut self, path: &[u8]) {
+        self.window.clear();
+        self.in_file = false;
+        while let Some(r) = self.next() {
+            let entry_path = match &r {
+                Record::Dir(m) | Record::Symlink(m, _) | Record::FileStart(m) => &m.path,
+                Record::FileChunk(..) | Record::FileEnd { .. } => continue,
+            };
+            match path_cmp(entry_path, path) {
+                Ordering::Less => continue,
+                Ordering::Equal => {
+                    self.in_file = matches!(r, Record::FileStart(_));
+                    return;
+                }
+                Ordering::Greater => {
+                    self.peeked = Some(r);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fill(&mut self) {
+        while self.in_file && self.window.len() < WINDOW {
+            match self.next() {
+                Some(Record::FileChunk(id, _)) => self.window.push_back(id),
+                Some(Record::FileEnd { .. }) | None => self.in_file = false,
+                Some(other) => {
+                    self.peeked = Some(other);
+                    self.in_file = false;
+                }
+            }
+        }
+    }
+
+    /// Follow the new file chunk by chunk: a chunk the parent holds realigns the window; a
+    /// `new` chunk takes the parent chunk at the current position as its suggested base and
+    /// moves the position on (a run of changed chunks replaces a run of old ones).
+    pub(crate) fn observe(&mut self, id: &ChunkId, new: bool) -> Option<ChunkId> {
+        self.fill();
+        follow(&mut self.window, id, new)
+    }
+
+    /// The same for the chunks of the new tree stream, against the parent's tree chunks.
+    pub(crate) fn observe_tree(&mut self, id: &ChunkId, new: bool) -> Option<ChunkId> {
+        follow(&mut self.tree, id, new)
+    }
+}
+
+/// Realign `window` on `id` if it holds it (within [`WINDOW`] entries); else, for a `new`
+/// chunk, hand out the chunk at the current position.
+fn follow(window: &mut VecDeque<ChunkId>, id: &ChunkId, new: bool) -> Option<ChunkId> {
+    if let Some(k) = window.iter().take(WINDOW).position(|w| w == id) {
+        window.drain(..=k);
+        return None;
+    }
+    if new { window.pop_front() } else { None }
+}
