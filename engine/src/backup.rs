@@ -20,6 +20,7 @@ use crate::pack::PackBuilder;
 use crate::parent::{self, Parent};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
+use crate::resemble::sketch;
 use crate::snapshot::{BackupStats, Snapshot};
 use crate::storage::Kind;
 use crate::storage::Storage;
@@ -194,28 +195,57 @@ impl<'r> Writer<'r> {
         }
     }
 
-    /// Store the chunks of `batch` the repository lacks; return every chunk's id and length.
-    pub(crate) fn store(&mut self, ty: ObjectType, batch: &Batch) -> Result<Vec<(ChunkId, u32)>> {
+    /// Store the chunks of `batch` the repository lacks; return every chunk's id, length
+    /// and (for file content) resemblance sketch.
+    pub(crate) fn store(
+        &mut self,
+        ty: ObjectType,
+        batch: &Batch,
+    ) -> Result<Vec<(ChunkId, u32, Option<i64>)>> {
         crate::check_interrupt()?;
         let repo = self.repo;
         let keys = &repo.keys;
-        let ids: Vec<ChunkId> = batch
-            .chunks
-            .par_iter()
-            .map(|r| keys.chunk_id(&batch.data[r.clone()]))
+        let bytes = |i: usize| &batch.data[batch.chunks[i].clone()];
+        let ids: Vec<ChunkId> = (0..batch.chunks.len())
+            .into_par_iter()
+            .map(|i| keys.chunk_id(bytes(i)))
             .collect();
         let present = repo.index.contains_many(&ids)?;
         let mut seen = HashSet::new();
+        let is_new: Vec<bool> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| !present[i] && !self.in_pack.contains(id) && seen.insert(*id))
+            .collect();
+        // Sketches of new file chunks (unchanged chunks inherit the parent's).
+        let mut sketches: Vec<Option<i64>> = (0..ids.len())
+            .into_par_iter()
+            .map(|i| {
+                if ty == ObjectType::Data && is_new[i] {
+                    sketch(bytes(i))
+                } else {
+                    None
+                }
+            })
+            .collect();
         let mut fresh = Vec::new();
         let mut bases = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let new = !present[i] && !self.in_pack.contains(id) && seen.insert(*id);
             let hint = match (&mut self.parent, ty) {
-                (Some(p), ObjectType::Data) => p.observe(id, new),
-                (Some(p), _) => p.observe_tree(id, new),
+                (Some(p), ObjectType::Data) => {
+                    let (hint, known) = p.observe(id, is_new[i], sketches[i]);
+                    if !is_new[i] {
+                        sketches[i] = known;
+                    }
+                    hint
+                }
+                (Some(p), _) => p.observe_tree(id, is_new[i]),
                 (None, _) => None,
             };
-            if new {
+            if ty == ObjectType::Data && !is_new[i] && sketches[i].is_none() {
+                sketches[i] = sketch(bytes(i));
+            }
+            if is_new[i] {
                 fresh.push(i);
                 bases.push(match hint {
                     Some(b) => whole_base(repo, &b, id)?,
@@ -264,12 +294,9 @@ impl<'r> Writer<'r> {
         self.stats.chunks += ids.len() as u64;
         Ok(ids
             .into_iter()
-            .zip(
-                batch
-                    .chunks
-                    .iter()
-                    .map(|r| u32::try_from(r.len()).expect("small")),
-            )
+            .zip(&batch.chunks)
+            .zip(sketches)
+            .map(|((id, r), sk)| (id, u32::try_from(r.len()).expect("chunks are small"), sk))
             .collect())
     }
 
@@ -303,7 +330,10 @@ impl<'r> Writer<'r> {
             .map_err(|e| Error::io(format!("reading {}", what()), e))?
         {
             self.progress.inc(batch.data.len() as u64);
-            for (id, len) in self.store(ObjectType::Data, &batch)? {
+            for (id, len, sk) in self.store(ObjectType::Data, &batch)? {
+                if let Some(sk) = sk {
+                    self.tree(tree, &Record::Sketch(sk))?;
+                }
                 self.tree(tree, &Record::FileChunk(id, len))?;
             }
         }
@@ -314,7 +344,8 @@ impl<'r> Writer<'r> {
     pub(crate) fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
         if let Some(batch) = tree.push(r) {
             let ids = self.store(ObjectType::Tree, &batch)?;
-            self.tree_chunks.extend(ids);
+            self.tree_chunks
+                .extend(ids.into_iter().map(|(id, len, _)| (id, len)));
         }
         Ok(())
     }
@@ -485,7 +516,8 @@ pub fn backup(
     };
     if let Some(batch) = tree.finish() {
         let ids = w.store(ObjectType::Tree, &batch)?;
-        w.tree_chunks.extend(ids);
+        w.tree_chunks
+            .extend(ids.into_iter().map(|(id, len, _)| (id, len)));
     }
     w.flush()?;
     progress.finish();

@@ -45,7 +45,8 @@ pub fn commit_records(
     }
     if let Some(batch) = tree.finish() {
         let ids = w.store(ObjectType::Tree, &batch)?;
-        w.tree_chunks.extend(ids);
+        w.tree_chunks
+            .extend(ids.into_iter().map(|(id, len, _)| (id, len)));
     }
     w.flush()?;
     let snap = Snapshot {

@@ -54,6 +54,7 @@ mod parent;
 pub mod progress;
 pub mod repair;
 pub mod repo;
+pub mod resemble;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;

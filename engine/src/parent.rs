@@ -21,7 +21,7 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 /// Parent chunks looked at ahead of the current position.
-const WINDOW: usize = 256;
+const WINDOW: usize = 1024;
 
 type Fetch<'r> = Box<dyn FnMut(&ChunkId) -> Result<Vec<u8>> + 'r>;
 
@@ -30,7 +30,8 @@ pub(crate) struct Parent<'r> {
     reader: TreeReader<Fetch<'r>>,
     peeked: Option<Record>,
     in_file: bool,
-    window: VecDeque<ChunkId>,
+    window: VecDeque<(ChunkId, Option<i64>)>,
+    sketch: Option<i64>,
     broken: bool,
     /// The parent's tree chunks: the new tree stream follows the same order, so its new
     /// chunks find bases the same way file chunks do.
@@ -57,6 +58,7 @@ impl<'r> Parent<'r> {
             peeked: None,
             in_file: false,
             window: VecDeque::new(),
+            sketch: None,
             broken: false,
             tree: snap.tree.iter().map(|(id, _)| *id).collect(),
         }
@@ -85,7 +87,7 @@ impl<'r> Parent<'r> {
         while let Some(r) = self.next() {
             let entry_path = match &r {
                 Record::Dir(m) | Record::Symlink(m, _) | Record::FileStart(m) => &m.path,
-                Record::FileChunk(..) | Record::FileEnd { .. } => continue,
+                Record::FileChunk(..) | Record::Sketch(_) | Record::FileEnd { .. } => continue,
             };
             match path_cmp(entry_path, path) {
                 Ordering::Less => continue,
@@ -104,7 +106,8 @@ impl<'r> Parent<'r> {
     fn fill(&mut self) {
         while self.in_file && self.window.len() < WINDOW {
             match self.next() {
-                Some(Record::FileChunk(id, _)) => self.window.push_back(id),
+                Some(Record::Sketch(sf)) => self.sketch = Some(sf),
+                Some(Record::FileChunk(id, _)) => self.window.push_back((id, self.sketch.take())),
                 Some(Record::FileEnd { .. }) | None => self.in_file = false,
                 Some(other) => {
                     self.peeked = Some(other);
@@ -114,26 +117,43 @@ impl<'r> Parent<'r> {
         }
     }
 
-    /// Follow the new file chunk by chunk: a chunk the parent holds realigns the window; a
-    /// `new` chunk takes the parent chunk at the current position as its suggested base and
-    /// moves the position on (a run of changed chunks replaces a run of old ones).
-    pub(crate) fn observe(&mut self, id: &ChunkId, new: bool) -> Option<ChunkId> {
+    /// Follow the new file chunk by chunk. A chunk the parent holds realigns the window and
+    /// hands back the parent's sketch of it. A `new` chunk gets a suggested base: the parent
+    /// chunk with the same sketch in the window if there is one (content decides, however
+    /// far rows moved), else the chunk at the current position.
+    pub(crate) fn observe(
+        &mut self,
+        id: &ChunkId,
+        new: bool,
+        sketch: Option<i64>,
+    ) -> (Option<ChunkId>, Option<i64>) {
         self.fill();
-        follow(&mut self.window, id, new)
+        if let Some(k) = self.window.iter().position(|(w, _)| w == id) {
+            let known = self.window[k].1;
+            self.window.drain(..=k);
+            return (None, known);
+        }
+        if !new {
+            return (None, None);
+        }
+        let similar = sketch.and_then(|s| self.window.iter().position(|(_, ws)| *ws == Some(s)));
+        match similar {
+            Some(k) => {
+                let base = self.window[k].0;
+                self.window.drain(..=k);
+                (Some(base), None)
+            }
+            None => (self.window.pop_front().map(|(b, _)| b), None),
+        }
     }
 
-    /// The same for the chunks of the new tree stream, against the parent's tree chunks.
+    /// The same for the chunks of the new tree stream, positionally against the parent's
+    /// tree chunks (tree chunks carry no sketches).
     pub(crate) fn observe_tree(&mut self, id: &ChunkId, new: bool) -> Option<ChunkId> {
-        follow(&mut self.tree, id, new)
+        if let Some(k) = self.tree.iter().take(WINDOW).position(|w| w == id) {
+            self.tree.drain(..=k);
+            return None;
+        }
+        if new { self.tree.pop_front() } else { None }
     }
-}
-
-/// Realign `window` on `id` if it holds it (within [`WINDOW`] entries); else, for a `new`
-/// chunk, hand out the chunk at the current position.
-fn follow(window: &mut VecDeque<ChunkId>, id: &ChunkId, new: bool) -> Option<ChunkId> {
-    if let Some(k) = window.iter().take(WINDOW).position(|w| w == id) {
-        window.drain(..=k);
-        return None;
-    }
-    if new { window.pop_front() } else { None }
 }

@@ -317,6 +317,7 @@ pub fn restore(
                 Record::Symlink(m, target) => r.symlink(&m, &target)?,
                 Record::FileStart(m) => r.file_start(m)?,
                 Record::FileChunk(id, len) => r.file_chunk(&id, len)?,
+                Record::Sketch(_) => {}
                 Record::FileEnd { size, content_hash } => r.file_end(size, &content_hash)?,
             }
         }
@@ -427,7 +428,7 @@ pub fn list(repo: &Repo, snap: &Snapshot, mut f: impl FnMut(LsEntry) -> Result<(
                 Some(String::from_utf8_lossy(&t).into_owned()),
             ))?,
             Record::FileStart(m) => pending = Some(m),
-            Record::FileChunk(..) => {}
+            Record::FileChunk(..) | Record::Sketch(_) => {}
             Record::FileEnd { size, .. } => f(entry(
                 &pending.take().expect("validated"),
                 "file",

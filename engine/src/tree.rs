@@ -26,6 +26,8 @@ pub const TAG_FILE_START: u8 = 3;
 pub const TAG_FILE_CHUNK: u8 = 4;
 /// End of the current file.
 pub const TAG_FILE_END: u8 = 5;
+/// Format 2: the resemblance sketch of the file chunk record that follows.
+pub const TAG_SKETCH: u8 = 6;
 /// Longest path or symlink target accepted.
 pub const MAX_PATH_LEN: usize = 64 * 1024;
 /// Longest encoded record: tag, two capped byte fields and fixed fields.
@@ -55,6 +57,9 @@ pub enum Record {
     FileStart(EntryMeta),
     /// The next chunk of the current file and its length.
     FileChunk(ChunkId, u32),
+    /// Format 2: the resemblance sketch (a super-feature, see `resemble`) of the next file
+    /// chunk, so a later backup can find a similar chunk in this snapshot to delta against.
+    Sketch(i64),
     /// The end of the current file.
     FileEnd {
         /// Total bytes.
@@ -91,6 +96,9 @@ impl Record {
             Record::FileChunk(id, len) => {
                 e.u8(TAG_FILE_CHUNK).raw(&id.0).u32(*len);
             }
+            Record::Sketch(sf) => {
+                e.u8(TAG_SKETCH).i64(*sf);
+            }
             Record::FileEnd { size, content_hash } => {
                 e.u8(TAG_FILE_END).u64(*size).raw(content_hash);
             }
@@ -108,6 +116,7 @@ impl Record {
             TAG_SYMLINK => Record::Symlink(decode_meta(d)?, d.bytes(MAX_PATH_LEN)?.to_vec()),
             TAG_FILE_START => Record::FileStart(decode_meta(d)?),
             TAG_FILE_CHUNK => Record::FileChunk(ChunkId(d.id()?), d.u32()?),
+            TAG_SKETCH => Record::Sketch(d.i64()?),
             TAG_FILE_END => Record::FileEnd {
                 size: d.u64()?,
                 content_hash: d.id()?,
@@ -164,6 +173,7 @@ pub struct Validator {
     last: Option<Vec<u8>>,
     dirs: Vec<Vec<u8>>,
     file: Option<(u64, u32)>,
+    sketch: bool,
 }
 
 impl Validator {
@@ -224,7 +234,16 @@ impl Validator {
                 self.entry(m)?;
                 self.file = Some((0, 0));
             }
+            Record::Sketch(_) => {
+                if self.file.is_none() || self.sketch {
+                    return Err(Error::corrupt(
+                        "tree stream: sketch not followed by a chunk",
+                    ));
+                }
+                self.sketch = true;
+            }
             Record::FileChunk(_, len) => {
+                self.sketch = false;
                 let Some((size, n)) = self.file.as_mut() else {
                     return Err(Error::corrupt("tree stream: chunk outside a file"));
                 };
@@ -233,6 +252,11 @@ impl Validator {
                 }
                 *size += u64::from(*len);
                 *n += 1;
+            }
+            Record::FileEnd { .. } if self.sketch => {
+                return Err(Error::corrupt(
+                    "tree stream: sketch not followed by a chunk",
+                ));
             }
             Record::FileEnd { size, .. } => match self.file.take() {
                 Some((sum, _)) if sum == *size => {}
@@ -409,6 +433,28 @@ mod tests {
             },
         ];
         assert!(run(&wrong_size).is_err());
+        let sketch = |r: Vec<Record>| {
+            [
+                vec![Record::FileStart(meta(b"f"))],
+                r,
+                vec![Record::FileEnd {
+                    size: 3,
+                    content_hash: [0; 32],
+                }],
+            ]
+            .concat()
+        };
+        let chunk = Record::FileChunk(ChunkId([0; 32]), 3);
+        assert!(run(&sketch(vec![Record::Sketch(7), chunk.clone()])).is_ok());
+        assert!(
+            run(&sketch(vec![chunk.clone(), Record::Sketch(7)])).is_err(),
+            "sketch before file end"
+        );
+        assert!(
+            run(&sketch(vec![Record::Sketch(7), Record::Sketch(8), chunk])).is_err(),
+            "two sketches"
+        );
+        assert!(run(&[Record::Sketch(1)]).is_err(), "sketch outside a file");
     }
 
     proptest! {
