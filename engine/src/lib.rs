@@ -41,6 +41,7 @@ mod compress;
 pub mod config;
 pub mod crypto;
 pub mod error;
+mod fetch;
 pub mod forget;
 pub mod format;
 pub mod gc;

@@ -78,12 +78,17 @@ struct OpenFile {
     written: u64,
 }
 
+/// Chunks loaded together (in parallel) during a restore: enough to keep all cores busy,
+/// few enough to bound memory (at most this many maximal chunks in flight).
+const CHUNKS_PER_READ: usize = 512;
+
 struct Restorer<'a> {
     repo: &'a Repo,
     opts: &'a RestoreOptions,
     root: OwnedFd,
     dirs: Vec<(EntryMeta, OwnedFd)>,
     file: Option<OpenFile>,
+    pending: Vec<(crate::id::ChunkId, u32)>,
     summary: RestoreSummary,
     progress: &'a dyn Progress,
 }
@@ -216,28 +221,48 @@ impl Restorer<'_> {
     }
 
     fn file_chunk(&mut self, id: &crate::id::ChunkId, len: u32) -> Result<()> {
+        self.pending.push((*id, len));
+        if self.pending.len() >= CHUNKS_PER_READ {
+            self.write_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Load the pending chunks on all cores, then write them in order.
+    fn write_pending(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         crate::check_interrupt()?;
-        let data = self.repo.load_chunk(id, ObjectType::Data)?;
+        let ids: Vec<_> = self.pending.iter().map(|(id, _)| *id).collect();
+        let data = self.repo.load_chunks(&ids, ObjectType::Data)?;
         let f = self
             .file
             .as_mut()
             .expect("validator guarantees an open file");
-        if data.len() != len as usize {
-            return Err(Error::corrupt(format!(
-                "chunk {id} has {} bytes, the tree says {len}",
-                data.len()
-            )));
+        for ((id, len), data) in self.pending.drain(..).zip(data) {
+            if data.len() != len as usize {
+                return Err(Error::corrupt(format!(
+                    "chunk {id} has {} bytes, the tree says {len}",
+                    data.len()
+                )));
+            }
+            f.file
+                .write_all(&data)
+                .map_err(|e| Error::io(format!("writing {}", display_path(&f.meta.path)), e))?;
+            f.hasher.update(&data);
+            f.written += data.len() as u64;
+            self.progress.inc(data.len() as u64);
         }
-        f.file
-            .write_all(&data)
-            .map_err(|e| Error::io(format!("writing {}", display_path(&f.meta.path)), e))?;
-        f.hasher.update(&data);
-        f.written += data.len() as u64;
-        self.progress.inc(data.len() as u64);
         Ok(())
     }
 
     fn file_end(&mut self, size: u64, hash: &[u8; 32]) -> Result<()> {
+        let written = self.write_pending();
+        if let Err(e) = written {
+            self.abort();
+            return Err(e);
+        }
         let f = self.file.take().expect("validator guarantees an open file");
         let path = f.meta.path.clone();
         let result = (|| {
@@ -251,9 +276,6 @@ impl Restorer<'_> {
                 .map_err(|e| at_err(&path, "setting mode of", e))?;
             rustix::fs::futimens(&f.file, &times(&f.meta))
                 .map_err(|e| at_err(&path, "setting times of", e))?;
-            f.file
-                .sync_data()
-                .map_err(|e| Error::io(format!("writing {}", display_path(&path)), e))?;
             let parent = self.parent_fd();
             rustix::fs::renameat(parent, f.tmp_name.as_slice(), parent, name_of(&path))
                 .map_err(|e| at_err(&path, "renaming into place", e))
@@ -305,6 +327,7 @@ pub fn restore(
         root,
         dirs: Vec::new(),
         file: None,
+        pending: Vec::new(),
         summary: RestoreSummary::default(),
         progress,
     };
@@ -344,6 +367,19 @@ pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> R
     let path = path.strip_prefix(b"/").unwrap_or(path);
     let mut reader = repo.tree_reader(snap);
     let mut hasher = None::<blake3::Hasher>;
+    let mut pending = Vec::new();
+    let flush = |pending: &mut Vec<crate::id::ChunkId>,
+                 h: &mut blake3::Hasher,
+                 out: &mut dyn Write|
+     -> Result<()> {
+        for data in repo.load_chunks(pending, ObjectType::Data)? {
+            out.write_all(&data)
+                .map_err(|e| Error::io("writing output", e))?;
+            h.update(&data);
+        }
+        pending.clear();
+        Ok(())
+    };
     while let Some(rec) = reader.next_record()? {
         match (&mut hasher, rec) {
             (None, Record::FileStart(m)) if m.path == path => hasher = Some(blake3::Hasher::new()),
@@ -354,12 +390,13 @@ pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> R
                 )));
             }
             (Some(h), Record::FileChunk(id, _)) => {
-                let data = repo.load_chunk(&id, ObjectType::Data)?;
-                out.write_all(&data)
-                    .map_err(|e| Error::io("writing output", e))?;
-                h.update(&data);
+                pending.push(id);
+                if pending.len() >= CHUNKS_PER_READ {
+                    flush(&mut pending, h, out)?;
+                }
             }
             (Some(h), Record::FileEnd { size, content_hash }) => {
+                flush(&mut pending, h, out)?;
                 if h.finalize().as_bytes() != &content_hash {
                     return Err(Error::corrupt(format!(
                         "content of {} does not match the hash recorded at backup",
