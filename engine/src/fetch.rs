@@ -11,7 +11,6 @@ use crate::id::ChunkId;
 use crate::index::ChunkLocation;
 use crate::pack::PackEntry;
 use crate::repo::Repo;
-use crate::storage::Kind;
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -23,20 +22,7 @@ impl Repo {
     }
 
     fn read_loc(&self, loc: &ChunkLocation) -> Result<Vec<u8>> {
-        self.storage
-            .get_range(
-                Kind::Pack,
-                &loc.pack.to_hex(),
-                loc.offset,
-                u64::from(loc.sealed_len),
-            )
-            .map_err(|e| {
-                if e.kind() == crate::ErrorKind::NotFound {
-                    Error::corrupt(format!("pack {} is missing", loc.pack))
-                } else {
-                    e
-                }
-            })
+        self.read_sealed(&loc.pack, loc.offset, loc.sealed_len)
     }
 
     /// Load, authenticate and check chunks `ids` of type `ty`, in order.

@@ -240,7 +240,7 @@ impl Repo {
             .map_err(|e| e.context(format!("in pack {}", loc.pack.short())))
     }
 
-    fn read_sealed(&self, pack: &PackId, offset: u64, len: u32) -> Result<Vec<u8>> {
+    pub(crate) fn read_sealed(&self, pack: &PackId, offset: u64, len: u32) -> Result<Vec<u8>> {
         self.storage
             .get_range(Kind::Pack, &pack.to_hex(), offset, u64::from(len))
             .map_err(|e| {
@@ -260,13 +260,7 @@ impl Repo {
     /// `Corrupt` on any mismatch or failed check.
     pub fn open_sealed(&self, e: &PackEntry, sealed: &[u8]) -> Result<Vec<u8>> {
         let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
-            if e.base != Some(*b) {
-                return Err(Error::corrupt(format!(
-                    "chunk {} names base {} but its pack trailer does not",
-                    e.id.short(),
-                    b.short()
-                )));
-            }
+            check_named_base(e, b)?;
             let loc = self.index.locate(b)?.ok_or_else(|| {
                 Error::corrupt(format!("base chunk {b} is missing from the index"))
             })?;
@@ -353,5 +347,19 @@ impl Repo {
     ) -> TreeReader<impl FnMut(&ChunkId) -> Result<Vec<u8>> + 'a> {
         let ids = snap.tree.iter().map(|(id, _)| *id).collect();
         TreeReader::new(ids, move |id| self.load_chunk(id, ObjectType::Tree))
+    }
+}
+
+/// The base a delta names inside its envelope must be the one its pack trailer records:
+/// gc keeps bases alive by the trailer's (and index's) record.
+pub(crate) fn check_named_base(e: &PackEntry, named: &ChunkId) -> Result<()> {
+    if e.base == Some(*named) {
+        Ok(())
+    } else {
+        Err(Error::corrupt(format!(
+            "chunk {} names base {} but its pack trailer does not",
+            e.id.short(),
+            named.short()
+        )))
     }
 }

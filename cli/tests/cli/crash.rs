@@ -27,15 +27,7 @@ fn kill_9_during_backup_loses_nothing() {
             .unwrap();
         baseline.push((id, keep));
     }
-    let big = env.path("big");
-    std::fs::create_dir_all(&big).unwrap();
-    for i in 0..4u64 {
-        std::fs::write(
-            big.join(format!("f{i}")),
-            masclet_tools::golden_bytes(8_000_000, 100 + i),
-        )
-        .unwrap();
-    }
+    let big = big_dir(&env, 4, 100);
     let started = std::time::Instant::now();
     env.ok(&["backup", "--quiet", big.to_str().unwrap()]);
     let full = started.elapsed();
@@ -97,15 +89,7 @@ fn kill_9_during_backup_loses_nothing() {
 #[test]
 fn ctrl_c_stops_cleanly_and_commits_nothing() {
     let env = Env::new();
-    let big = env.path("big");
-    std::fs::create_dir_all(&big).unwrap();
-    for i in 0..12u64 {
-        std::fs::write(
-            big.join(format!("f{i}")),
-            masclet_tools::golden_bytes(8_000_000, 500 + i),
-        )
-        .unwrap();
-    }
+    let big = big_dir(&env, 12, 500);
     let child = env
         .cmd(&["backup", big.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -139,15 +123,7 @@ fn ctrl_c_stops_cleanly_and_commits_nothing() {
 #[test]
 fn a_suspended_backup_that_lost_its_lock_commits_nothing() {
     let env = Env::new();
-    let big = env.path("big");
-    std::fs::create_dir_all(&big).unwrap();
-    for i in 0..12u64 {
-        std::fs::write(
-            big.join(format!("f{i}")),
-            masclet_tools::golden_bytes(8_000_000, 900 + i),
-        )
-        .unwrap();
-    }
+    let big = big_dir(&env, 12, 900);
     let child = env
         .cmd(&["backup", big.to_str().unwrap()])
         .env("MASCLET_LOCK_STALE_SECS", "2")
@@ -190,4 +166,18 @@ fn a_suspended_backup_that_lost_its_lock_commits_nothing() {
         "the resumed backup committed a snapshot"
     );
     assert!(env.ok(&["check"]).contains("no problems found"));
+}
+
+/// A directory of `files` incompressible 8 MB files: a backup that takes a while.
+fn big_dir(env: &Env, files: u64, seed: u64) -> PathBuf {
+    let big = env.path("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..files {
+        std::fs::write(
+            big.join(format!("f{i}")),
+            masclet_tools::golden_bytes(8_000_000, seed + i),
+        )
+        .unwrap();
+    }
+    big
 }
