@@ -175,12 +175,28 @@ def du(path: Path) -> int:
 
 class Tool:
     def __init__(self, name, work: Path, env):
-        self.name, self.repo, self.env = name, work / f"repo-{name}", env
+        self.name, self.repo = name, work / f"repo-{name}"
+        # Caches and borg's security records live beside the repository, so that putting a
+        # copy of the repository back (for the next run of the same night) puts them back too.
+        self.state = work / f"state-{name}"
+        self.env = dict(env, BORG_BASE_DIR=str(self.state), RESTIC_CACHE_DIR=str(self.state / "cache"))
         self.rows = []
 
     def fresh(self):
         shutil.rmtree(self.repo, ignore_errors=True)
+        shutil.rmtree(self.state, ignore_errors=True)
+        self.state.mkdir(parents=True)
         self.init()
+
+    def save(self, to: Path):
+        shutil.rmtree(to, ignore_errors=True)
+        shutil.copytree(self.repo, to / "repo")
+        shutil.copytree(self.state, to / "state")
+
+    def put_back(self, frm: Path):
+        for mine, theirs in ((self.repo, frm / "repo"), (self.state, frm / "state")):
+            shutil.rmtree(mine)
+            shutil.copytree(theirs, mine)
 
 
 class Masclet(Tool):
@@ -268,14 +284,12 @@ def main():
             when = f"2026-11-{k + 1:02d}T03:00:00Z"
             for t in tools:
                 before = work / f"before-{t.name}"
-                shutil.rmtree(before, ignore_errors=True)
-                shutil.copytree(t.repo, before)
+                t.save(before)
                 size0 = du(t.repo)
                 samples = []
                 for r in range(a.runs):
                     if r:
-                        shutil.rmtree(t.repo)
-                        shutil.copytree(before, t.repo)
+                        t.put_back(before)
                     samples.append(timed(t.backup_cmd(dump, when), t.env, stdin=dump))
                 shutil.rmtree(before)
                 wall = statistics.median(s[0] for s in samples)
