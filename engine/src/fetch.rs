@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::format::{MAX_OBJECT_SIZE, ObjectType};
 use crate::id::ChunkId;
 use crate::index::ChunkLocation;
-use crate::pack::PackEntry;
 use crate::repo::Repo;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -44,14 +43,7 @@ impl Repo {
             }
             sealed.push(self.read_loc(&loc)?);
             base_ids.extend(loc.base);
-            entries.push(PackEntry {
-                ty,
-                id: *id,
-                offset: loc.offset,
-                sealed_len: loc.sealed_len,
-                raw_len: loc.raw_len,
-                base: loc.base,
-            });
+            entries.push(loc.entry(*id));
         }
         base_ids.sort_unstable();
         base_ids.dedup();

@@ -57,6 +57,20 @@ pub struct ChunkLocation {
     pub base: Option<ChunkId>,
 }
 
+impl ChunkLocation {
+    /// The pack entry this location describes, for chunk `id`.
+    pub fn entry(&self, id: ChunkId) -> PackEntry {
+        PackEntry {
+            ty: self.ty,
+            id,
+            offset: self.offset,
+            sealed_len: self.sealed_len,
+            raw_len: self.raw_len,
+            base: self.base,
+        }
+    }
+}
+
 /// An open, verified index.
 pub struct Index {
     conn: Connection,

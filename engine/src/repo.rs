@@ -217,27 +217,8 @@ impl Repo {
     /// # Errors
     /// `Corrupt` if it is not indexed, is of the wrong type, or fails a check.
     pub fn load_chunk(&self, id: &ChunkId, ty: ObjectType) -> Result<Vec<u8>> {
-        let loc = self.index.locate(id)?.ok_or_else(|| {
-            Error::corrupt(format!("{} {id} is missing from the index", ty.name()))
-        })?;
-        if loc.ty != ty {
-            return Err(Error::corrupt(format!(
-                "chunk {id} is a {}, expected a {}",
-                loc.ty.name(),
-                ty.name()
-            )));
-        }
-        let entry = PackEntry {
-            ty,
-            id: *id,
-            offset: loc.offset,
-            sealed_len: loc.sealed_len,
-            raw_len: loc.raw_len,
-            base: loc.base,
-        };
-        let sealed = self.read_sealed(&loc.pack, loc.offset, loc.sealed_len)?;
-        self.open_sealed(&entry, &sealed)
-            .map_err(|e| e.context(format!("in pack {}", loc.pack.short())))
+        let mut one = self.load_chunks(std::slice::from_ref(id), ty)?;
+        Ok(one.pop().expect("one chunk asked, one returned"))
     }
 
     pub(crate) fn read_sealed(&self, pack: &PackId, offset: u64, len: u32) -> Result<Vec<u8>> {

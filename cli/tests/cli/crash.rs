@@ -39,19 +39,13 @@ fn kill_9_during_backup_loses_nothing() {
             masclet_tools::golden_bytes(8_000_000, 1000 + round),
         )
         .unwrap();
-        let mut child = env
+        let child = env
             .cmd(&["backup", "--quiet", big.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = full.mul_f64((seed % 1000) as f64 / 1000.0 * 1.2);
-        std::thread::sleep(delay);
-        let _ = child.kill();
-        if child.wait().unwrap().success() {
+        if kill_at_random(child, full, &mut seed, 1.2) {
             completed += 1;
         }
         let check = env.run(&["check"]);

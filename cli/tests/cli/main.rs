@@ -123,3 +123,18 @@ fn same_tree(a: &Path, b: &Path) {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// Kill `child` after a pseudo-random share (up to `scale`) of `full`; `seed` advances.
+fn kill_at_random(
+    mut child: std::process::Child,
+    full: std::time::Duration,
+    seed: &mut u64,
+    scale: f64,
+) -> bool {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    std::thread::sleep(full.mul_f64((*seed % 1000) as f64 / 1000.0 * scale));
+    let _ = child.kill();
+    child.wait().unwrap().success()
+}

@@ -226,18 +226,13 @@ fn kill_9_during_gc_loses_nothing() {
                 .unwrap()
                 .success()
         );
-        let mut child = env
+        let child = env
             .cmd(&["gc"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(full.mul_f64((seed % 1000) as f64 / 1000.0));
-        let _ = child.kill();
-        let _ = child.wait();
+        kill_at_random(child, full, &mut seed, 1.0);
         let check = env.run(&["check", "--read-data"]);
         assert!(
             check.status.success(),
