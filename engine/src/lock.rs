@@ -351,34 +351,18 @@ mod tests {
     use super::*;
     use crate::storage::MemoryStorage;
 
+    fn take(s: &Arc<dyn Storage>, mode: LockMode, op: &str, wait: Duration) -> Result<LockGuard> {
+        acquire(Arc::clone(s), mode, op, wait, &mut vec![])
+    }
+
     #[test]
     fn shared_coexist_exclusive_excludes() {
         let s: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-        let a = acquire(
-            Arc::clone(&s),
-            LockMode::Shared,
-            "backup",
-            Duration::ZERO,
-            &mut vec![],
-        )
-        .unwrap();
-        let _b = acquire(
-            Arc::clone(&s),
-            LockMode::Shared,
-            "backup",
-            Duration::ZERO,
-            &mut vec![],
-        )
-        .unwrap();
-        let err = acquire(
-            Arc::clone(&s),
-            LockMode::Exclusive,
-            "gc",
-            Duration::from_millis(100),
-            &mut vec![],
-        )
-        .err()
-        .unwrap();
+        let a = take(&s, LockMode::Shared, "backup", Duration::ZERO).unwrap();
+        let _b = take(&s, LockMode::Shared, "backup", Duration::ZERO).unwrap();
+        let err = take(&s, LockMode::Exclusive, "gc", Duration::from_millis(100))
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), ErrorKind::Locked);
         assert!(
             err.to_string()
@@ -387,24 +371,8 @@ mod tests {
         );
         drop(a);
         drop(_b);
-        let _x = acquire(
-            Arc::clone(&s),
-            LockMode::Exclusive,
-            "gc",
-            Duration::ZERO,
-            &mut vec![],
-        )
-        .unwrap();
-        assert!(
-            acquire(
-                Arc::clone(&s),
-                LockMode::Shared,
-                "backup",
-                Duration::ZERO,
-                &mut vec![]
-            )
-            .is_err()
-        );
+        let _x = take(&s, LockMode::Exclusive, "gc", Duration::ZERO).unwrap();
+        assert!(take(&s, LockMode::Shared, "backup", Duration::ZERO).is_err());
     }
 
     #[test]
@@ -423,14 +391,7 @@ mod tests {
             &serde_json::to_vec(&dead).unwrap(),
         )
         .unwrap();
-        let g = acquire(
-            Arc::clone(&s),
-            LockMode::Exclusive,
-            "gc",
-            Duration::ZERO,
-            &mut vec![],
-        )
-        .unwrap();
+        let g = take(&s, LockMode::Exclusive, "gc", Duration::ZERO).unwrap();
         drop(g);
         let foreign = LockInfo {
             host: "elsewhere".into(),
@@ -443,15 +404,9 @@ mod tests {
             &serde_json::to_vec(&foreign).unwrap(),
         )
         .unwrap();
-        let err = acquire(
-            Arc::clone(&s),
-            LockMode::Shared,
-            "backup",
-            Duration::from_millis(50),
-            &mut vec![],
-        )
-        .err()
-        .unwrap();
+        let err = take(&s, LockMode::Shared, "backup", Duration::from_millis(50))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("host elsewhere pid 1"), "{err}");
         assert_eq!(
             s.list(Kind::Lock).unwrap().len(),

@@ -37,6 +37,46 @@ pub struct BackupStats {
     pub bytes_added: u64,
 }
 
+impl BackupStats {
+    /// The counters in their on-disk order.
+    fn to_array(self) -> [u64; 8] {
+        let s = self;
+        [
+            s.files,
+            s.dirs,
+            s.symlinks,
+            s.bytes_read,
+            s.chunks,
+            s.new_chunks,
+            s.new_raw_bytes,
+            s.bytes_added,
+        ]
+    }
+
+    fn from_array(n: [u64; 8]) -> Self {
+        let [
+            files,
+            dirs,
+            symlinks,
+            bytes_read,
+            chunks,
+            new_chunks,
+            new_raw_bytes,
+            bytes_added,
+        ] = n;
+        Self {
+            files,
+            dirs,
+            symlinks,
+            bytes_read,
+            chunks,
+            new_chunks,
+            new_raw_bytes,
+            bytes_added,
+        }
+    }
+}
+
 /// A snapshot as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -77,17 +117,7 @@ impl Snapshot {
             e.bytes(p);
         }
         e.bytes(self.source.as_bytes());
-        let s = &self.stats;
-        for v in [
-            s.files,
-            s.dirs,
-            s.symlinks,
-            s.bytes_read,
-            s.chunks,
-            s.new_chunks,
-            s.new_raw_bytes,
-            s.bytes_added,
-        ] {
+        for v in self.stats.to_array() {
             e.u64(v);
         }
         e.u64(self.tree_len)
@@ -135,26 +165,7 @@ impl Snapshot {
         for v in &mut n {
             *v = d.u64()?;
         }
-        let [
-            files,
-            dirs,
-            symlinks,
-            bytes_read,
-            chunks,
-            new_chunks,
-            new_raw_bytes,
-            bytes_added,
-        ] = n;
-        let stats = BackupStats {
-            files,
-            dirs,
-            symlinks,
-            bytes_read,
-            chunks,
-            new_chunks,
-            new_raw_bytes,
-            bytes_added,
-        };
+        let stats = BackupStats::from_array(n);
         let tree_len = d.u64()?;
         let count = d.u32()? as usize;
         if count > d.remaining() / 36 {

@@ -10,18 +10,9 @@
 use masclet_engine::{FaultMode, FaultyStorage, Kind, MemoryStorage, Storage};
 use masclet_tests::*;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 type Image = BTreeMap<(Kind, String), Vec<u8>>;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
 
 fn without_locks(mut image: Image) -> Image {
     // The crashed process is gone; its lock would be cleared as stale by the next opener.
@@ -48,7 +39,7 @@ fn crash_at_every_mutation_of_a_backup() {
     let image: Image = mem.dump();
 
     let run_dir = dir.path().join("count");
-    copy_dir(&idx_dir, &run_dir);
+    copy_tree(&idx_dir, &run_dir);
     let counter = Arc::new(FaultyStorage::new(
         MemoryStorage::from_dump(image.clone()),
         u64::MAX,
@@ -71,7 +62,7 @@ fn crash_at_every_mutation_of_a_backup() {
     for mode in [FaultMode::Fail, FaultMode::Torn] {
         for n in 0..total {
             let run = dir.path().join(format!("run-{mode:?}-{n}"));
-            copy_dir(&idx_dir, &run);
+            copy_tree(&idx_dir, &run);
             let idx = run.join("index.sqlite");
             let faulty = Arc::new(FaultyStorage::new(
                 MemoryStorage::from_dump(image.clone()),

@@ -13,14 +13,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
 #[test]
 fn gc_reclaims_forgotten_data_and_repacks() {
     let r = LocalRepo::new();
@@ -77,7 +69,7 @@ fn gc_failing_at_every_mutation_loses_nothing_and_a_rerun_finishes() {
     let image = mem.dump();
     let clean_size = {
         let run = dir.path().join("clean");
-        copy_dir(&idx_dir, &run);
+        copy_tree(&idx_dir, &run);
         let s = Arc::new(MemoryStorage::from_dump(image.clone()));
         let mut repo = open(s.clone() as Arc<dyn Storage>, &run.join("index.sqlite")).unwrap();
         gc(&mut repo).unwrap();
@@ -89,7 +81,7 @@ fn gc_failing_at_every_mutation_loses_nothing_and_a_rerun_finishes() {
         FaultMode::Fail,
     ));
     let run = dir.path().join("count");
-    copy_dir(&idx_dir, &run);
+    copy_tree(&idx_dir, &run);
     gc(&mut open(
         counter.clone() as Arc<dyn Storage>,
         &run.join("index.sqlite"),
@@ -100,7 +92,7 @@ fn gc_failing_at_every_mutation_loses_nothing_and_a_rerun_finishes() {
     assert!(total >= 5, "{total}");
     for n in 0..total {
         let run = dir.path().join(format!("run-{n}"));
-        copy_dir(&idx_dir, &run);
+        copy_tree(&idx_dir, &run);
         let idx = run.join("index.sqlite");
         let faulty = Arc::new(FaultyStorage::new(
             MemoryStorage::from_dump(image.clone()),

@@ -154,21 +154,9 @@ fn key_slot_layout_is_fixed() {
     );
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 fn open_fixture(name: &str, dir: &Path) -> masclet_engine::Repo {
     let repo_dir = dir.join("repo");
-    copy_tree(&fixtures().join(name), &repo_dir);
+    masclet_tests::copy_tree(&fixtures().join(name), &repo_dir);
     let storage = std::sync::Arc::new(masclet_engine::LocalStorage::open(&repo_dir).unwrap());
     let index = storage.index_path();
     let opts = masclet_engine::OpenOptions::new("test", Some(masclet_engine::LockMode::Shared));
@@ -265,7 +253,7 @@ fn repository_v2_fixture_opens_checks_and_restores_deltas() {
 fn unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let repo_dir = dir.path().join("repo");
-    copy_tree(&fixtures().join("repo-v2"), &repo_dir);
+    masclet_tests::copy_tree(&fixtures().join("repo-v2"), &repo_dir);
     let config = repo_dir.join("config");
     let mut b = std::fs::read(&config).unwrap();
     b[8] = 9;

@@ -281,3 +281,16 @@ pub fn pack_bytes(storage: &dyn Storage) -> u64 {
         .map(|(_, s)| s)
         .sum()
 }
+
+/// Copy a directory tree (files and subdirectories).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
