@@ -11,11 +11,10 @@
 //! size of the input (format-spec.md states the figure).
 
 use crate::chunker::{Batch, Chunker, Cutter};
-use crate::crypto::Keys;
+use crate::delta::{BaseChain, WRITE_DELTA_CHAIN, base_chain, seal_chunk};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{MAX_OBJECT_SIZE, ObjectType};
+use crate::format::ObjectType;
 use crate::id::{ChunkId, SnapshotId};
-use crate::index::ChunkLocation;
 use crate::pack::PackBuilder;
 use crate::parent::{self, Parent};
 use crate::progress::{Progress, Unit};
@@ -30,6 +29,7 @@ use rayon::prelude::*;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -98,88 +98,63 @@ pub(crate) struct Writer<'r> {
     progress: &'r dyn Progress,
 }
 
-/// The stored whole chunk to use as a delta base for `id`, given the parent's suggestion:
-/// the suggestion itself, or its own base when it is a delta (chains stay one link long).
-fn whole_base(
-    repo: &Repo,
-    suggested: &ChunkId,
-    id: &ChunkId,
-) -> Result<Option<(ChunkId, ChunkLocation)>> {
-    let Some(loc) = repo.index.locate(suggested)? else {
-        return Ok(None);
-    };
-    let (base, loc) = match loc.base {
-        None => (*suggested, loc),
-        Some(b) => match repo.index.locate(&b)? {
-            Some(l) if l.base.is_none() => (b, l),
-            _ => return Ok(None),
-        },
-    };
-    Ok((base != *id).then_some((base, loc)))
-}
-
-/// Seal one new chunk: as a delta against `base` when that pays, else whole. Either way the
-/// result is opened again and compared before it may reach a pack (a compressor or memory
-/// fault must not reach the repository). A base that cannot be read is skipped, never fatal.
-fn seal_chunk(
-    keys: &Keys,
-    storage: &dyn Storage,
-    ty: ObjectType,
-    id: &ChunkId,
-    plain: &[u8],
-    base: Option<(ChunkId, ChunkLocation)>,
-    level: i32,
-) -> Result<(Vec<u8>, Option<ChunkId>)> {
-    let base = base.and_then(|(bid, loc)| {
-        let sealed = storage
-            .get_range(
-                Kind::Pack,
-                &loc.pack.to_hex(),
-                loc.offset,
-                u64::from(loc.sealed_len),
-            )
-            .ok()?;
-        Some((
-            bid,
-            keys.open_chunk(loc.ty, &bid, &sealed, MAX_OBJECT_SIZE)
-                .ok()?,
-        ))
-    });
-    let mut delta = base.as_ref().and_then(|(bid, b)| {
-        keys.seal_delta(ty, id, plain, bid, b, level)
-            .map(|d| (d, *bid))
-    });
-    // A delta that saves little is not worth the dependency on its base.
-    let whole = match &delta {
-        Some((d, _)) if d.len() * 4 <= plain.len() => None,
-        _ => Some(keys.seal(ty, &id.0, plain, Some(level))),
-    };
-    if let (Some(w), Some((d, _))) = (&whole, &delta)
-        && d.len() * 5 > w.len() * 4
-    {
-        delta = None;
-    }
-    let (sealed, base_id) = match delta {
-        Some((d, bid)) => (d, Some(bid)),
-        None => (whole.expect("computed when there is no delta"), None),
-    };
-    let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
-        match &base {
-            Some((bid, bytes)) if bid == b => Ok(bytes.clone()),
-            _ => Err(Error::internal("unexpected base")),
-        }
-    };
-    let back = keys.open_chunk_with(ty, id, &sealed, plain.len(), Some(&resolve))?;
-    if back != plain {
-        return Err(Error::internal(format!(
-            "chunk {} did not survive a seal/open round trip",
-            id.short()
-        )));
-    }
-    Ok((sealed, base_id))
+/// A stretch of a read batch on its way to the repository.
+struct Piece {
+    range: Range<usize>,
+    id: ChunkId,
+    new: bool,
+    sketch: Option<i64>,
 }
 
 impl<'r> Writer<'r> {
+    /// A change that erases a cut point glues the changed parent chunk to the next one,
+    /// which is unchanged: stored as is, the glued chunk would carry the next chunk's bytes
+    /// all over again. When the new chunk ends with exactly the parent's following chunk
+    /// (same length, same keyed id), cut it off again: the tail deduplicates and only the
+    /// head is new. Chunk boundaries are the writer's choice (format-spec.md, "Chunking"),
+    /// so this changes nothing for readers.
+    fn resync(
+        repo: &Repo,
+        in_pack: &HashSet<ChunkId>,
+        parent: &mut Parent<'r>,
+        data: &[u8],
+        piece: Piece,
+        seen: &mut HashSet<ChunkId>,
+    ) -> Result<Vec<Piece>> {
+        let Some((next, next_len)) = parent.following() else {
+            return Ok(vec![piece]);
+        };
+        let next_len = next_len as usize;
+        let Range { start, end } = piece.range;
+        if next_len >= end - start || repo.keys.chunk_id(&data[end - next_len..end]) != next {
+            return Ok(vec![piece]);
+        }
+        let head = start..end - next_len;
+        let head_id = repo.keys.chunk_id(&data[head.clone()]);
+        let head_new =
+            !repo.index.contains(&head_id)? && !in_pack.contains(&head_id) && seen.insert(head_id);
+        let tail_new =
+            !repo.index.contains(&next)? && !in_pack.contains(&next) && seen.insert(next);
+        let sketch_of = |r: &Range<usize>, new: bool| {
+            if new { sketch(&data[r.clone()]) } else { None }
+        };
+        let tail = end - next_len..end;
+        Ok(vec![
+            Piece {
+                sketch: sketch_of(&head, head_new),
+                range: head,
+                id: head_id,
+                new: head_new,
+            },
+            Piece {
+                sketch: sketch_of(&tail, tail_new),
+                range: tail,
+                id: next,
+                new: tail_new,
+            },
+        ])
+    }
+
     pub(crate) fn new(repo: &'r Repo, progress: &'r dyn Progress) -> Self {
         let target = repo.config.pack_target as usize;
         Self {
@@ -218,7 +193,7 @@ impl<'r> Writer<'r> {
             .map(|(i, id)| !present[i] && !self.in_pack.contains(id) && seen.insert(*id))
             .collect();
         // Sketches of new file chunks (unchanged chunks inherit the parent's).
-        let mut sketches: Vec<Option<i64>> = (0..ids.len())
+        let sketches: Vec<Option<i64>> = (0..ids.len())
             .into_par_iter()
             .map(|i| {
                 if ty == ObjectType::Data && is_new[i] {
@@ -228,51 +203,74 @@ impl<'r> Writer<'r> {
                 }
             })
             .collect();
-        let mut fresh = Vec::new();
+        // Walk the chunks in order beside the parent, cutting merged chunks apart again
+        // (see `resync`); `pieces` is what gets stored and listed from here on.
+        let mut pieces: Vec<Piece> = Vec::with_capacity(ids.len());
         let mut bases = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let hint = match (&mut self.parent, ty) {
-                (Some(p), ObjectType::Data) => {
-                    let (hint, known) = p.observe(id, is_new[i], sketches[i]);
-                    if !is_new[i] {
-                        sketches[i] = known;
-                    }
-                    hint
-                }
-                (Some(p), _) => p.observe_tree(id, is_new[i]),
-                (None, _) => None,
+            let piece = Piece {
+                range: batch.chunks[i].clone(),
+                id: *id,
+                new: is_new[i],
+                sketch: sketches[i],
             };
-            if ty == ObjectType::Data && !is_new[i] && sketches[i].is_none() {
-                sketches[i] = sketch(bytes(i));
-            }
-            if is_new[i] {
-                fresh.push(i);
-                bases.push(match hint {
-                    Some(b) => whole_base(repo, &b, id)?,
-                    None => None,
-                });
+            let split = match (&mut self.parent, ty) {
+                (Some(p), ObjectType::Data) if piece.new => {
+                    Self::resync(repo, &self.in_pack, p, &batch.data, piece, &mut seen)?
+                }
+                _ => vec![piece],
+            };
+            for mut piece in split {
+                let hint = match (&mut self.parent, ty) {
+                    (Some(p), ObjectType::Data) => {
+                        let (hints, known) = p.observe(&piece.id, piece.new, piece.sketch);
+                        if !piece.new {
+                            piece.sketch = known;
+                        }
+                        hints
+                    }
+                    (Some(p), _) => [p.observe_tree(&piece.id, piece.new), None, None],
+                    (None, _) => [None, None, None],
+                };
+                if ty == ObjectType::Data && !piece.new && piece.sketch.is_none() {
+                    piece.sketch = sketch(&batch.data[piece.range.clone()]);
+                }
+                if piece.new {
+                    let mut chains = Vec::new();
+                    for b in hint.iter().flatten() {
+                        if chains
+                            .iter()
+                            .all(|c: &BaseChain| c.last().map(|l| l.0) != Some(*b))
+                        {
+                            chains.extend(base_chain(repo, b, &piece.id, WRITE_DELTA_CHAIN)?);
+                        }
+                    }
+                    bases.push(chains);
+                }
+                pieces.push(piece);
             }
         }
         let level = i32::from(repo.config.zstd_level);
         let storage = repo.storage.as_ref();
+        let fresh: Vec<&Piece> = pieces.iter().filter(|p| p.new).collect();
         let sealed: Vec<Result<(Vec<u8>, Option<ChunkId>)>> = fresh
             .par_iter()
             .zip(bases)
-            .map(|(&i, base)| {
+            .map(|(p, base)| {
                 seal_chunk(
                     keys,
                     storage,
                     ty,
-                    &ids[i],
-                    &batch.data[batch.chunks[i].clone()],
+                    &p.id,
+                    &batch.data[p.range.clone()],
                     base,
                     level,
                 )
             })
             .collect();
-        for (&i, s) in fresh.iter().zip(sealed) {
+        for (p, s) in fresh.iter().zip(sealed) {
             let (s, base) = s?;
-            let raw = batch.chunks[i].len();
+            let raw = p.range.len();
             self.stats.new_chunks += 1;
             if ty == ObjectType::Data {
                 self.stats.new_raw_bytes += raw as u64;
@@ -281,22 +279,23 @@ impl<'r> Writer<'r> {
             self.deltas += u64::from(base.is_some());
             self.pack.add(
                 ty,
-                ids[i],
+                p.id,
                 s,
                 u32::try_from(raw).expect("chunks are below 4 GiB"),
                 base,
             );
-            self.in_pack.insert(ids[i]);
+            self.in_pack.insert(p.id);
             if self.pack.is_full() {
                 self.flush()?;
             }
         }
-        self.stats.chunks += ids.len() as u64;
-        Ok(ids
+        self.stats.chunks += pieces.len() as u64;
+        Ok(pieces
             .into_iter()
-            .zip(&batch.chunks)
-            .zip(sketches)
-            .map(|((id, r), sk)| (id, u32::try_from(r.len()).expect("chunks are small"), sk))
+            .map(|p| {
+                let len = u32::try_from(p.range.len()).expect("chunks are small");
+                (p.id, len, p.sketch)
+            })
             .collect())
     }
 

@@ -28,10 +28,10 @@ impl ChunkerParams {
     /// The default for new repositories, chosen by measurement on nightly dumps
     /// (format-spec.md, "Choice of chunk sizes").
     pub const DEFAULT: Self = Self {
-        min_size: 2 * 1024,
+        min_size: 512,
         avg_size: 8 * 1024,
         max_size: 64 * 1024,
-        normalization: 1,
+        normalization: 0,
     };
 
     /// Check the bounds format-spec.md allows.
@@ -258,7 +258,7 @@ mod tests {
             p.min_size as usize,
             p.avg_size as usize,
             p.max_size as usize,
-            Normalization::Level1,
+            p.level(),
             99,
         )
         .map(|c| c.length)

@@ -2,14 +2,14 @@
 //!
 //! Restore is bound by decryption, decompression and re-hashing, so a batch of chunks is
 //! located through the index (one thread: SQLite), read, and then opened on all cores.
-//! Delta chunks need their bases: those are located and opened first, in parallel, and
-//! handed to the deltas from memory.
+//! Delta chunks need their bases: those are located and opened first (a level of the chain at
+//! a time, each level in parallel) and handed to the deltas from memory.
 
 use crate::error::{Error, Result};
-use crate::format::{MAX_OBJECT_SIZE, ObjectType};
+use crate::format::{MAX_DELTA_CHAIN, MAX_OBJECT_SIZE, ObjectType};
 use crate::id::ChunkId;
 use crate::index::ChunkLocation;
-use crate::repo::Repo;
+use crate::repo::{Repo, check_named_base};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -29,12 +29,42 @@ impl Repo {
     /// # Errors
     /// `Corrupt` for anything missing or damaged (naming the chunk), `Storage` errors.
     pub fn load_chunks(&self, ids: &[ChunkId], ty: ObjectType) -> Result<Vec<Vec<u8>>> {
+        self.load_chain_level(ids, Some(ty), 0)
+    }
+
+    /// The plaintext of base chunk `id`, of whatever type, following its own chain.
+    ///
+    /// # Errors
+    /// As [`Repo::load_chunks`].
+    pub(crate) fn load_base(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        let mut one = self.load_chain_level(std::slice::from_ref(id), None, 1)?;
+        Ok(one.pop().expect("one chunk asked, one returned"))
+    }
+
+    /// Load `ids` (of type `ty`, or of any type for bases), resolving delta bases one chain
+    /// level per recursion: all bases of a batch are loaded together, so a batch of deltas
+    /// costs one round per link, not one per chunk.
+    fn load_chain_level(
+        &self,
+        ids: &[ChunkId],
+        ty: Option<ObjectType>,
+        depth: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        if depth > MAX_DELTA_CHAIN {
+            return Err(Error::corrupt(format!(
+                "delta chain longer than {MAX_DELTA_CHAIN} links (at chunk {})",
+                ids.first().map(ChunkId::short).unwrap_or_default()
+            )));
+        }
+        let what = if depth == 0 { "chunk" } else { "base chunk" };
         let mut entries = Vec::with_capacity(ids.len());
         let mut sealed = Vec::with_capacity(ids.len());
         let mut base_ids = Vec::new();
         for id in ids {
-            let loc = self.locate_or_corrupt(id, ty.name())?;
-            if loc.ty != ty {
+            let loc = self.locate_or_corrupt(id, ty.map_or(what, ObjectType::name))?;
+            if let Some(ty) = ty
+                && loc.ty != ty
+            {
                 return Err(Error::corrupt(format!(
                     "chunk {id} is a {}, expected a {}",
                     loc.ty.name(),
@@ -47,42 +77,26 @@ impl Repo {
         }
         base_ids.sort_unstable();
         base_ids.dedup();
-        let mut base_sealed = Vec::with_capacity(base_ids.len());
-        for b in &base_ids {
-            let loc = self.locate_or_corrupt(b, "base chunk")?;
-            if loc.base.is_some() {
-                return Err(Error::corrupt(format!("base chunk {b} is itself a delta")));
-            }
-            base_sealed.push((loc.ty, self.read_loc(&loc)?));
-        }
+        let bases: HashMap<ChunkId, Vec<u8>> = if base_ids.is_empty() {
+            HashMap::new()
+        } else {
+            let plain = self.load_chain_level(&base_ids, None, depth + 1)?;
+            base_ids.into_iter().zip(plain).collect()
+        };
         let keys = &self.keys;
-        let bases: HashMap<ChunkId, Vec<u8>> = base_ids
-            .par_iter()
-            .zip(base_sealed)
-            .map(|(b, (bty, s))| {
-                keys.open_chunk(bty, b, &s, MAX_OBJECT_SIZE)
-                    .map(|p| (*b, p))
-            })
-            .collect::<Result<_>>()?;
         entries
             .par_iter()
             .zip(sealed)
             .map(|(e, s)| {
                 let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
-                    if e.base != Some(*b) {
-                        return Err(Error::corrupt(format!(
-                            "chunk {} names base {} but its pack trailer does not",
-                            e.id.short(),
-                            b.short()
-                        )));
-                    }
+                    check_named_base(e, b)?;
                     bases
                         .get(b)
                         .cloned()
                         .ok_or_else(|| Error::internal("base not loaded"))
                 };
                 keys.open_chunk_with(
-                    ty,
+                    e.ty,
                     &e.id,
                     &s,
                     (e.raw_len as usize).min(MAX_OBJECT_SIZE),

@@ -8,7 +8,10 @@
 use crate::error::{Error, Result};
 
 /// Repository format version written by this build (format-spec.md, "Version log").
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+/// Longest delta chain a reader follows (format 3; formats 1 and 2 allow one link): a delta's
+/// base may itself be a delta, down to a chunk stored whole at most this many links away.
+pub const MAX_DELTA_CHAIN: usize = 8;
 /// Oldest repository format this build still reads (and restores from).
 pub const OLDEST_READABLE_FORMAT: u32 = 1;
 /// Version of the key-slot layout (unchanged since format 1).

@@ -40,6 +40,7 @@ pub mod chunker;
 mod compress;
 pub mod config;
 pub mod crypto;
+mod delta;
 pub mod error;
 mod fetch;
 pub mod forget;

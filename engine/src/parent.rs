@@ -30,8 +30,11 @@ pub(crate) struct Parent<'r> {
     reader: TreeReader<Fetch<'r>>,
     peeked: Option<Record>,
     in_file: bool,
-    window: VecDeque<(ChunkId, Option<i64>)>,
+    window: VecDeque<(ChunkId, u32, Option<i64>)>,
     sketch: Option<i64>,
+    /// The parent chunk last taken by position: when a new cut point splits a chunk in two,
+    /// the second half's best base is the chunk the first half already took.
+    last: Option<ChunkId>,
     broken: bool,
     /// The parent's tree chunks: the new tree stream follows the same order, so its new
     /// chunks find bases the same way file chunks do.
@@ -59,6 +62,7 @@ impl<'r> Parent<'r> {
             in_file: false,
             window: VecDeque::new(),
             sketch: None,
+            last: None,
             broken: false,
             tree: snap.tree.iter().map(|(id, _)| *id).collect(),
         }
@@ -83,6 +87,7 @@ impl<'r> Parent<'r> {
     /// Position the cursor on the parent's file at `path`, if it has one.
     pub(crate) fn start_file(&mut self, path: &[u8]) {
         self.window.clear();
+        self.last = None;
         self.in_file = false;
         while let Some(r) = self.next() {
             let entry_path = match &r {
@@ -107,7 +112,9 @@ impl<'r> Parent<'r> {
         while self.in_file && self.window.len() < WINDOW {
             match self.next() {
                 Some(Record::Sketch(sf)) => self.sketch = Some(sf),
-                Some(Record::FileChunk(id, _)) => self.window.push_back((id, self.sketch.take())),
+                Some(Record::FileChunk(id, len)) => {
+                    self.window.push_back((id, len, self.sketch.take()));
+                }
                 Some(Record::FileEnd { .. }) | None => self.in_file = false,
                 Some(other) => {
                     self.peeked = Some(other);
@@ -118,33 +125,43 @@ impl<'r> Parent<'r> {
     }
 
     /// Follow the new file chunk by chunk. A chunk the parent holds realigns the window and
-    /// hands back the parent's sketch of it. A `new` chunk gets a suggested base: the parent
-    /// chunk with the same sketch in the window if there is one (content decides, however
-    /// far rows moved), else the chunk at the current position.
+    /// hands back the parent's sketch of it. A `new` chunk gets up to three suggested bases:
+    /// the parent chunk at the current position (right whenever the change stayed inside the
+    /// chunk), the one with the same sketch further on in the window (right when rows moved),
+    /// and the one the previous new chunk took by position (right when a new cut point split
+    /// a parent chunk in two). Sketches of similar rows also match chunks that are merely
+    /// alike, so none wins blindly: the writer tries each and keeps the smallest delta.
     pub(crate) fn observe(
         &mut self,
         id: &ChunkId,
         new: bool,
         sketch: Option<i64>,
-    ) -> (Option<ChunkId>, Option<i64>) {
+    ) -> ([Option<ChunkId>; 3], Option<i64>) {
         self.fill();
-        if let Some(k) = self.window.iter().position(|(w, _)| w == id) {
-            let known = self.window[k].1;
+        if let Some(k) = self.window.iter().position(|(w, ..)| w == id) {
+            let known = self.window[k].2;
+            self.last = None;
             self.window.drain(..=k);
-            return (None, known);
+            return ([None, None, None], known);
         }
         if !new {
-            return (None, None);
+            return ([None, None, None], None);
         }
-        let similar = sketch.and_then(|s| self.window.iter().position(|(_, ws)| *ws == Some(s)));
-        match similar {
-            Some(k) => {
-                let base = self.window[k].0;
-                self.window.drain(..=k);
-                (Some(base), None)
-            }
-            None => (self.window.pop_front().map(|(b, _)| b), None),
-        }
+        let previous = self.last;
+        let positional = self.window.pop_front().map(|(b, ..)| b);
+        self.last = positional;
+        let similar = sketch
+            .and_then(|s| self.window.iter().find(|(.., ws)| *ws == Some(s)))
+            .map(|(b, ..)| *b);
+        ([positional, similar, previous], None)
+    }
+
+    /// The parent chunk after the one at the current position, with its length. When a
+    /// change erases a cut point, the new chunk is the changed parent chunk and this one
+    /// glued together; the writer cuts it off again so it deduplicates.
+    pub(crate) fn following(&mut self) -> Option<(ChunkId, u32)> {
+        self.fill();
+        self.window.get(1).map(|(id, len, _)| (*id, *len))
     }
 
     /// The same for the chunks of the new tree stream, positionally against the parent's

@@ -242,14 +242,7 @@ impl Repo {
     pub fn open_sealed(&self, e: &PackEntry, sealed: &[u8]) -> Result<Vec<u8>> {
         let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
             check_named_base(e, b)?;
-            let loc = self.index.locate(b)?.ok_or_else(|| {
-                Error::corrupt(format!("base chunk {b} is missing from the index"))
-            })?;
-            if loc.base.is_some() {
-                return Err(Error::corrupt(format!("base chunk {b} is itself a delta")));
-            }
-            let sealed = self.read_sealed(&loc.pack, loc.offset, loc.sealed_len)?;
-            self.keys.open_chunk(loc.ty, b, &sealed, MAX_OBJECT_SIZE)
+            self.load_base(b)
         };
         self.keys.open_chunk_with(
             e.ty,

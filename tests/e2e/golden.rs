@@ -250,6 +250,49 @@ fn repository_v2_fixture_opens_checks_and_restores_deltas() {
 }
 
 #[test]
+fn repository_v2_fixture_is_read_only() {
+    let (_dir, mut repo) = check_fixture("repo-v2");
+    let err = masclet_tests::backup_bytes(&mut repo, "x", b"new data").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+}
+
+#[test]
+fn repository_v3_fixture_restores_through_delta_chains() {
+    let (_dir, repo) = check_fixture("repo-v3");
+    let (snaps, _) = repo.snapshots().unwrap();
+    assert_eq!(snaps.len(), 6);
+    let mut model = masclet_tools::DumpModel::new(2000, 3);
+    let mut want = vec![model.render()];
+    for _ in 0..3 {
+        model.night(0.01);
+        want.push(model.render());
+    }
+    for (snap, want) in snaps[2..].iter().zip(want) {
+        let mut got = Vec::new();
+        masclet_engine::dump(&repo, &snap.1, b"dump.sql", &mut got).unwrap();
+        assert_eq!(got, want);
+    }
+    // The last night's changed chunks are deltas whose bases are deltas too.
+    let mut reader = repo.tree_reader(&snaps[5].1);
+    let mut longest = 0;
+    while let Some(r) = reader.next_record().unwrap() {
+        if let masclet_engine::tree::Record::FileChunk(id, _) = r {
+            let mut links = 0;
+            let mut cur = repo.index().locate(&id).unwrap().unwrap();
+            while let Some(b) = cur.base {
+                links += 1;
+                cur = repo.index().locate(&b).unwrap().unwrap();
+            }
+            longest = longest.max(links);
+        }
+    }
+    assert!(
+        longest >= 2,
+        "no delta chain in the fixture (longest {longest})"
+    );
+}
+
+#[test]
 fn unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let repo_dir = dir.path().join("repo");

@@ -1,6 +1,7 @@
 //! End-to-end tests of the engine on real filesystems and on fault-injecting storage.
 //! One test binary; each module opens with the failure it guards against.
 
+mod chains;
 mod corruption;
 mod faults;
 mod gc;

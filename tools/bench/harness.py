@@ -2,7 +2,7 @@
 """masclet beside restic and borg on nightly pg_dumps of a real masclet_imperi database.
 
     python3 tools/bench/harness.py [--animals N] [--nights K] [--runs R] [--shape scattered|recent]
-                                   [--work DIR] [--write-docs]
+                                   [--dump pg_dump|stable] [--work DIR] [--write-docs]
 
 Starts a throwaway PostgreSQL 15 cluster on a free loopback port (as the postgres user when
 run as root), loads animals/parts/users, and then night by night changes about 1% of the
@@ -13,6 +13,10 @@ records wall and CPU seconds, peak RSS and repository bytes; then restore of the
 forget 4 of the snapshots + prune, and the "limit": the zstd -3 size of the rows that
 changed or were added that night. Wall times are medians of R runs of each backup (each run
 into a copy of the repository as it was before that night).
+
+With --dump stable every tool backs up, instead of pg_dump's output, the same schema with
+each table's rows copied in primary-key order (the experiment of a dump whose row order is
+stable from night to night; see docs/benchmarks.md for what it gave).
 
 Peers come from Debian's packages (apt-get install restic borgbackup, as root). With
 --write-docs the table and an SVG chart of repository size over the nights go into
@@ -82,10 +86,23 @@ class Postgres:
         out = self.psql(["-At", "-c", text], stdout=subprocess.PIPE, text=True).stdout
         return out.strip()
 
-    def dump(self, path: Path):
+    def dump(self, path: Path, stable=False):
+        """pg_dump's plain output, or (stable) its schema around each table's rows in primary
+        key order. The benchmark database is idle while dumping, so the stable form needs no
+        shared snapshot here."""
         start = time.monotonic()
         with open(path, "wb") as f:
-            sh([str(PG_BIN / "pg_dump")] + self.conn(), stdout=f)
+            if not stable:
+                sh([str(PG_BIN / "pg_dump")] + self.conn(), stdout=f)
+            else:
+                pgd = [str(PG_BIN / "pg_dump")] + self.conn()
+                sh(pgd + ["--section=pre-data"], stdout=f)
+                for t in ("users", "animals", "parts"):
+                    cols = self.query(f"SELECT string_agg(attname, ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'public.{t}'::regclass AND attnum > 0 AND NOT attisdropped")
+                    f.write(f"COPY public.{t} ({cols}) FROM stdin;\n".encode()); f.flush()
+                    self.psql(["-c", f"COPY (SELECT * FROM public.{t} ORDER BY id) TO STDOUT"], stdout=f)
+                    f.write(b"\\.\n\n"); f.flush()
+                sh(pgd + ["--section=post-data"], stdout=f)
         return time.monotonic() - start
 
     def stop(self):
@@ -253,6 +270,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--shape", choices=["scattered", "recent"], default="scattered")
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--dump", choices=["pg_dump", "stable"], default="pg_dump")
     ap.add_argument("--tools", default="masclet,restic,borg")
     ap.add_argument("--write-docs", action="store_true")
     a = ap.parse_args()
@@ -279,7 +297,7 @@ def main():
         limits = []
         for k in range(a.nights):
             changed = night(pg, rng, a.shape, a.animals) if k else set()
-            pg_s = pg.dump(dump)
+            pg_s = pg.dump(dump, stable=a.dump == "stable")
             limits.append(limit_bytes(pg, changed) if k else None)
             when = f"2026-11-{k + 1:02d}T03:00:00Z"
             for t in tools:
@@ -298,6 +316,9 @@ def main():
                 t.rows.append(dict(night=k, wall=wall, cpu=cpu, rss=rss, repo=du(t.repo), growth=du(t.repo) - size0,
                                    dump=dump.stat().st_size, pg_dump=pg_s))
                 print(f"night {k} {t.name:8} {wall:6.2f} s  +{(du(t.repo) - size0) / 1e6:8.1f} MB", file=sys.stderr)
+                if t.name == "masclet":
+                    parts = {d.name: du(d) for d in t.repo.iterdir() if d.is_dir()}
+                    print("   " + " ".join(f"{k}={v / 1e6:.2f}MB" for k, v in sorted(parts.items())), file=sys.stderr)
         finals = {}
         for t in tools:
             target = work / f"restore-{t.name}"

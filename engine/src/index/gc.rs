@@ -120,16 +120,22 @@ impl Index {
         rows.map(|r| to_entry(r?)).collect()
     }
 
-    /// Mark the bases of live delta chunks live too (bases are never deltas, so one pass
-    /// closes the set).
+    /// Mark the bases of live delta chunks live too, link by link down each chain (a pass
+    /// per link; chains are at most `MAX_DELTA_CHAIN` long, so the loop is bounded even on a
+    /// damaged index).
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
     pub fn live_add_bases(&self) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO live (id) SELECT c.base FROM chunks c JOIN live l ON l.id = c.id WHERE c.base IS NOT NULL",
-            [],
-        )?;
+        for _ in 0..=crate::format::MAX_DELTA_CHAIN {
+            let added = self.conn.execute(
+                "INSERT OR IGNORE INTO live (id) SELECT c.base FROM chunks c JOIN live l ON l.id = c.id WHERE c.base IS NOT NULL",
+                [],
+            )?;
+            if added == 0 {
+                break;
+            }
+        }
         Ok(())
     }
 

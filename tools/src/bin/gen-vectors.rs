@@ -110,7 +110,7 @@ fn main() -> Result<()> {
         serde_json::to_string_pretty(&keyslot)? + "\n",
     )?;
 
-    // A whole repository of format v1, made through the real pipeline.
+    // A whole repository of the current format, made through the real pipeline.
     let repo_dir = out.join(format!("repo-v{}", masclet_engine::format::FORMAT_VERSION));
     let _ = std::fs::remove_dir_all(&repo_dir);
     let src_root = tempdir()?;
@@ -155,11 +155,14 @@ fn main() -> Result<()> {
         ),
         &masclet_engine::NoProgress,
     )?;
-    // Nights later, a few rows changed: the changed chunks are stored as deltas (format 2).
+    // Nights later, a few rows changed each night: the changed chunks are stored as deltas
+    // (format 2), whose bases are themselves deltas (format 3).
     let mut model = masclet_tools::DumpModel::new(2000, 3);
     let mut nights = vec![model.render()];
-    model.night(0.01);
-    nights.push(model.render());
+    for _ in 0..3 {
+        model.night(0.01);
+        nights.push(model.render());
+    }
     for (i, night) in nights.iter().enumerate() {
         let stream = masclet_engine::Source::Stream {
             name: b"dump.sql".to_vec(),

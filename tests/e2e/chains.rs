@@ -1,0 +1,124 @@
+//! Delta chains (format 3): night after night of a changing dump, chains stay within the
+//! writer's bound, every night restores byte for byte, and gc after forgetting the old
+//! nights keeps every base a kept night still needs.
+
+use masclet_engine::ChunkId;
+use masclet_tests::*;
+
+/// Links from `id` down to a chunk stored whole.
+fn links(repo: &masclet_engine::Repo, id: &ChunkId) -> usize {
+    let mut n = 0;
+    let mut cur = repo.index().locate(id).unwrap().unwrap();
+    while let Some(b) = cur.base {
+        n += 1;
+        assert!(n <= 8, "chain longer than the format allows");
+        cur = repo.index().locate(&b).unwrap().unwrap();
+    }
+    n
+}
+
+fn longest_chain(repo: &masclet_engine::Repo, snap: masclet_engine::SnapshotId) -> usize {
+    let snap = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), snap).unwrap();
+    let mut reader = repo.tree_reader(&snap);
+    let mut longest = 0;
+    while let Some(r) = reader.next_record().unwrap() {
+        if let masclet_engine::tree::Record::FileChunk(id, _) = r {
+            longest = longest.max(links(repo, &id));
+        }
+    }
+    longest
+}
+
+#[test]
+fn nightly_deltas_chain_restore_and_survive_gc() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let mut model = masclet_tools::DumpModel::new(20_000, 11);
+    let mut nights = Vec::new();
+    for night in 0..8 {
+        if night > 0 {
+            model.night(0.01);
+        }
+        let dump = model.render();
+        let id = backup_bytes(&mut repo, "masclet_imperi.sql", &dump).unwrap();
+        nights.push((id, dump));
+    }
+    let longest = nights
+        .iter()
+        .map(|(id, _)| longest_chain(&repo, *id))
+        .max()
+        .unwrap();
+    // The writer lets chains grow to 4 links, and on this history they do.
+    assert!((2..=4).contains(&longest), "longest chain {longest}");
+    for (id, dump) in &nights {
+        assert_eq!(&dump_of(&repo, *id), dump);
+    }
+    // Forget all but the last night: its chains reach back into forgotten nights' chunks.
+    let old: Vec<_> = nights[..7].iter().map(|(id, _)| *id).collect();
+    forget_ids(&repo, &old);
+    gc(&mut repo).unwrap();
+    let (last, dump) = &nights[7];
+    assert_eq!(&dump_of(&repo, *last), dump);
+    assert!(check_ok(&repo, true));
+}
+
+fn dump_of(repo: &masclet_engine::Repo, id: masclet_engine::SnapshotId) -> Vec<u8> {
+    dump(repo, id, "masclet_imperi.sql").unwrap()
+}
+
+fn chunk_ids(repo: &masclet_engine::Repo, snap: masclet_engine::SnapshotId) -> Vec<(ChunkId, u32)> {
+    let snap = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), snap).unwrap();
+    let mut reader = repo.tree_reader(&snap);
+    let mut out = Vec::new();
+    while let Some(r) = reader.next_record().unwrap() {
+        if let masclet_engine::tree::Record::FileChunk(id, len) = r {
+            out.push((id, len));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_change_that_erases_a_cut_point_does_not_store_the_next_chunk_again() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let data = noise(1 << 20, 5);
+    let first = backup_bytes(&mut repo, "f", &data).unwrap();
+    let before = chunk_ids(&repo, first);
+    // Rewrite the last bytes of a chunk so that the cut point after it, which depends on
+    // them, goes: plain content-defined chunking would glue it to the next chunk.
+    let cutter =
+        masclet_engine::chunker::Cutter::new(repo.config().chunker, repo.keys().chunker_seed());
+    let (k, changed) = (5..before.len() - 2)
+        .find_map(|k| {
+            let end: usize = before[..=k].iter().map(|c| c.1 as usize).sum();
+            let mut changed = data.clone();
+            for b in &mut changed[end - 8..end] {
+                *b ^= 0x5a;
+            }
+            let cuts = cutter.cut(&changed, true, usize::MAX);
+            (!cuts.iter().any(|c| c.end == end)).then_some((k, changed))
+        })
+        .expect("some change erases a cut point");
+    let src = masclet_engine::Source::Stream {
+        name: b"f".to_vec(),
+        reader: Box::new(std::io::Cursor::new(changed.clone())),
+    };
+    let summary = masclet_engine::backup(
+        &mut repo,
+        src,
+        &masclet_engine::BackupOptions::default(),
+        &masclet_engine::NoProgress,
+    )
+    .unwrap();
+    let after = chunk_ids(&repo, summary.snapshot);
+    // The following chunk is unchanged, so it is listed again, and only the changed chunk's
+    // stretch is new data (beside one new tree chunk).
+    assert!(
+        after.contains(&before[k + 1]),
+        "the following chunk was not cut off again"
+    );
+    let want = u64::from(before[k].1);
+    assert_eq!(summary.stats.new_raw_bytes, want, "{:?}", summary.stats);
+    assert_eq!(dump(&repo, summary.snapshot, "f").unwrap(), changed);
+}
