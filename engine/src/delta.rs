@@ -109,6 +109,14 @@ pub(crate) fn seal_chunk(
             delta = Some((d, bid));
             base = Some((bid, b));
         }
+        // Candidates come best-first (the parent chunk at the same position); once a delta
+        // is this small the others cannot save enough to pay for opening their chains.
+        if delta
+            .as_ref()
+            .is_some_and(|(d, _)| d.len() * 16 <= plain.len())
+        {
+            break;
+        }
     }
     // A delta that saves little is not worth the dependency on its base.
     let whole = match &delta {

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::format::{MAX_DELTA_CHAIN, MAX_OBJECT_SIZE, ObjectType};
 use crate::id::ChunkId;
 use crate::index::ChunkLocation;
+use crate::pack::PackEntry;
 use crate::repo::{Repo, check_named_base};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -39,6 +40,47 @@ impl Repo {
     pub(crate) fn load_base(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let mut one = self.load_chain_level(std::slice::from_ref(id), None, 1)?;
         Ok(one.pop().expect("one chunk asked, one returned"))
+    }
+
+    /// Open the sealed bytes of many pack entries at once (gc's copy-only-what-authenticates
+    /// check): the bases of the deltas among them are loaded together, chain level by chain
+    /// level, then every entry is opened in parallel. One result per entry, in order.
+    ///
+    /// # Errors
+    /// The outer error when a base cannot be loaded; per-entry errors inside.
+    pub(crate) fn open_entries(&self, entries: &[(PackEntry, &[u8])]) -> Result<Vec<Result<()>>> {
+        let mut base_ids: Vec<ChunkId> = entries.iter().filter_map(|(e, _)| e.base).collect();
+        base_ids.sort_unstable();
+        base_ids.dedup();
+        let bases: HashMap<ChunkId, Vec<u8>> = if base_ids.is_empty() {
+            HashMap::new()
+        } else {
+            let plain = self.load_chain_level(&base_ids, None, 1)?;
+            base_ids.into_iter().zip(plain).collect()
+        };
+        let keys = &self.keys;
+        Ok(entries
+            .par_iter()
+            .map(|(e, sealed)| {
+                let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
+                    check_named_base(e, b)?;
+                    bases
+                        .get(b)
+                        .cloned()
+                        .ok_or_else(|| Error::internal("base not loaded"))
+                };
+                let max = (e.raw_len as usize).min(MAX_OBJECT_SIZE);
+                let plain = keys.open_chunk_with(e.ty, &e.id, sealed, max, Some(&resolve))?;
+                if plain.len() == e.raw_len as usize {
+                    Ok(())
+                } else {
+                    Err(Error::corrupt(format!(
+                        "chunk {}: length differs from the pack trailer",
+                        e.id.short()
+                    )))
+                }
+            })
+            .collect())
     }
 
     /// Load `ids` (of type `ty`, or of any type for bases), resolving delta bases one chain

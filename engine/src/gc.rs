@@ -238,6 +238,7 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
     for p in &plan.repack {
         crate::check_interrupt()?;
         let bytes = repo.storage.get(Kind::Pack, &p.pack.to_hex())?;
+        let mut live = Vec::new();
         for e in repo.index.live_entries(&p.pack)? {
             let start =
                 usize::try_from(e.offset).map_err(|_| Error::corrupt("offset out of range"))?;
@@ -249,13 +250,19 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
                         p.pack.short()
                     ))
                 })?;
-            // Copy only what authenticates: gc must not launder damage into a fresh pack.
-            repo.open_sealed(&e, sealed).map_err(|err| {
-                err.context(format!(
-                    "live chunk in pack {} (gc stopped; nothing was deleted; run `masclet check`)",
-                    p.pack.short()
-                ))
-            })?;
+            live.push((e, sealed));
+        }
+        // Copy only what authenticates: gc must not launder damage into a fresh pack.
+        let stopped = |err: Error| {
+            err.context(format!(
+                "live chunk in pack {} (gc stopped; nothing was deleted; run `masclet check`)",
+                p.pack.short()
+            ))
+        };
+        for opened in repo.open_entries(&live).map_err(stopped)? {
+            opened.map_err(stopped)?;
+        }
+        for (e, sealed) in live {
             builder.add(e.ty, e.id, sealed.to_vec(), e.raw_len, e.base);
             progress.inc(u64::from(e.sealed_len));
             if builder.is_full() {

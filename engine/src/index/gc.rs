@@ -120,22 +120,21 @@ impl Index {
         rows.map(|r| to_entry(r?)).collect()
     }
 
-    /// Mark the bases of live delta chunks live too, link by link down each chain (a pass
-    /// per link; chains are at most `MAX_DELTA_CHAIN` long, so the loop is bounded even on a
-    /// damaged index).
+    /// Mark the bases of live delta chunks live too, down each whole chain, in one recursive
+    /// query (`UNION` drops repeats, so even a cycle faked by a damaged index ends).
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
     pub fn live_add_bases(&self) -> Result<()> {
-        for _ in 0..=crate::format::MAX_DELTA_CHAIN {
-            let added = self.conn.execute(
-                "INSERT OR IGNORE INTO live (id) SELECT c.base FROM chunks c JOIN live l ON l.id = c.id WHERE c.base IS NOT NULL",
-                [],
-            )?;
-            if added == 0 {
-                break;
-            }
-        }
+        self.conn.execute(
+            "INSERT OR IGNORE INTO live (id)
+             WITH RECURSIVE b(id) AS (
+                 SELECT c.base FROM chunks c JOIN live l ON l.id = c.id WHERE c.base IS NOT NULL
+                 UNION
+                 SELECT c.base FROM chunks c JOIN b ON c.id = b.id WHERE c.base IS NOT NULL)
+             SELECT id FROM b",
+            [],
+        )?;
         Ok(())
     }
 
