@@ -259,8 +259,11 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
                 p.pack.short()
             ))
         };
-        for opened in repo.open_entries(&live).map_err(stopped)? {
-            opened.map_err(stopped)?;
+        // In slices, so memory stays at one slice of chunks and their bases (as restore).
+        for slice in live.chunks(512) {
+            for opened in repo.open_entries(slice).map_err(stopped)? {
+                opened.map_err(stopped)?;
+            }
         }
         for (e, sealed) in live {
             builder.add(e.ty, e.id, sealed.to_vec(), e.raw_len, e.base);
