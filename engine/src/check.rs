@@ -117,7 +117,12 @@ fn verify_pack(
             )
         })
         .collect();
+    // A delta gc already forgot (still in a pack below the repack threshold) may have lost
+    // its base to that same gc: it is garbage awaiting a repack, not damage.
     for e in entries.iter().filter(|e| e.base.is_some()) {
+        if !repo.index.contains(&e.id).unwrap_or(true) {
+            continue;
+        }
         let opened = slice(e)
             .ok_or_else(|| crate::Error::corrupt("out of range"))
             .and_then(|s| repo.open_sealed(e, s));
