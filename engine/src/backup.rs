@@ -11,7 +11,7 @@
 //! size of the input (format-spec.md states the figure).
 
 use crate::chunker::{Batch, Chunker, Cutter};
-use crate::delta::{BaseChain, WRITE_DELTA_CHAIN, base_chain, seal_chunk};
+use crate::delta::{candidate_chains, seal_chunk};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
 use crate::id::{ChunkId, SnapshotId};
@@ -131,10 +131,11 @@ impl<'r> Writer<'r> {
         }
         let head = start..end - next_len;
         let head_id = repo.keys.chunk_id(&data[head.clone()]);
-        let head_new =
-            !repo.index.contains(&head_id)? && !in_pack.contains(&head_id) && seen.insert(head_id);
-        let tail_new =
-            !repo.index.contains(&next)? && !in_pack.contains(&next) && seen.insert(next);
+        let mut is_new = |id: ChunkId| -> Result<bool> {
+            Ok(!repo.index.contains(&id)? && !in_pack.contains(&id) && seen.insert(id))
+        };
+        let head_new = is_new(head_id)?;
+        let tail_new = is_new(next)?;
         let sketch_of = |r: &Range<usize>, new: bool| {
             if new { sketch(&data[r.clone()]) } else { None }
         };
@@ -236,16 +237,7 @@ impl<'r> Writer<'r> {
                     piece.sketch = sketch(&batch.data[piece.range.clone()]);
                 }
                 if piece.new {
-                    let mut chains = Vec::new();
-                    for b in hint.iter().flatten() {
-                        if chains
-                            .iter()
-                            .all(|c: &BaseChain| c.last().map(|l| l.0) != Some(*b))
-                        {
-                            chains.extend(base_chain(repo, b, &piece.id, WRITE_DELTA_CHAIN)?);
-                        }
-                    }
-                    bases.push(chains);
+                    bases.push(candidate_chains(repo, &hint, &piece.id)?);
                 }
                 pieces.push(piece);
             }

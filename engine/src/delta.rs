@@ -15,14 +15,35 @@ use crate::storage::{Kind, Storage};
 /// chunk to read and decode, while a chunk whose chain is full is stored as a delta against
 /// the chain's root, which carries every change since that root was written; 4 links keeps
 /// that accumulated delta small without making restores follow long chains
-/// (docs/benchmarks.md, "delta chains").
-pub(crate) const WRITE_DELTA_CHAIN: usize = 4;
+/// (docs/benchmarks.md, "Delta chains, base candidates and chunk boundaries").
+const WRITE_DELTA_CHAIN: usize = 4;
+
+/// The base chains to try for new chunk `id`, one per distinct usable suggestion, in the
+/// order suggested (best first).
+///
+/// # Errors
+/// `IndexUnavailable` on SQLite errors.
+pub(crate) fn candidate_chains(
+    repo: &Repo,
+    hints: &[Option<ChunkId>],
+    id: &ChunkId,
+) -> Result<Vec<BaseChain>> {
+    let mut tried: Vec<ChunkId> = Vec::with_capacity(hints.len());
+    let mut chains = Vec::with_capacity(hints.len());
+    for b in hints.iter().flatten() {
+        if !tried.contains(b) {
+            tried.push(*b);
+            chains.extend(base_chain(repo, b, id, WRITE_DELTA_CHAIN)?);
+        }
+    }
+    Ok(chains)
+}
 
 /// The chain (root first, ending with the base to use) of the stored chunk a new chunk `id`
 /// should be a delta of, given the parent's suggestion: the suggestion itself while its
 /// chain has room for one more link, else the whole chunk at the root of its chain. `None`
 /// when the suggestion is unusable (missing, or a chain that is damaged or too long).
-pub(crate) fn base_chain(
+fn base_chain(
     repo: &Repo,
     suggested: &ChunkId,
     id: &ChunkId,
@@ -94,8 +115,8 @@ pub(crate) fn seal_chunk(
     candidates: Vec<BaseChain>,
     level: i32,
 ) -> Result<(Vec<u8>, Option<ChunkId>)> {
-    let mut base: Option<(ChunkId, Vec<u8>)> = None;
-    let mut delta: Option<(Vec<u8>, ChunkId)> = None;
+    // The smallest delta so far: (sealed delta, base id, base plaintext).
+    let mut best: Option<(Vec<u8>, ChunkId, Vec<u8>)> = None;
     for chain in &candidates {
         let Some(bid) = chain.last().map(|l| l.0) else {
             continue;
@@ -104,32 +125,31 @@ pub(crate) fn seal_chunk(
             continue;
         };
         if let Some(d) = keys.seal_delta(ty, id, plain, &bid, &b, level)
-            && delta.as_ref().is_none_or(|(best, _)| d.len() < best.len())
+            && best.as_ref().is_none_or(|(prev, ..)| d.len() < prev.len())
         {
-            delta = Some((d, bid));
-            base = Some((bid, b));
+            best = Some((d, bid, b));
         }
         // Candidates come best-first (the parent chunk at the same position); once a delta
         // is this small the others cannot save enough to pay for opening their chains.
-        if delta
+        if best
             .as_ref()
-            .is_some_and(|(d, _)| d.len() * 16 <= plain.len())
+            .is_some_and(|(d, ..)| d.len() * 16 <= plain.len())
         {
             break;
         }
     }
     // A delta that saves little is not worth the dependency on its base.
-    let whole = match &delta {
-        Some((d, _)) if d.len() * 4 <= plain.len() => None,
+    let whole = match &best {
+        Some((d, ..)) if d.len() * 4 <= plain.len() => None,
         _ => Some(keys.seal(ty, &id.0, plain, Some(level))),
     };
-    if let (Some(w), Some((d, _))) = (&whole, &delta)
+    if let (Some(w), Some((d, ..))) = (&whole, &best)
         && d.len() * 5 > w.len() * 4
     {
-        delta = None;
+        best = None;
     }
-    let (sealed, base_id) = match delta {
-        Some((d, bid)) => (d, Some(bid)),
+    let (sealed, base) = match best {
+        Some((d, bid, b)) => (d, Some((bid, b))),
         None => (whole.expect("computed when there is no delta"), None),
     };
     let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
@@ -145,5 +165,5 @@ pub(crate) fn seal_chunk(
             id.short()
         )));
     }
-    Ok((sealed, base_id))
+    Ok((sealed, base.map(|(bid, _)| bid)))
 }

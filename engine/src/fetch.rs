@@ -49,13 +49,38 @@ impl Repo {
     /// # Errors
     /// The outer error when a base cannot be loaded; per-entry errors inside.
     pub(crate) fn open_entries(&self, entries: &[(PackEntry, &[u8])]) -> Result<Vec<Result<()>>> {
+        let opened = self.open_with_bases(entries, 0)?;
+        Ok(entries
+            .iter()
+            .zip(opened)
+            .map(|((e, _), plain)| {
+                if plain?.len() == e.raw_len as usize {
+                    Ok(())
+                } else {
+                    Err(Error::corrupt(format!(
+                        "chunk {}: length differs from the pack trailer",
+                        e.id.short()
+                    )))
+                }
+            })
+            .collect())
+    }
+
+    /// Open sealed pack entries (at chain level `depth`) in parallel, after loading the
+    /// bases of the deltas among them together, one chain level further down. One result
+    /// per entry, in order; the outer error when a base cannot be loaded.
+    fn open_with_bases(
+        &self,
+        entries: &[(PackEntry, &[u8])],
+        depth: usize,
+    ) -> Result<Vec<Result<Vec<u8>>>> {
         let mut base_ids: Vec<ChunkId> = entries.iter().filter_map(|(e, _)| e.base).collect();
         base_ids.sort_unstable();
         base_ids.dedup();
         let bases: HashMap<ChunkId, Vec<u8>> = if base_ids.is_empty() {
             HashMap::new()
         } else {
-            let plain = self.load_chain_level(&base_ids, None, 1)?;
+            let plain = self.load_chain_level(&base_ids, None, depth + 1)?;
             base_ids.into_iter().zip(plain).collect()
         };
         let keys = &self.keys;
@@ -70,15 +95,7 @@ impl Repo {
                         .ok_or_else(|| Error::internal("base not loaded"))
                 };
                 let max = (e.raw_len as usize).min(MAX_OBJECT_SIZE);
-                let plain = keys.open_chunk_with(e.ty, &e.id, sealed, max, Some(&resolve))?;
-                if plain.len() == e.raw_len as usize {
-                    Ok(())
-                } else {
-                    Err(Error::corrupt(format!(
-                        "chunk {}: length differs from the pack trailer",
-                        e.id.short()
-                    )))
-                }
+                keys.open_chunk_with(e.ty, &e.id, sealed, max, Some(&resolve))
             })
             .collect())
     }
@@ -99,9 +116,8 @@ impl Repo {
             )));
         }
         let what = if depth == 0 { "chunk" } else { "base chunk" };
-        let mut entries = Vec::with_capacity(ids.len());
         let mut sealed = Vec::with_capacity(ids.len());
-        let mut base_ids = Vec::new();
+        let mut entries = Vec::with_capacity(ids.len());
         for id in ids {
             let loc = self.locate_or_corrupt(id, ty.map_or(what, ObjectType::name))?;
             if let Some(ty) = ty
@@ -114,37 +130,12 @@ impl Repo {
                 )));
             }
             sealed.push(self.read_loc(&loc)?);
-            base_ids.extend(loc.base);
             entries.push(loc.entry(*id));
         }
-        base_ids.sort_unstable();
-        base_ids.dedup();
-        let bases: HashMap<ChunkId, Vec<u8>> = if base_ids.is_empty() {
-            HashMap::new()
-        } else {
-            let plain = self.load_chain_level(&base_ids, None, depth + 1)?;
-            base_ids.into_iter().zip(plain).collect()
-        };
-        let keys = &self.keys;
-        entries
-            .par_iter()
-            .zip(sealed)
-            .map(|(e, s)| {
-                let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
-                    check_named_base(e, b)?;
-                    bases
-                        .get(b)
-                        .cloned()
-                        .ok_or_else(|| Error::internal("base not loaded"))
-                };
-                keys.open_chunk_with(
-                    e.ty,
-                    &e.id,
-                    &s,
-                    (e.raw_len as usize).min(MAX_OBJECT_SIZE),
-                    Some(&resolve),
-                )
-            })
-            .collect()
+        let pairs: Vec<(PackEntry, &[u8])> = entries
+            .into_iter()
+            .zip(sealed.iter().map(Vec::as_slice))
+            .collect();
+        self.open_with_bases(&pairs, depth)?.into_iter().collect()
     }
 }
