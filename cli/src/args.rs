@@ -57,9 +57,9 @@ pub struct Global {
 pub enum Command {
     /// Create a new, empty repository.
     #[command(
-        after_help = "Example:\n  MASCLET_PASSWORD_FILE=/etc/masclet/pw masclet --repo /backups/masclet init"
+        after_help = "Examples:\n  MASCLET_PASSWORD_FILE=/etc/masclet/pw masclet --repo /backups/masclet init\n  masclet init --kdf-memory 256 --kdf-passes 3"
     )]
-    Init,
+    Init(InitArgs),
     /// Back up files, directories or a stream, and print the new snapshot's id.
     #[command(
         after_help = "Examples:\n  masclet backup /var/lib/masclet/uploads --tag daily\n  pg_dump -Fc masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.dump\n  masclet backup --time 2025-03-11T07:45:00Z ./dump.sql"
@@ -145,6 +145,19 @@ Examples:
 pub enum RepairCommand {
     /// Rebuild the SQLite index from the pack files.
     Index,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Memory of the passphrase's Argon2id key derivation, in MiB (8..=4096). Every
+    /// command pays it once, in memory and time, when it opens the repository.
+    #[arg(long, default_value_t = 19, value_name = "MIB",
+          value_parser = clap::value_parser!(u32).range(8..=4096))]
+    pub kdf_memory: u32,
+    /// Passes of the Argon2id key derivation (1..=64).
+    #[arg(long, default_value_t = 2, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub kdf_passes: u32,
 }
 
 #[derive(Debug, Args)]

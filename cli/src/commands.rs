@@ -1,6 +1,6 @@
 //! One function per subcommand: arguments → engine call → rendering.
 
-use crate::args::{BackupArgs, Cli, Command, RepairCommand, RestoreArgs};
+use crate::args::{BackupArgs, Cli, Command, InitArgs, RepairCommand, RestoreArgs};
 use crate::exit;
 use crate::maintenance;
 use crate::output::{bytes, local_time, print_json, rfc3339};
@@ -21,7 +21,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     let g = &cli.global;
     let bars = Bars::new(g.quiet || g.json);
     match &cli.command {
-        Command::Init => init(cli),
+        Command::Init(a) => init(cli, a),
         Command::Backup(a) => backup(cli, a, &bars),
         Command::Snapshots => snapshots(cli),
         Command::Restore(a) => restore(cli, a, &bars),
@@ -69,7 +69,7 @@ pub fn open(cli: &Cli, operation: &str, lock: Option<LockMode>) -> Result<Repo> 
     Ok(repo)
 }
 
-fn init(cli: &Cli) -> Result<u8> {
+fn init(cli: &Cli, a: &InitArgs) -> Result<u8> {
     let path = repo_path(cli)?;
     let pw = password::read(true)?;
     let storage = LocalStorage::create(&path)?;
@@ -78,7 +78,7 @@ fn init(cli: &Cli) -> Result<u8> {
         &storage.index_path(),
         &pw,
         engine::RepoConfig::new_default(),
-        engine::KdfParams::for_new_slot(),
+        kdf_params(a),
     )?;
     if cli.global.json {
         print_json(&json!({ "id": id, "path": path }));
@@ -91,6 +91,19 @@ fn init(cli: &Cli) -> Result<u8> {
         println!("keep the passphrase safe: without it the backups cannot be read");
     }
     Ok(0)
+}
+
+/// The key slot's KDF: the flags, unless the test-suite override asks for the cheapest.
+fn kdf_params(a: &InitArgs) -> engine::KdfParams {
+    let fast = engine::KdfParams::for_new_slot();
+    if fast == engine::KdfParams::FAST_INSECURE {
+        return fast;
+    }
+    engine::KdfParams {
+        m_cost_kib: a.kdf_memory * 1024,
+        t_cost: a.kdf_passes,
+        p_cost: 1,
+    }
 }
 
 fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {

@@ -230,7 +230,7 @@ impl<'r> Writer<'r> {
                         }
                         hints
                     }
-                    (Some(p), _) => [p.observe_tree(&piece.id, piece.new), None, None],
+                    (Some(p), _) => p.observe_tree(&piece.id, piece.new),
                     (None, _) => [None, None, None],
                 };
                 if ty == ObjectType::Data && !piece.new && piece.sketch.is_none() {

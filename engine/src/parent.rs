@@ -39,6 +39,8 @@ pub(crate) struct Parent<'r> {
     /// The parent's tree chunks: the new tree stream follows the same order, so its new
     /// chunks find bases the same way file chunks do.
     tree: VecDeque<ChunkId>,
+    /// The parent tree chunk the previous new tree chunk took by position.
+    last_tree: Option<ChunkId>,
 }
 
 /// The newest snapshot of the same source and paths, if any.
@@ -65,6 +67,7 @@ impl<'r> Parent<'r> {
             last: None,
             broken: false,
             tree: snap.tree.iter().map(|(id, _)| *id).collect(),
+            last_tree: None,
         }
     }
 
@@ -164,13 +167,24 @@ impl<'r> Parent<'r> {
         self.window.get(1).map(|(id, len, _)| (*id, *len))
     }
 
-    /// The same for the chunks of the new tree stream, positionally against the parent's
-    /// tree chunks (tree chunks carry no sketches).
-    pub(crate) fn observe_tree(&mut self, id: &ChunkId, new: bool) -> Option<ChunkId> {
+    /// The same for the chunks of the new tree stream, against the parent's tree chunks.
+    /// Tree chunks carry no sketches, and on a nightly dump every tree chunk is new (a fifth
+    /// of the chunk ids change), so nothing realigns the window: one tree cut point more or
+    /// less than the parent had would leave every later chunk one position off its base.
+    /// Each new tree chunk therefore gets the parent chunk at its position, the one after
+    /// (the parent lost a cut point) and the one before (the parent gained one).
+    pub(crate) fn observe_tree(&mut self, id: &ChunkId, new: bool) -> [Option<ChunkId>; 3] {
         if let Some(k) = self.tree.iter().take(WINDOW).position(|w| w == id) {
             self.tree.drain(..=k);
-            return None;
+            self.last_tree = None;
+            return [None; 3];
         }
-        if new { self.tree.pop_front() } else { None }
+        if !new {
+            return [None; 3];
+        }
+        let previous = self.last_tree;
+        let positional = self.tree.pop_front();
+        self.last_tree = positional;
+        [positional, self.tree.front().copied(), previous]
     }
 }

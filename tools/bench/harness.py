@@ -273,6 +273,7 @@ def main():
     ap.add_argument("--dump", choices=["pg_dump", "stable"], default="pg_dump")
     ap.add_argument("--tools", default="masclet,restic,borg")
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--keep-dumps", action="store_true", help="keep each night's dump as WORK/dump-N.sql")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="masclet-harness-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -299,6 +300,8 @@ def main():
             changed = night(pg, rng, a.shape, a.animals) if k else set()
             pg_s = pg.dump(dump, stable=a.dump == "stable")
             limits.append(limit_bytes(pg, changed) if k else None)
+            if a.keep_dumps:
+                shutil.copyfile(dump, work / f"dump-{k}.sql")
             when = f"2026-11-{k + 1:02d}T03:00:00Z"
             for t in tools:
                 before = work / f"before-{t.name}"

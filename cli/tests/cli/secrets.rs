@@ -166,3 +166,48 @@ fn private_permissions_whatever_the_umask() {
     }
     assert!(files >= 5);
 }
+
+#[test]
+fn init_writes_the_kdf_parameters_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let slot = |repo: &std::path::Path| {
+        let key = std::fs::read_dir(repo.join("keys"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let b = std::fs::read(key).unwrap();
+        let u = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        (u(13), u(17), u(21))
+    };
+    let init = |name: &str, extra: &[&str]| {
+        let repo = dir.path().join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_masclet"))
+            .arg("init")
+            .args(extra)
+            .env("MASCLET_REPO", &repo)
+            .env("MASCLET_PASSWORD", "pw")
+            .env_remove("MASCLET_INSECURE_FAST_KDF")
+            .output()
+            .unwrap();
+        (repo, o)
+    };
+    let (repo, o) = init("default", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(slot(&repo), (19 * 1024, 2, 1), "OWASP's 19 MiB, 2 passes");
+    let (repo, o) = init("strong", &["--kdf-memory", "32", "--kdf-passes", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(slot(&repo), (32 * 1024, 3, 1));
+    let o = Command::new(env!("CARGO_BIN_EXE_masclet"))
+        .args(["snapshots"])
+        .env("MASCLET_REPO", &repo)
+        .env("MASCLET_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "the stronger slot opens");
+    let (repo, o) = init("too-small", &["--kdf-memory", "4"]);
+    assert_eq!(o.status.code(), Some(2), "usage error");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("kdf-memory"));
+    assert!(!repo.exists(), "nothing created on a usage error");
+}
