@@ -133,7 +133,7 @@ fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
     let source = if a.stdin {
         engine::Source::Stream {
             name: a.stdin_name.clone().into_bytes(),
-            reader: Box::new(std::io::stdin().lock()),
+            reader: Box::new(std::io::stdin()),
         }
     } else {
         engine::Source::Paths(a.paths.clone())

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Bytes of input per parallel batch.
-pub const BATCH_BYTES: usize = 4 << 20;
+pub const BATCH_BYTES: usize = 1 << 20;
 /// Bytes of tree stream buffered before it is chunked.
 const TREE_FLUSH_BYTES: usize = 1 << 20;
 
@@ -49,7 +49,7 @@ pub enum Source<'a> {
         /// The entry's name.
         name: Vec<u8>,
         /// Where the bytes come from.
-        reader: Box<dyn Read + 'a>,
+        reader: Box<dyn Read + Send + 'a>,
     },
 }
 
@@ -308,28 +308,52 @@ impl<'r> Writer<'r> {
         Ok(())
     }
 
+    /// Store one file's content. Reading, cutting and the whole-content hash run on a
+    /// thread of their own, one batch ahead of hashing, deduplication and sealing: on a
+    /// nightly dump they are a third of the work and would otherwise leave a core idle.
     fn store_stream(
         &mut self,
-        reader: impl Read,
+        reader: impl Read + Send,
         what: &dyn Fn() -> String,
         tree: &mut TreeWriter,
     ) -> Result<(u64, [u8; 32])> {
         let params = self.repo.config.chunker;
-        let mut chunker = Chunker::new(reader, params, self.repo.keys.chunker_seed(), BATCH_BYTES);
-        while let Some(batch) = chunker
-            .next_batch()
-            .map_err(|e| Error::io(format!("reading {}", what()), e))?
-        {
-            self.progress.inc(batch.data.len() as u64);
-            for (id, len, sk) in self.store(ObjectType::Data, &batch)? {
-                if let Some(sk) = sk {
-                    self.tree(tree, &Record::Sketch(sk))?;
+        let seed = self.repo.keys.chunker_seed();
+        std::thread::scope(|s| {
+            // One batch in the channel, one being cut, one being stored: memory stays at
+            // three batches whatever the file size.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Batch>>(1);
+            let reading = s.spawn(move || {
+                let mut chunker = Chunker::new(reader, params, seed, BATCH_BYTES);
+                loop {
+                    let next = chunker.next_batch().transpose();
+                    let failed = matches!(next, Some(Err(_)));
+                    // A closed channel means the storing side failed: stop reading.
+                    if next.is_none_or(|b| tx.send(b).is_err()) || failed {
+                        break;
+                    }
                 }
-                self.tree(tree, &Record::FileChunk(id, len))?;
-            }
-        }
-        self.stats.bytes_read += chunker.total();
-        Ok((chunker.total(), chunker.content_hash()))
+                (chunker.total(), chunker.content_hash())
+            });
+            let stored: Result<()> = rx.iter().try_for_each(|batch| {
+                let batch = batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
+                self.progress.inc(batch.data.len() as u64);
+                for (id, len, sk) in self.store(ObjectType::Data, &batch)? {
+                    if let Some(sk) = sk {
+                        self.tree(tree, &Record::Sketch(sk))?;
+                    }
+                    self.tree(tree, &Record::FileChunk(id, len))?;
+                }
+                Ok(())
+            });
+            drop(rx);
+            let (total, hash) = reading
+                .join()
+                .map_err(|_| Error::internal(format!("the reader of {} panicked", what())))?;
+            stored?;
+            self.stats.bytes_read += total;
+            Ok((total, hash))
+        })
     }
 
     pub(crate) fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {

@@ -13,6 +13,19 @@ thread_local! {
     // Reusing contexts matters: creating one per 8 KiB chunk costs more than compressing it.
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    // The same for delta frames: a nightly backup opens and seals thousands of small deltas,
+    // and a fresh context per call (tables allocated and zeroed) cost more than the work.
+    static DELTA_CCTX: RefCell<Option<zstd_safe::CCtx<'static>>> = const { RefCell::new(None) };
+    static DELTA_DCTX: RefCell<Option<zstd_safe::DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+/// Whether `base` can go through zstd's one-shot dictionary calls on a reused context with
+/// exactly the meaning of a referenced prefix. Those calls take a buffer that starts with
+/// the dictionary magic for a structured dictionary, and ignore one shorter than 8 bytes on
+/// the compressing side only; such bases (rare: chunk content chosen by the user) take the
+/// prefix path on a context of their own.
+fn raw_content_safe(base: &[u8]) -> bool {
+    base.len() >= 8 && base[..4] != zstd_safe::MAGIC_DICTIONARY.to_le_bytes()
 }
 
 /// One zstd frame of `plaintext` at `level`.
@@ -29,6 +42,19 @@ pub(crate) fn compress(plaintext: &[u8], level: i32) -> Option<Vec<u8>> {
 
 /// One zstd frame of `plaintext` compressed with `base` as prefix.
 pub(crate) fn compress_delta(plaintext: &[u8], base: &[u8], level: i32) -> Option<Vec<u8>> {
+    if raw_content_safe(base) {
+        return DELTA_CCTX.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = Some(zstd_safe::CCtx::try_create()?);
+            }
+            let cctx = c.as_mut()?;
+            let mut out = Vec::with_capacity(zstd_safe::compress_bound(plaintext.len()));
+            cctx.compress_using_dict(&mut out, plaintext, base, level)
+                .ok()?;
+            Some(out)
+        });
+    }
     // A prefix must outlive the context that references it, so the context is per call; it
     // sizes its tables to the small inputs, which keeps creating it cheap.
     let mut cctx = zstd_safe::CCtx::try_create()?;
@@ -79,21 +105,42 @@ pub(crate) fn decompress(data: &[u8], max_len: usize) -> Result<Vec<u8>> {
 /// Decode one delta frame against `base`.
 pub(crate) fn decompress_delta(data: &[u8], base: &[u8], max_len: usize) -> Result<Vec<u8>> {
     let size = frame_size(data, max_len)?;
+    let check = |out: Vec<u8>| {
+        if out.len() == size {
+            Ok(out)
+        } else {
+            Err(Error::corrupt("delta payload has the wrong length"))
+        }
+    };
+    let undecodable = |c: usize| {
+        Error::corrupt(format!(
+            "delta payload does not decode: {}",
+            zstd_safe::get_error_name(c)
+        ))
+    };
+    if raw_content_safe(base) {
+        return DELTA_DCTX.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(
+                    zstd_safe::DCtx::try_create()
+                        .ok_or_else(|| Error::internal("zstd: no memory for a context"))?,
+                );
+            }
+            let dctx = d.as_mut().expect("set above");
+            let mut out = Vec::with_capacity(size);
+            dctx.decompress_using_dict(&mut out, data, base)
+                .map_err(undecodable)?;
+            check(out)
+        });
+    }
     let mut dctx = zstd_safe::DCtx::try_create()
         .ok_or_else(|| Error::internal("zstd: no memory for a context"))?;
     dctx.ref_prefix(base)
         .map_err(|_| Error::internal("zstd: cannot reference the base"))?;
     let mut out = Vec::with_capacity(size);
-    dctx.decompress(&mut out, data).map_err(|c| {
-        Error::corrupt(format!(
-            "delta payload does not decode: {}",
-            zstd_safe::get_error_name(c)
-        ))
-    })?;
-    if out.len() != size {
-        return Err(Error::corrupt("delta payload has the wrong length"));
-    }
-    Ok(out)
+    dctx.decompress(&mut out, data).map_err(undecodable)?;
+    check(out)
 }
 
 #[cfg(test)]
@@ -126,6 +173,57 @@ mod tests {
         assert!(
             decompress_delta(&delta, &base, changed.len() - 1).is_err(),
             "size cap"
+        );
+    }
+
+    /// The reused-context path and the referenced-prefix path must make frames the other
+    /// decodes: the format defines deltas by the prefix, the fast path is an optimisation.
+    #[test]
+    fn dictionary_path_and_prefix_path_agree() {
+        let base: Vec<u8> = (0..300)
+            .flat_map(|i| format!("{i}\tMora\tM\tDEF\t{}\n", i * 13 % 300).into_bytes())
+            .collect();
+        let mut changed = base.clone();
+        changed.drain(2000..2040);
+        changed.extend_from_slice(b"301\tNova\tF\tOK\t7\n");
+        let prefix_frame = |plain: &[u8], base: &[u8]| {
+            let mut cctx = zstd_safe::CCtx::try_create().unwrap();
+            cctx.set_parameter(CParameter::CompressionLevel(3)).unwrap();
+            cctx.ref_prefix(base).unwrap();
+            let mut out = Vec::with_capacity(zstd_safe::compress_bound(plain.len()));
+            cctx.compress2(&mut out, plain).unwrap();
+            out
+        };
+        let prefix_decode = |frame: &[u8], base: &[u8]| {
+            let mut dctx = zstd_safe::DCtx::try_create().unwrap();
+            dctx.ref_prefix(base).unwrap();
+            let mut out = Vec::with_capacity(changed.len());
+            dctx.decompress(&mut out, frame).unwrap();
+            out
+        };
+        assert!(raw_content_safe(&base));
+        let fast = compress_delta(&changed, &base, 3).unwrap();
+        assert_eq!(prefix_decode(&fast, &base), changed);
+        let slow = prefix_frame(&changed, &base);
+        assert_eq!(
+            decompress_delta(&slow, &base, changed.len()).unwrap(),
+            changed
+        );
+        assert!(fast.len() * 10 < changed.len(), "the base was used");
+        // A base that looks like a structured dictionary takes the prefix path both ways.
+        let mut magic = zstd_safe::MAGIC_DICTIONARY.to_le_bytes().to_vec();
+        magic.extend_from_slice(&base);
+        assert!(!raw_content_safe(&magic));
+        let frame = compress_delta(&changed, &magic, 3).unwrap();
+        assert_eq!(prefix_decode(&frame, &magic), changed);
+        assert_eq!(
+            decompress_delta(&frame, &magic, changed.len()).unwrap(),
+            changed
+        );
+        let frame = prefix_frame(&changed, &magic);
+        assert_eq!(
+            decompress_delta(&frame, &magic, changed.len()).unwrap(),
+            changed
         );
     }
 }

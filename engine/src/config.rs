@@ -39,7 +39,7 @@ impl RepoConfig {
     pub fn new_default() -> Self {
         Self {
             chunker: ChunkerParams::DEFAULT,
-            pack_target: 8 << 20,
+            pack_target: 4 << 20,
             zstd_level: 3,
             created: chrono::Utc::now().timestamp(),
             format: FORMAT_VERSION,

@@ -95,9 +95,11 @@ impl PackBuilder {
     pub fn finish(mut self, keys: &Keys) -> (PackId, Vec<u8>, Vec<PackEntry>) {
         shuffle(&mut self.items);
         let id = PackId::random();
-        let mut out = Vec::with_capacity(
-            self.bytes + PACK_HEADER_LEN + PACK_FOOTER_LEN + self.items.len() * 64 + 64,
-        );
+        // Exactly the pack's size: a Vec that had to grow for the trailer would double, and
+        // the pack is the largest allocation of a backup (peak memory).
+        let trailer_len = ENVELOPE_HEADER_LEN + 4 + self.items.len() * TRAILER_ENTRY_LEN + TAG_LEN;
+        let mut out =
+            Vec::with_capacity(PACK_HEADER_LEN + self.bytes + trailer_len + PACK_FOOTER_LEN);
         out.extend_from_slice(PACK_MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         let mut entries = Vec::with_capacity(self.items.len());
@@ -126,6 +128,7 @@ impl PackBuilder {
                 .to_le_bytes(),
         );
         out.extend_from_slice(PACK_END_MAGIC);
+        debug_assert_eq!(out.len(), out.capacity(), "pack size computed exactly");
         (id, out, entries)
     }
 }
