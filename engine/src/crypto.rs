@@ -172,6 +172,47 @@ impl Keys {
         Ok(plain)
     }
 
+    /// Check that `sealed` is the envelope a writer sealed for chunk `id` of type `ty`, and
+    /// that its encoding agrees with the base the index records (`base`), without decoding
+    /// the payload. Writers open every chunk again before it reaches a pack, so an authentic
+    /// chunk decodes; what authentication catches is what happened to the bytes since. gc
+    /// copies chunks that pass this (format-spec.md, "Forget and garbage collection").
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Corrupt`] on a bad header, failed authentication, or a delta
+    /// whose base is not `base` (or a whole chunk with a `base`).
+    pub fn authenticate_chunk(
+        &self,
+        ty: ObjectType,
+        id: &ChunkId,
+        sealed: &[u8],
+        base: Option<&ChunkId>,
+    ) -> Result<()> {
+        if sealed.len() < ENVELOPE_HEADER_LEN + TAG_LEN || sealed[0] != ENVELOPE_VERSION {
+            return Err(Error::corrupt(format!(
+                "{} {}: bad envelope header",
+                ty.name(),
+                id.short()
+            )));
+        }
+        let header = [sealed[0], sealed[1]];
+        let buf = decrypt(&self.cipher, self.repo_id, ty, &id.0, sealed, header)?;
+        let agrees = match (header[1], base) {
+            (COMPRESSION_NONE | COMPRESSION_ZSTD, None) => true,
+            (COMPRESSION_ZSTD_DELTA, Some(b)) => buf.len() >= 32 && buf[..32] == b.0,
+            _ => false,
+        };
+        if agrees {
+            Ok(())
+        } else {
+            Err(Error::corrupt(format!(
+                "{} {}: encoding does not match the base its pack trailer records",
+                ty.name(),
+                id.short()
+            )))
+        }
+    }
+
     /// Seal `plaintext` as a delta against chunk `base_id` whose plaintext is `base`:
     /// payload = base id ‖ zstd frame with `base` as prefix. `None` when it does not pay.
     pub fn seal_delta(
@@ -257,6 +298,36 @@ pub(crate) fn seal_body(
     out
 }
 
+/// Authenticate and decrypt an envelope whose header was checked; the (compressed) payload.
+fn decrypt(
+    cipher: &XChaCha20Poly1305,
+    repo_id: RepoId,
+    ty: ObjectType,
+    id: &[u8; 32],
+    sealed: &[u8],
+    header: [u8; 2],
+) -> Result<Vec<u8>> {
+    let nonce = XNonce::from_slice(&sealed[2..ENVELOPE_HEADER_LEN]);
+    let (body, tag) =
+        sealed[ENVELOPE_HEADER_LEN..].split_at(sealed.len() - ENVELOPE_HEADER_LEN - TAG_LEN);
+    let mut buf = body.to_vec();
+    cipher
+        .decrypt_in_place_detached(
+            nonce,
+            &aad(repo_id, ty, id, header),
+            &mut buf,
+            Tag::from_slice(tag),
+        )
+        .map_err(|_| {
+            Error::corrupt(format!(
+                "{} {}: authentication failed",
+                ty.name(),
+                crate::id::to_hex(&id[..4])
+            ))
+        })?;
+    Ok(buf)
+}
+
 /// Open with an explicit cipher. A delta payload (compression 2) needs `base` to fetch the
 /// plaintext of its base chunk; objects that are never deltas pass `None`.
 pub(crate) fn open_with(
@@ -283,24 +354,7 @@ pub(crate) fn open_with(
             header[0]
         )));
     }
-    let nonce = XNonce::from_slice(&sealed[2..ENVELOPE_HEADER_LEN]);
-    let (body, tag) =
-        sealed[ENVELOPE_HEADER_LEN..].split_at(sealed.len() - ENVELOPE_HEADER_LEN - TAG_LEN);
-    let mut buf = body.to_vec();
-    cipher
-        .decrypt_in_place_detached(
-            nonce,
-            &aad(repo_id, ty, id, header),
-            &mut buf,
-            Tag::from_slice(tag),
-        )
-        .map_err(|_| {
-            Error::corrupt(format!(
-                "{} {}: authentication failed",
-                ty.name(),
-                crate::id::to_hex(&id[..4])
-            ))
-        })?;
+    let buf = decrypt(cipher, repo_id, ty, id, sealed, header)?;
     match (header[1], base) {
         (COMPRESSION_NONE, _) if buf.len() <= max_len => Ok(buf),
         (COMPRESSION_NONE, _) => Err(Error::corrupt(format!(

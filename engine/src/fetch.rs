@@ -42,30 +42,6 @@ impl Repo {
         Ok(one.pop().expect("one chunk asked, one returned"))
     }
 
-    /// Open the sealed bytes of many pack entries at once (gc's copy-only-what-authenticates
-    /// check): the bases of the deltas among them are loaded together, chain level by chain
-    /// level, then every entry is opened in parallel. One result per entry, in order.
-    ///
-    /// # Errors
-    /// The outer error when a base cannot be loaded; per-entry errors inside.
-    pub(crate) fn open_entries(&self, entries: &[(PackEntry, &[u8])]) -> Result<Vec<Result<()>>> {
-        let opened = self.open_with_bases(entries, 0)?;
-        Ok(entries
-            .iter()
-            .zip(opened)
-            .map(|((e, _), plain)| {
-                if plain?.len() == e.raw_len as usize {
-                    Ok(())
-                } else {
-                    Err(Error::corrupt(format!(
-                        "chunk {}: length differs from the pack trailer",
-                        e.id.short()
-                    )))
-                }
-            })
-            .collect())
-    }
-
     /// Open sealed pack entries (at chain level `depth`) in parallel, after loading the
     /// bases of the deltas among them together, one chain level further down. One result
     /// per entry, in order; the outer error when a base cannot be loaded.

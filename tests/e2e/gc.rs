@@ -6,7 +6,8 @@
 //! pack makes gc refuse and change nothing; gc and backups exclude each other by lock.
 
 use masclet_engine::{
-    ErrorKind, FaultMode, FaultyStorage, Kind, LockMode, MemoryStorage, OpenOptions, Repo, Storage,
+    ErrorKind, FaultMode, FaultyStorage, Kind, LockMode, MemoryStorage, NoProgress, OpenOptions,
+    Repo, Storage,
 };
 use masclet_tests::*;
 use std::path::Path;
@@ -267,4 +268,47 @@ fn gc_and_backups_exclude_each_other() {
     assert_eq!(err.kind(), ErrorKind::Locked);
     assert!(err.to_string().contains("gc, exclusive"), "{err}");
     drop(gc_repo);
+}
+
+/// gc copies live chunks of a repacked pack only after authenticating them: damage in a
+/// pack it rewrites must stop it before anything is written or deleted, not be carried
+/// into a fresh pack whose trailer would vouch for it.
+#[test]
+fn gc_refuses_to_copy_damaged_live_chunks() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let shared = noise(5 << 20, 11);
+    let mut a_data = shared.clone();
+    a_data.extend_from_slice(&noise(3 << 20, 12));
+    let a = backup_bytes(&mut repo, "f", &a_data).unwrap();
+    backup_bytes(&mut repo, "f", &shared).unwrap();
+    forget_ids(&repo, &[a]);
+    let plan = masclet_engine::gc::plan(&repo, &masclet_engine::GcOptions::default(), &NoProgress)
+        .unwrap();
+    let victim = plan
+        .repack
+        .first()
+        .expect("a partly live pack")
+        .pack
+        .to_hex();
+    let storage = repo.storage();
+    let mut bytes = storage.get(Kind::Pack, &victim).unwrap();
+    // One flipped byte every KiB of the chunk area hits every chunk, live ones included.
+    let trailer_len =
+        u32::from_le_bytes(bytes[bytes.len() - 12..bytes.len() - 8].try_into().unwrap());
+    let end = bytes.len() - 12 - trailer_len as usize;
+    for at in (12 + 512..end).step_by(1024) {
+        bytes[at] ^= 0x40;
+    }
+    storage.delete(Kind::Pack, &victim).unwrap();
+    storage.put(Kind::Pack, &victim, &bytes).unwrap();
+    let before = storage.list(Kind::Pack).unwrap();
+    let err = gc(&mut repo).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("nothing was deleted"), "{err}");
+    assert_eq!(
+        repo.storage().list(Kind::Pack).unwrap(),
+        before,
+        "gc wrote or deleted packs"
+    );
 }

@@ -39,10 +39,15 @@ impl Index {
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
     pub fn live_add(&self, ids: &[ChunkId]) -> Result<()> {
+        // Sorted, each insert lands next to the previous one (pages stay in the cache), and
+        // repeats inside the batch cost nothing.
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
         let tx = self.conn.unchecked_transaction()?;
         {
             let mut st = tx.prepare_cached("INSERT OR IGNORE INTO live (id) VALUES (?1)")?;
-            for id in ids {
+            for id in &ids {
                 st.execute([&id.0[..]])?;
             }
         }
