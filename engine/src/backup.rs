@@ -16,13 +16,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
 use crate::id::{ChunkId, SnapshotId};
 use crate::pack::PackBuilder;
+use crate::packer::{Durable, PackWriter};
 use crate::parent::{self, Parent};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
 use crate::resemble::sketch;
 use crate::snapshot::{BackupStats, Snapshot};
-use crate::storage::Kind;
-use crate::storage::Storage;
 use crate::tree::{EntryMeta, Record, TreeWriter, check_path, path_cmp};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
@@ -89,7 +88,10 @@ pub struct BackupSummary {
 pub(crate) struct Writer<'r> {
     pub(crate) repo: &'r Repo,
     pack: PackBuilder,
+    /// Chunks stored by this backup but not indexed yet (in the open pack or in one being
+    /// written): deduplication must see them as stored.
     in_pack: HashSet<ChunkId>,
+    packs: PackWriter,
     stats: BackupStats,
     packs_written: u64,
     pub(crate) tree_chunks: Vec<(ChunkId, u32)>,
@@ -162,6 +164,7 @@ impl<'r> Writer<'r> {
             repo,
             pack: PackBuilder::new(target),
             in_pack: HashSet::new(),
+            packs: PackWriter::new(repo.storage.clone()),
             stats: BackupStats::default(),
             packs_written: 0,
             tree_chunks: Vec::new(),
@@ -278,7 +281,7 @@ impl<'r> Writer<'r> {
             );
             self.in_pack.insert(p.id);
             if self.pack.is_full() {
-                self.flush()?;
+                self.seal_pack()?;
             }
         }
         self.stats.chunks += pieces.len() as u64;
@@ -291,20 +294,37 @@ impl<'r> Writer<'r> {
             .collect())
     }
 
-    /// Write the open pack durably, then index it: never the other way round.
-    pub(crate) fn flush(&mut self) -> Result<()> {
-        if self.pack.is_empty() {
-            return Ok(());
+    /// Hand the open pack to the pack writer thread, and index the packs it has made
+    /// durable meanwhile.
+    fn seal_pack(&mut self) -> Result<()> {
+        if !self.pack.is_empty() {
+            let pack = std::mem::replace(
+                &mut self.pack,
+                PackBuilder::new(self.repo.config.pack_target as usize),
+            );
+            let (id, bytes, entries) = pack.finish(&self.repo.keys);
+            self.packs.send(id, bytes, entries)?;
         }
-        let pack = std::mem::replace(
-            &mut self.pack,
-            PackBuilder::new(self.repo.config.pack_target as usize),
-        );
-        let (id, bytes, entries) = pack.finish(&self.repo.keys);
-        self.repo.storage.put(Kind::Pack, &id.to_hex(), &bytes)?;
-        self.repo.index.add_pack(id, bytes.len() as u64, &entries)?;
-        self.in_pack.clear();
-        self.packs_written += 1;
+        let durable = self.packs.durable()?;
+        self.index(durable)
+    }
+
+    /// Write every pack durably, then index it: never the other way round. After this, all
+    /// the chunks this writer stored are in the index.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        self.seal_pack()?;
+        let durable = self.packs.finish()?;
+        self.index(durable)
+    }
+
+    fn index(&mut self, durable: Vec<Durable>) -> Result<()> {
+        for (id, size, entries) in durable {
+            self.repo.index.add_pack(id, size, &entries)?;
+            for e in &entries {
+                self.in_pack.remove(&e.id);
+            }
+            self.packs_written += 1;
+        }
         Ok(())
     }
 

@@ -52,6 +52,7 @@ pub mod index;
 pub mod keys;
 pub mod lock;
 pub mod pack;
+mod packer;
 mod parent;
 pub mod progress;
 pub mod repair;
