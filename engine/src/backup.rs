@@ -108,6 +108,12 @@ struct Piece {
     sketch: Option<i64>,
 }
 
+impl Piece {
+    fn len(&self) -> u32 {
+        u32::try_from(self.range.len()).expect("chunks are below 4 GiB")
+    }
+}
+
 impl<'r> Writer<'r> {
     /// A change that erases a cut point glues the changed parent chunk to the next one,
     /// which is unchanged: stored as is, the glued chunk would carry the next chunk's bytes
@@ -233,7 +239,7 @@ impl<'r> Writer<'r> {
                         }
                         hints
                     }
-                    (Some(p), _) => p.observe_tree(&piece.id, piece.new),
+                    (Some(p), _) => p.observe_tree(piece.new, piece.len()),
                     (None, _) => [None, None, None],
                 };
                 if ty == ObjectType::Data && !piece.new && piece.sketch.is_none() {
@@ -288,8 +294,7 @@ impl<'r> Writer<'r> {
         Ok(pieces
             .into_iter()
             .map(|p| {
-                let len = u32::try_from(p.range.len()).expect("chunks are small");
-                (p.id, len, p.sketch)
+                (p.id, p.len(), p.sketch)
             })
             .collect())
     }

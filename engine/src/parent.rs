@@ -38,9 +38,10 @@ pub(crate) struct Parent<'r> {
     broken: bool,
     /// The parent's tree chunks: the new tree stream follows the same order, so its new
     /// chunks find bases the same way file chunks do.
-    tree: VecDeque<ChunkId>,
-    /// The parent tree chunk the previous new tree chunk took by position.
-    last_tree: Option<ChunkId>,
+    /// The parent's tree chunks with the offset each starts at in its tree stream.
+    tree: Vec<(ChunkId, u64)>,
+    /// Bytes of the new tree stream seen so far.
+    tree_pos: u64,
 }
 
 /// The newest snapshot of the same source and paths, if any.
@@ -66,8 +67,16 @@ impl<'r> Parent<'r> {
             sketch: None,
             last: None,
             broken: false,
-            tree: snap.tree.iter().map(|(id, _)| *id).collect(),
-            last_tree: None,
+            tree: snap
+                .tree
+                .iter()
+                .scan(0u64, |at, (id, len)| {
+                    let start = *at;
+                    *at += u64::from(*len);
+                    Some((*id, start))
+                })
+                .collect(),
+            tree_pos: 0,
         }
     }
 
@@ -169,22 +178,29 @@ impl<'r> Parent<'r> {
 
     /// The same for the chunks of the new tree stream, against the parent's tree chunks.
     /// Tree chunks carry no sketches, and on a nightly dump every tree chunk is new (a fifth
-    /// of the chunk ids change), so nothing realigns the window: one tree cut point more or
-    /// less than the parent had would leave every later chunk one position off its base.
-    /// Each new tree chunk therefore gets the parent chunk at its position, the one after
-    /// (the parent lost a cut point) and the one before (the parent gained one).
-    pub(crate) fn observe_tree(&mut self, id: &ChunkId, new: bool) -> [Option<ChunkId>; 3] {
-        if let Some(k) = self.tree.iter().take(WINDOW).position(|w| w == id) {
-            self.tree.drain(..=k);
-            self.last_tree = None;
-            return [None; 3];
-        }
+    /// of the chunk ids change), so no match realigns anything; but both tree streams list
+    /// the same file in the same order with records of the same sizes, so a byte offset in
+    /// one is the same place in the other. A new tree chunk of `len` bytes gets the parent
+    /// tree chunks under its middle, its start and its end.
+    pub(crate) fn observe_tree(&mut self, new: bool, len: u32) -> [Option<ChunkId>; 3] {
+        let start = self.tree_pos;
+        self.tree_pos += u64::from(len);
         if !new {
             return [None; 3];
         }
-        let previous = self.last_tree;
-        let positional = self.tree.pop_front();
-        self.last_tree = positional;
-        [positional, self.tree.front().copied(), previous]
+        let under = |pos: u64| {
+            // The last parent chunk starting at or before `pos`.
+            let i = self.tree.partition_point(|(_, s)| *s <= pos);
+            i.checked_sub(1).map(|i| self.tree[i].0)
+        };
+        let end = start + u64::from(len.max(1)) - 1;
+        let mut out = [under(start + u64::from(len / 2)), under(start), under(end)];
+        if out[1] == out[0] {
+            out[1] = None;
+        }
+        if out[2] == out[0] || out[2] == out[1] {
+            out[2] = None;
+        }
+        out
     }
 }
