@@ -293,9 +293,7 @@ impl<'r> Writer<'r> {
         self.stats.chunks += pieces.len() as u64;
         Ok(pieces
             .into_iter()
-            .map(|p| {
-                (p.id, p.len(), p.sketch)
-            })
+            .map(|p| (p.id, p.len(), p.sketch))
             .collect())
     }
 

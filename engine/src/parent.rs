@@ -23,6 +23,9 @@ use std::collections::VecDeque;
 /// Parent chunks looked at ahead of the current position.
 const WINDOW: usize = 1024;
 
+/// How far ahead a same-sketch parent chunk realigns the position.
+const REALIGN: usize = 4;
+
 type Fetch<'r> = Box<dyn FnMut(&ChunkId) -> Result<Vec<u8>> + 'r>;
 
 /// A cursor over the parent snapshot's tree.
@@ -160,11 +163,30 @@ impl<'r> Parent<'r> {
             return ([None, None, None], None);
         }
         let previous = self.last;
+        // A chunk with the same sketch a few places ahead means the new stream has moved
+        // past the parent chunks before it (a cut point vanished, so one new chunk covers
+        // two of the parent's): realign on it, keeping the old position as a candidate.
+        let near = sketch.and_then(|s| {
+            self.window
+                .iter()
+                .take(REALIGN)
+                .position(|(.., ws)| *ws == Some(s))
+        });
+        let skipped = match near {
+            Some(k) if k > 0 => {
+                let first = self.window.front().map(|(b, ..)| *b);
+                self.window.drain(..k);
+                first
+            }
+            _ => None,
+        };
         let positional = self.window.pop_front().map(|(b, ..)| b);
         self.last = positional;
-        let similar = sketch
-            .and_then(|s| self.window.iter().find(|(.., ws)| *ws == Some(s)))
-            .map(|(b, ..)| *b);
+        let similar = skipped.or_else(|| {
+            sketch
+                .and_then(|s| self.window.iter().find(|(.., ws)| *ws == Some(s)))
+                .map(|(b, ..)| *b)
+        });
         ([positional, similar, previous], None)
     }
 

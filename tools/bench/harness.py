@@ -35,6 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import filetree  # noqa: E402
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -228,6 +231,9 @@ class Masclet(Tool):
     def restore_cmd(self, target):
         return [str(self.bin), "restore", "--quiet", "latest", "--target", str(target)]
 
+    def backup_paths_cmd(self, root, when):
+        return [str(self.bin), "backup", "--quiet", "--time", when, str(root)]
+
     def forget_cmd(self):
         return [str(self.bin), "forget", "--quiet", "--keep-last", "4", "--keep-daily", "0", "--keep-weekly", "0",
                 "--keep-monthly", "0", "--keep-yearly", "0", "--prune"]
@@ -243,6 +249,9 @@ class Restic(Tool):
 
     def restore_cmd(self, target):
         return ["restic", "restore", "--quiet", "latest", "--target", str(target)]
+
+    def backup_paths_cmd(self, root, when):
+        return ["restic", "backup", "--quiet", "--time", when.replace("T", " ").rstrip("Z"), str(root)]
 
     def forget_cmd(self):
         return ["restic", "forget", "--quiet", "--keep-last", "4", "--prune"]
@@ -262,6 +271,9 @@ class Borg(Tool):
     def forget_cmd(self):
         return ["sh", "-c", f'borg prune --keep-last 4 "{self.repo}" && borg compact "{self.repo}"']
 
+    def backup_paths_cmd(self, root, when):
+        return ["borg", "create", "--compression", "zstd,3", "--timestamp", when.rstrip("Z"), f"{self.repo}::n-{when}", str(root)]
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -274,21 +286,28 @@ def main():
     ap.add_argument("--tools", default="masclet,restic,borg")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--keep-dumps", action="store_true", help="keep each night's dump as WORK/dump-N.sql")
+    ap.add_argument("--tree-mb", type=int, default=100, help="size of the source-tree workload (0 skips it)")
+    ap.add_argument("--tree-src", default=None, help="where the source tree is copied from (default: cargo's registry)")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="masclet-harness-"))
     work.mkdir(parents=True, exist_ok=True)
     sh(["cargo", "build", "--release", "--quiet", "-p", "masclet-cli"], cwd=ROOT)
     env = dict(os.environ, MASCLET_PASSWORD="bench", RESTIC_PASSWORD="bench", BORG_PASSPHRASE="bench",
                BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes", BORG_RELOCATED_REPO_ACCESS_IS_OK="yes")
-    tools = []
-    for name in a.tools.split(","):
-        cls = {"masclet": Masclet, "restic": Restic, "borg": Borg}[name]
-        if name != "masclet" and not shutil.which(name):
-            print(f"{name} not installed (apt-get install {'borgbackup' if name == 'borg' else name}); skipped", file=sys.stderr)
-            continue
-        t = cls(name, work, dict(env, MASCLET_REPO=str(work / "repo-masclet"), RESTIC_REPOSITORY=str(work / "repo-restic")))
-        t.fresh()
-        tools.append(t)
+    def make_tools(suffix=""):
+        tools = []
+        for name in a.tools.split(","):
+            cls = {"masclet": Masclet, "restic": Restic, "borg": Borg}[name]
+            if name != "masclet" and not shutil.which(name):
+                print(f"{name} not installed (apt-get install {'borgbackup' if name == 'borg' else name}); skipped", file=sys.stderr)
+                continue
+            full = f"{name}-{suffix}" if suffix else name
+            t = cls(full, work, dict(env, MASCLET_REPO=str(work / f"repo-{full}"), RESTIC_REPOSITORY=str(work / f"repo-{full}")))
+            t.fresh()
+            tools.append(t)
+        return tools
+
+    tools = make_tools()
     pg = Postgres(work)
     try:
         print(f"loading {a.animals} animals ...", file=sys.stderr)
@@ -302,6 +321,8 @@ def main():
             limits.append(limit_bytes(pg, changed) if k else None)
             if a.keep_dumps:
                 shutil.copyfile(dump, work / f"dump-{k}.sql")
+            if k == 0:
+                shutil.copyfile(dump, work / "dump-first.sql")
             when = f"2026-11-{k + 1:02d}T03:00:00Z"
             for t in tools:
                 before = work / f"before-{t.name}"
@@ -328,21 +349,40 @@ def main():
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
             rw, _, rrss = timed(t.restore_cmd(target), t.env)
+            shutil.rmtree(target)
+            # Cold start: the last night's backup again (nothing new) with the page cache
+            # dropped, so the repository's metadata comes from disk.
+            cw = None
+            if drop_caches():
+                cw, _, _ = timed(t.backup_cmd(dump, f"2026-12-01T03:00:00Z"), t.env, stdin=dump)
             fw, _, frss = timed(t.forget_cmd(), t.env)
-            finals[t.name] = dict(restore=rw, forget=fw, after=du(t.repo), rss=max(rrss, frss))
-        report(a, tools, limits, finals, work)
+            finals[t.name] = dict(restore=rw, forget=fw, cold=cw, after=du(t.repo), rss=max(rrss, frss))
+        zstd_s = min(timed(["sh", "-c", f'zstd -3 -T2 -q -c "{work / "dump-first.sql"}" > /dev/null'], env)[0]
+                     for _ in range(3))
+        tree_text = filetree.run(a, make_tools, timed, du, env, work) if a.tree_mb else ""
+        report(a, tools, limits, finals, work, zstd_s, tree_text)
     finally:
         pg.stop()
 
 
-def report(a, tools, limits, finals, work):
+def drop_caches() -> bool:
+    """Drop the page cache (root only); False where that is not allowed."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def report(a, tools, limits, finals, work, zstd_s, tree_text):
     n = len(tools[0].rows)
     nightly = range(1, n)
     lines = [f"Run: {a.animals} animals, {a.nights} nights, shape `{a.shape}`, medians of {a.runs} runs; "
              f"dump {tools[0].rows[-1]['dump'] / 1e6:.0f} MB, pg_dump {statistics.median(r['pg_dump'] for r in tools[0].rows):.1f} s.",
              "",
-             "| tool | first backup | nightly backup (median) | CPU per night | growth per night (median) | restore | forget 4 + prune | peak RSS | repository after all nights |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| tool | first backup | nightly backup (median) | CPU per night | growth per night (median) | restore | forget 4 + prune | cold nightly | peak RSS | repository after all nights |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     lim = statistics.median(x for x in limits if x is not None) if n > 1 else 0
     for t in tools:
         rows = t.rows
@@ -350,8 +390,12 @@ def report(a, tools, limits, finals, work):
         med = lambda key: statistics.median(rows[i][key] for i in nightly) if n > 1 else 0
         lines.append(f"| {t.name} | {rows[0]['wall']:.2f} s | {med('wall'):.2f} s | {med('cpu'):.2f} s | "
                      f"{med('growth') / 1e6:.1f} MB | {f['restore']:.2f} s | {f['forget']:.2f} s | "
+                     f"{'n/a' if f['cold'] is None else format(f['cold'], '.2f') + ' s'} | "
                      f"{max(max(r['rss'] for r in rows), f['rss']) // 1024} MiB | {rows[-1]['repo'] / 1e6:.1f} MB |")
-    lines += ["", f"Limit (zstd -3 of the rows changed or added per night, median): {lim / 1e6:.2f} MB.", ""]
+    first_mb = tools[0].rows[0]["dump"] / 1e6
+    lines += ["", f"Limit (zstd -3 of the rows changed or added per night, median): {lim / 1e6:.2f} MB. "
+              f"`zstd -3 -T2` of the first night's dump: {zstd_s:.2f} s ({first_mb / zstd_s:.0f} MB/s). "
+              "Cold nightly: the last dump backed up once more with the page cache dropped.", ""]
     m = next((t for t in tools if t.name == "masclet"), None)
     if m and n > 1:
         for t in tools:
@@ -363,6 +407,9 @@ def report(a, tools, limits, finals, work):
                          f"first backup {m.rows[0]['wall'] / t.rows[0]['wall']:.2f}, restore {finals['masclet']['restore'] / finals[t.name]['restore']:.2f}, "
                          f"forget+prune {finals['masclet']['forget'] / finals[t.name]['forget']:.2f}")
         lines.append(f"- masclet growth / limit: {statistics.median(m.rows[i]['growth'] for i in nightly) / max(lim, 1):.1f}")
+        lines.append(f"- masclet first backup throughput / zstd -3 -T2: {zstd_s / m.rows[0]['wall']:.2f}")
+    if tree_text:
+        lines += ["", tree_text]
     text = "\n".join(lines)
     print(text)
     if a.write_docs:
