@@ -141,7 +141,7 @@ fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
     let s = engine::backup(
         &mut repo,
         source,
-        &engine::BackupOptions::new(tags, time),
+        &engine::BackupOptions::new(tags, time).force_read(a.force_read),
         bars,
     )?;
     let st = &s.stats;
@@ -158,9 +158,10 @@ fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
     } else {
         println!("{}", s.snapshot);
         eprintln!(
-            "snapshot {} saved: {} files, {} dirs, {} symlinks; read {} in {:.1} s; added {} ({} new of {} chunks, {:.1}% deduplicated)",
+            "snapshot {} saved: {} files ({} unchanged, not read), {} dirs, {} symlinks; read {} in {:.1} s; added {} ({} new of {} chunks, {:.1}% deduplicated)",
             s.snapshot.short(),
             st.files,
+            s.unchanged_files,
             st.dirs,
             st.symlinks,
             bytes(st.bytes_read),

@@ -17,6 +17,7 @@ use crate::format::ObjectType;
 use crate::id::{ChunkId, SnapshotId};
 use crate::pack::PackBuilder;
 use crate::packer::{Durable, PackWriter};
+use crate::parent::ParentFile;
 use crate::parent::{self, Parent};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
@@ -60,12 +61,26 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     /// The snapshot's time, instead of now (importing history, tests).
     pub time: Option<DateTime<Utc>>,
+    /// Read every file, even those the parent snapshot records with the same modification
+    /// time, mode and size.
+    pub force_read: bool,
 }
 
 impl BackupOptions {
     /// Options with these tags and time.
     pub fn new(tags: Vec<String>, time: Option<DateTime<Utc>>) -> Self {
-        Self { tags, time }
+        Self {
+            tags,
+            time,
+            force_read: false,
+        }
+    }
+
+    /// Read every file (see [`BackupOptions::force_read`]).
+    #[must_use]
+    pub fn force_read(mut self, yes: bool) -> Self {
+        self.force_read = yes;
+        self
     }
 }
 
@@ -81,6 +96,9 @@ pub struct BackupSummary {
     pub packs_written: u64,
     /// New chunks stored as deltas against a similar stored chunk.
     pub delta_chunks: u64,
+    /// Files the parent snapshot recorded with the same modification time, mode and size:
+    /// listed from it without being read.
+    pub unchanged_files: u64,
     /// Wall time in seconds.
     pub duration_secs: f64,
 }
@@ -97,8 +115,16 @@ pub(crate) struct Writer<'r> {
     pub(crate) tree_chunks: Vec<(ChunkId, u32)>,
     parent: Option<Parent<'r>>,
     deltas: u64,
+    /// Re-read files the parent snapshot says are unchanged.
+    force_read: bool,
+    /// Files listed from the parent snapshot without reading them.
+    unchanged_files: u64,
     progress: &'r dyn Progress,
 }
+
+/// Most chunks an unchanged file may have for the parent's record of it to be reused (a
+/// 512 MiB file at the average chunk size); larger files are read, which bounds memory.
+const REUSE_MAX_CHUNKS: usize = 65_536;
 
 /// A stretch of a read batch on its way to the repository.
 struct Piece {
@@ -176,6 +202,8 @@ impl<'r> Writer<'r> {
             tree_chunks: Vec::new(),
             parent: None,
             deltas: 0,
+            force_read: false,
+            unchanged_files: 0,
             progress,
         }
     }
@@ -334,14 +362,29 @@ impl<'r> Writer<'r> {
     /// Store one file's content. Reading, cutting and the whole-content hash run on a
     /// thread of their own, one batch ahead of hashing, deduplication and sealing: on a
     /// nightly dump they are a third of the work and would otherwise leave a core idle.
+    ///
+    /// A file that fits in one batch is read on the calling thread: a thread per small file
+    /// would cost more than it saves.
     fn store_stream(
         &mut self,
         reader: impl Read + Send,
+        pipelined: bool,
         what: &dyn Fn() -> String,
         tree: &mut TreeWriter,
     ) -> Result<(u64, [u8; 32])> {
         let params = self.repo.config.chunker;
         let seed = self.repo.keys.chunker_seed();
+        if !pipelined {
+            let mut chunker = Chunker::new(reader, params, seed, BATCH_BYTES);
+            while let Some(batch) = chunker
+                .next_batch()
+                .map_err(|e| Error::io(format!("reading {}", what()), e))?
+            {
+                self.store_batch(&batch, tree)?;
+            }
+            self.stats.bytes_read += chunker.total();
+            return Ok((chunker.total(), chunker.content_hash()));
+        }
         std::thread::scope(|s| {
             // One batch in the channel, one being cut, one being stored: memory stays at
             // three batches whatever the file size.
@@ -360,14 +403,7 @@ impl<'r> Writer<'r> {
             });
             let stored: Result<()> = rx.iter().try_for_each(|batch| {
                 let batch = batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
-                self.progress.inc(batch.data.len() as u64);
-                for (id, len, sk) in self.store(ObjectType::Data, &batch)? {
-                    if let Some(sk) = sk {
-                        self.tree(tree, &Record::Sketch(sk))?;
-                    }
-                    self.tree(tree, &Record::FileChunk(id, len))?;
-                }
-                Ok(())
+                self.store_batch(&batch, tree)
             });
             drop(rx);
             let (total, hash) = reading
@@ -377,6 +413,56 @@ impl<'r> Writer<'r> {
             self.stats.bytes_read += total;
             Ok((total, hash))
         })
+    }
+
+    /// Store one batch of file content and list its chunks in the tree.
+    fn store_batch(&mut self, batch: &Batch, tree: &mut TreeWriter) -> Result<()> {
+        self.progress.inc(batch.data.len() as u64);
+        for (id, len, sk) in self.store(ObjectType::Data, batch)? {
+            if let Some(sk) = sk {
+                self.tree(tree, &Record::Sketch(sk))?;
+            }
+            self.tree(tree, &Record::FileChunk(id, len))?;
+        }
+        Ok(())
+    }
+
+    /// The parent's record of the file at `entry`'s path when the file looks unchanged: same
+    /// modification time (to the nanosecond), mode and size, and every chunk still indexed.
+    /// The file is then not read (restic's and borg's rule; `--force-read` turns it off).
+    fn unchanged(&mut self, entry: &EntryMeta, size: u64) -> Result<Option<ParentFile>> {
+        let force = self.force_read;
+        let Some(p) = &mut self.parent else {
+            return Ok(None);
+        };
+        let Some(was) = p.start_file(&entry.path) else {
+            return Ok(None);
+        };
+        if force
+            || (was.mtime, was.mtime_nsec, was.mode) != (entry.mtime, entry.mtime_nsec, entry.mode)
+        {
+            return Ok(None);
+        }
+        let Some(prev) = p.take_file(REUSE_MAX_CHUNKS) else {
+            return Ok(None);
+        };
+        let ids: Vec<ChunkId> = prev.chunks.iter().map(|c| c.0).collect();
+        let indexed = self.repo.index.contains_many(&ids)?;
+        Ok((prev.size == size && indexed.iter().all(|x| *x)).then_some(prev))
+    }
+
+    /// List an unchanged file's chunks as the parent did, without reading it.
+    fn reuse(&mut self, prev: ParentFile, tree: &mut TreeWriter) -> Result<(u64, [u8; 32])> {
+        self.progress.inc(prev.size);
+        self.unchanged_files += 1;
+        self.stats.chunks += prev.chunks.len() as u64;
+        for (id, len, sk) in prev.chunks {
+            if let Some(sk) = sk {
+                self.tree(tree, &Record::Sketch(sk))?;
+            }
+            self.tree(tree, &Record::FileChunk(id, len))?;
+        }
+        Ok((prev.size, prev.content_hash))
     }
 
     pub(crate) fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
@@ -449,12 +535,17 @@ impl<'r> Writer<'r> {
                 Err(e) => return Err(Error::io(format!("opening {}", fs_path.display()), e)),
             };
             self.stats.files += 1;
-            if let Some(p) = &mut self.parent {
-                p.start_file(&entry.path);
-            }
+            let unchanged = self.unchanged(&entry, meta.len())?;
             self.tree(tree, &Record::FileStart(entry))?;
-            let (size, content_hash) =
-                self.store_stream(f, &|| fs_path.display().to_string(), tree)?;
+            let (size, content_hash) = match unchanged {
+                Some(prev) => self.reuse(prev, tree)?,
+                None => self.store_stream(
+                    f,
+                    meta.len() > BATCH_BYTES as u64,
+                    &|| fs_path.display().to_string(),
+                    tree,
+                )?,
+            };
             self.tree(tree, &Record::FileEnd { size, content_hash })?;
         } else {
             self.progress.warn(&format!(
@@ -493,6 +584,7 @@ pub fn backup(
     let mut tree = TreeWriter::new(cutter, TREE_FLUSH_BYTES);
     let repo: &Repo = repo;
     let mut w = Writer::new(repo, progress);
+    w.force_read = opts.force_read;
     progress.start("backup", None, Unit::Bytes);
     let (paths, kind) = match source {
         Source::Paths(paths) => {
@@ -547,7 +639,7 @@ pub fn backup(
             w.stats.files += 1;
             w.tree(&mut tree, &Record::FileStart(meta))?;
             let (size, content_hash) =
-                w.store_stream(reader, &|| "standard input".to_string(), &mut tree)?;
+                w.store_stream(reader, true, &|| "standard input".to_string(), &mut tree)?;
             w.tree(&mut tree, &Record::FileEnd { size, content_hash })?;
             (vec![name], "stdin")
         }
@@ -587,6 +679,7 @@ pub fn backup(
         stats: w.stats,
         packs_written: w.packs_written,
         delta_chunks: w.deltas,
+        unchanged_files: w.unchanged_files,
         duration_secs: started.elapsed().as_secs_f64(),
     })
 }

@@ -16,7 +16,7 @@ use crate::format::ObjectType;
 use crate::id::ChunkId;
 use crate::repo::Repo;
 use crate::snapshot::Snapshot;
-use crate::tree::{Record, TreeReader, path_cmp};
+use crate::tree::{EntryMeta, Record, TreeReader, path_cmp};
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
@@ -45,6 +45,16 @@ pub(crate) struct Parent<'r> {
     tree: Vec<(ChunkId, u64)>,
     /// Bytes of the new tree stream seen so far.
     tree_pos: u64,
+}
+
+/// A file of the parent snapshot, as its tree records it.
+pub(crate) struct ParentFile {
+    /// Chunk ids, lengths and sketches, in order.
+    pub(crate) chunks: Vec<(ChunkId, u32, Option<i64>)>,
+    /// Size in bytes.
+    pub(crate) size: u64,
+    /// BLAKE3 of the content.
+    pub(crate) content_hash: [u8; 32],
 }
 
 /// The newest snapshot of the same source and paths, if any.
@@ -99,8 +109,9 @@ impl<'r> Parent<'r> {
         }
     }
 
-    /// Position the cursor on the parent's file at `path`, if it has one.
-    pub(crate) fn start_file(&mut self, path: &[u8]) {
+    /// Position the cursor on the parent's file at `path`, if it has one, and return that
+    /// file's metadata.
+    pub(crate) fn start_file(&mut self, path: &[u8]) -> Option<EntryMeta> {
         self.window.clear();
         self.last = None;
         self.in_file = false;
@@ -112,15 +123,52 @@ impl<'r> Parent<'r> {
             match path_cmp(entry_path, path) {
                 Ordering::Less => continue,
                 Ordering::Equal => {
-                    self.in_file = matches!(r, Record::FileStart(_));
-                    return;
+                    return match r {
+                        Record::FileStart(m) => {
+                            self.in_file = true;
+                            Some(m)
+                        }
+                        _ => None,
+                    };
                 }
                 Ordering::Greater => {
                     self.peeked = Some(r);
-                    return;
+                    return None;
                 }
             }
         }
+        None
+    }
+
+    /// The rest of the parent's current file (after [`Parent::start_file`] found it): its
+    /// chunks with their sketches, size and content hash; `None` when it has more than
+    /// `limit` chunks (the caller then reads the file, without base suggestions for it).
+    pub(crate) fn take_file(&mut self, limit: usize) -> Option<ParentFile> {
+        let mut chunks = Vec::new();
+        let mut sketch = None;
+        while self.in_file {
+            match self.next() {
+                Some(Record::Sketch(sk)) => sketch = Some(sk),
+                Some(Record::FileChunk(id, len)) if chunks.len() < limit => {
+                    chunks.push((id, len, sketch.take()));
+                }
+                Some(Record::FileEnd { size, content_hash }) => {
+                    self.in_file = false;
+                    return Some(ParentFile {
+                        chunks,
+                        size,
+                        content_hash,
+                    });
+                }
+                Some(Record::FileChunk(..)) | None => break,
+                Some(other) => {
+                    self.peeked = Some(other);
+                    break;
+                }
+            }
+        }
+        self.in_file = false;
+        None
     }
 
     fn fill(&mut self) {

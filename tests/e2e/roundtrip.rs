@@ -1,7 +1,7 @@
 //! Backups restore byte-identical, with modes, times, links and odd names; boundary sizes
 //! round-trip; unchanged data deduplicates; a 1% nightly change adds a small fraction.
 
-use masclet_engine::ChunkerParams;
+use masclet_engine::{BackupOptions, ChunkerParams, NoProgress, Repo, Source};
 use masclet_tests::*;
 use proptest::prelude::*;
 
@@ -142,4 +142,57 @@ proptest! {
         restore(&repo, id, &out).unwrap();
         prop_assert_eq!(digest(&out.join("src")), digest(&src));
     }
+}
+
+/// A file the parent snapshot records with the same modification time, mode and size is
+/// listed from the parent without being read; any of those changing makes the backup read
+/// it; `force_read` reads everything. Restores are exact either way.
+#[test]
+fn unchanged_files_are_listed_from_the_parent_without_reading() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let src = r.scratch("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    let files = ["a.rs", "b.rs", "d/c.rs"];
+    for (i, f) in files.iter().enumerate() {
+        std::fs::write(src.join(f), noise(20_000 + i * 777, i as u64)).unwrap();
+    }
+    let run = |repo: &mut Repo, force: bool| {
+        let opts = BackupOptions::default().force_read(force);
+        masclet_engine::backup(repo, Source::Paths(vec![src.clone()]), &opts, &NoProgress).unwrap()
+    };
+    let first = run(&mut repo, false);
+    assert_eq!(first.unchanged_files, 0);
+    let second = run(&mut repo, false);
+    assert_eq!(second.unchanged_files, 3, "{second:?}");
+    assert_eq!(second.stats.bytes_read, 0, "nothing read");
+    // Same size and modification time, other bytes: by the rule, not read (this is what
+    // restic and borg do too), so the snapshot keeps the old content.
+    let b = src.join("b.rs");
+    let mtime = std::fs::metadata(&b).unwrap().modified().unwrap();
+    let mut changed = std::fs::read(&b).unwrap();
+    changed[100] ^= 1;
+    std::fs::write(&b, &changed).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&b)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let third = run(&mut repo, false);
+    assert_eq!(third.unchanged_files, 3);
+    assert_ne!(dump(&repo, third.snapshot, "src/b.rs").unwrap(), changed);
+    // Forced, it is read and the change is kept.
+    let forced = run(&mut repo, true);
+    assert_eq!(forced.unchanged_files, 0);
+    assert_eq!(dump(&repo, forced.snapshot, "src/b.rs").unwrap(), changed);
+    // A new modification time makes the next backup read the file.
+    std::fs::write(src.join("a.rs"), b"edited").unwrap();
+    let fifth = run(&mut repo, false);
+    assert_eq!(fifth.unchanged_files, 2);
+    assert_eq!(dump(&repo, fifth.snapshot, "src/a.rs").unwrap(), b"edited");
+    let target = r.scratch("out");
+    restore(&repo, fifth.snapshot, &target).unwrap();
+    assert_eq!(digest(&target.join("src")), digest(&src));
+    assert!(check_ok(&repo, true));
 }
