@@ -17,13 +17,21 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{ChunkId, PackId};
-use crate::pack::{PackBuilder, PackEntry};
+use crate::pack::PackBuilder;
+use crate::packer::{Durable, PackWriter};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
 use crate::storage::Kind;
 use crate::tree::Record;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
+
+/// Live chunk ids gathered in memory before they go to the index's marking table (8 MiB of
+/// ids at most).
+const MARK_BATCH: usize = 1 << 18;
+
+/// Chunk entries of new packs gathered before they are moved in one index transaction.
+const MOVE_BATCH: usize = 1 << 16;
 
 /// Options of a gc.
 #[derive(Debug, Clone, Copy)]
@@ -110,14 +118,23 @@ fn mark(repo: &Repo, progress: &dyn Progress) -> Result<u64> {
     }
     repo.index.live_begin()?;
     progress.start("marking", Some(snaps.len() as u64), Unit::Items);
-    let mut batch: Vec<ChunkId> = Vec::with_capacity(8192);
+    // Snapshots of one source share most of their chunks: repeats are dropped in memory, and
+    // the set goes to SQLite sorted, in slices of at most MARK_BATCH ids (memory stays
+    // bounded however large the repository; a repeat across slices is ignored there).
+    let mut batch: HashSet<ChunkId> = HashSet::with_capacity(MARK_BATCH);
+    let flush = |batch: &mut HashSet<ChunkId>| -> Result<()> {
+        let ids: Vec<ChunkId> = batch.drain().collect();
+        repo.index.live_add(&ids)
+    };
     for (sid, snap) in &snaps {
         crate::check_interrupt()?;
         batch.extend(snap.tree.iter().map(|(id, _)| *id));
         let mut reader = repo.tree_reader(snap);
         loop {
             match reader.next_record() {
-                Ok(Some(Record::FileChunk(id, _))) => batch.push(id),
+                Ok(Some(Record::FileChunk(id, _))) => {
+                    batch.insert(id);
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => {
@@ -130,15 +147,13 @@ fn mark(repo: &Repo, progress: &dyn Progress) -> Result<u64> {
                     ));
                 }
             }
-            if batch.len() >= 8192 {
-                repo.index.live_add(&batch)?;
-                batch.clear();
+            if batch.len() >= MARK_BATCH {
+                flush(&mut batch)?;
             }
         }
-        repo.index.live_add(&batch)?;
-        batch.clear();
         progress.inc(1);
     }
+    flush(&mut batch)?;
     repo.index.live_add_bases()?;
     progress.finish();
     Ok(snaps.len() as u64)
@@ -235,6 +250,11 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
     let mut written = 0u64;
     let target = repo.config.pack_target as usize;
     let mut builder = PackBuilder::new(target);
+    // New packs go to storage on a thread of their own (reading and authenticating the next
+    // pack meanwhile); their chunks move in the index once they are durable, in one
+    // transaction per MOVE_BATCH entries.
+    let mut packs = PackWriter::new(repo.storage.clone());
+    let mut durable: Vec<Durable> = Vec::new();
     progress.start("repacking", Some(plan.bytes_to_copy), Unit::Bytes);
     for p in &plan.repack {
         crate::check_interrupt()?;
@@ -273,16 +293,22 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
             builder.add(e.ty, e.id, sealed.to_vec(), e.raw_len, e.base);
             progress.inc(u64::from(e.sealed_len));
             if builder.is_full() {
-                written += flush(repo, &mut builder, target)?;
+                written += seal(repo, &mut builder, target, &mut packs)?;
                 summary.packs_written += 1;
+                durable.extend(packs.durable()?);
+                if durable.iter().map(|d| d.2.len()).sum::<usize>() >= MOVE_BATCH {
+                    move_durable(repo, &mut durable)?;
+                }
             }
         }
         summary.packs_repacked += 1;
     }
     if !builder.is_empty() {
-        written += flush(repo, &mut builder, target)?;
+        written += seal(repo, &mut builder, target, &mut packs)?;
         summary.packs_written += 1;
     }
+    durable.extend(packs.finish()?);
+    move_durable(repo, &mut durable)?;
     progress.finish();
 
     let drop: Vec<PackId> = plan
@@ -318,11 +344,26 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
     Ok(summary)
 }
 
-/// Write a full pack durably, then point its chunks at it in the index.
-fn flush(repo: &mut Repo, builder: &mut PackBuilder, target: usize) -> Result<u64> {
+/// Hand a full pack to the pack writer thread; its chunks are pointed at it by
+/// [`move_durable`] once it is durable, never before. Returns its size.
+fn seal(
+    repo: &Repo,
+    builder: &mut PackBuilder,
+    target: usize,
+    packs: &mut PackWriter,
+) -> Result<u64> {
     let full = std::mem::replace(builder, PackBuilder::new(target));
-    let (id, bytes, entries): (PackId, Vec<u8>, Vec<PackEntry>) = full.finish(&repo.keys);
-    repo.storage.put(Kind::Pack, &id.to_hex(), &bytes)?;
-    repo.index.move_chunks(id, bytes.len() as u64, &entries)?;
-    Ok(bytes.len() as u64)
+    let (id, bytes, entries) = full.finish(&repo.keys);
+    let size = bytes.len() as u64;
+    packs.send(id, bytes, entries)?;
+    Ok(size)
+}
+
+/// Point the chunks of durable new packs at them, in one index transaction.
+fn move_durable(repo: &Repo, durable: &mut Vec<Durable>) -> Result<()> {
+    if !durable.is_empty() {
+        repo.index.move_chunks(durable)?;
+        durable.clear();
+    }
+    Ok(())
 }

@@ -202,25 +202,51 @@ impl Index {
         entries: &[PackEntry],
         relocate: bool,
     ) -> Result<()> {
-        self.immediate(|conn| {
-            conn.execute("INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)", params![&pack.0[..], size.cast_signed()])?;
-            let rowid: i64 = conn.query_row("SELECT rowid FROM packs WHERE id = ?1", [&pack.0[..]], |r| r.get(0))?;
-            let sql = if relocate {
-                "INSERT INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        self.immediate(|conn| record_in(conn, pack, size, entries, relocate))
+    }
+}
+
+/// The body of [`Index::record_pack`], inside a transaction the caller holds.
+pub(crate) fn record_in(
+    conn: &Connection,
+    pack: PackId,
+    size: u64,
+    entries: &[PackEntry],
+    relocate: bool,
+) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO packs (id, size) VALUES (?1, ?2)",
+        params![&pack.0[..], size.cast_signed()],
+    )?;
+    let rowid: i64 = conn.query_row(
+        "SELECT rowid FROM packs WHERE id = ?1",
+        [&pack.0[..]],
+        |r| r.get(0),
+    )?;
+    let sql = if relocate {
+        "INSERT INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(id) DO UPDATE SET type = excluded.type, pack = excluded.pack, offset = excluded.offset,
                  sealed_len = excluded.sealed_len, raw_len = excluded.raw_len, base = excluded.base"
-            } else {
-                "INSERT OR IGNORE INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-            };
-            let mut ins = conn.prepare_cached(sql)?;
-            for e in entries {
-                let base = e.base.as_ref().map(|b| &b.0[..]);
-                ins.execute(params![&e.id.0[..], e.ty as u8, rowid, e.offset.cast_signed(), e.sealed_len, e.raw_len, base])?;
-            }
-            Ok(())
-        })
+    } else {
+        "INSERT OR IGNORE INTO chunks (id, type, pack, offset, sealed_len, raw_len, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    };
+    let mut ins = conn.prepare_cached(sql)?;
+    for e in entries {
+        let base = e.base.as_ref().map(|b| &b.0[..]);
+        ins.execute(params![
+            &e.id.0[..],
+            e.ty as u8,
+            rowid,
+            e.offset.cast_signed(),
+            e.sealed_len,
+            e.raw_len,
+            base
+        ])?;
     }
+    Ok(())
+}
 
+impl Index {
     /// Record a durable pack written by a backup and its chunks, in one transaction.
     ///
     /// # Errors

@@ -30,6 +30,9 @@ impl Index {
     pub fn live_begin(&self) -> Result<()> {
         // temp_store=FILE keeps the set out of RAM however many chunks the repository holds.
         self.conn.pragma_update(None, "temp_store", "FILE")?;
+        self.conn.pragma_update(None, "cache_size", -16384)?;
+        self.conn
+            .pragma_update(Some("temp"), "cache_size", -16384)?;
         self.conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS live (id BLOB PRIMARY KEY) WITHOUT ROWID; DELETE FROM live;")?;
         Ok(())
     }
@@ -143,12 +146,19 @@ impl Index {
         Ok(())
     }
 
-    /// Record a durable new pack and point its chunks (already indexed elsewhere) at it.
+    /// Record durable new packs and point their chunks (already indexed elsewhere) at them,
+    /// in one transaction: the moved rows are spread over the whole table, so one
+    /// transaction per pack would rewrite most of its pages once per pack.
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
-    pub fn move_chunks(&self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
-        self.record_pack(pack, size, entries, true)
+    pub fn move_chunks(&self, packs: &[(PackId, u64, Vec<PackEntry>)]) -> Result<()> {
+        self.immediate(|conn| {
+            for (pack, size, entries) in packs {
+                super::record_in(conn, *pack, *size, entries, true)?;
+            }
+            Ok(())
+        })
     }
 
     /// In one transaction: forget every chunk not marked live, and the packs `drop` (which
