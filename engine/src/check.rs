@@ -148,6 +148,7 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
         .collect();
     report.orphan_packs.sort();
 
+    let per_pack = repo.index.chunks_per_pack()?;
     progress.start("checking packs", Some(indexed.len() as u64), Unit::Items);
     let mut bad_packs = HashSet::new();
     let mut bad_chunks: HashMap<ChunkId, String> = HashMap::new();
@@ -185,16 +186,22 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
                 problem(&mut report, format!("pack {name}"), e.to_string());
                 bad_packs.insert(*id);
             }
-            Ok(mut entries) => {
-                let mut expect = repo.index.pack_entries(id)?;
-                entries.sort_by_key(|e| e.offset);
-                expect.sort_by_key(|e| e.offset);
-                // The index may omit duplicates stored twice by concurrent backups, never add.
-                if !expect.iter().all(|e| {
-                    entries
-                        .binary_search_by_key(&e.offset, |x| x.offset)
-                        .is_ok_and(|i| entries[i] == *e)
-                }) {
+            Ok(entries) => {
+                // Every index row placing a chunk in this pack must be one of the trailer's
+                // entries, field for field: count the rows that are, and compare with all
+                // the rows the index has for the pack. (The index may omit a chunk stored
+                // twice by concurrent backups, never add one.)
+                let mut agree = 0u64;
+                for e in &entries {
+                    if repo
+                        .index
+                        .locate(&e.id)?
+                        .is_some_and(|loc| loc.pack == *id && loc.entry(e.id) == *e)
+                    {
+                        agree += 1;
+                    }
+                }
+                if agree != per_pack.get(id).copied().unwrap_or(0) {
                     problem(
                         &mut report,
                         format!("pack {name}"),

@@ -17,7 +17,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{ChunkId, PackId};
-use crate::pack::PackBuilder;
+use crate::pack::{PackBuilder, read_trailer_with};
 use crate::packer::{Durable, PackWriter};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
@@ -259,8 +259,35 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
     for p in &plan.repack {
         crate::check_interrupt()?;
         let bytes = repo.storage.get(Kind::Pack, &p.pack.to_hex())?;
+        // The live chunks are found through the pack's own trailer (the index has no index
+        // by pack), and must be all the live rows the plan counted for it.
+        let read = |off: u64, len: u64| -> Result<Vec<u8>> {
+            let range = usize::try_from(off)
+                .ok()
+                .zip(usize::try_from(off + len).ok());
+            range
+                .and_then(|(a, b)| bytes.get(a..b))
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| Error::corrupt("pack shorter than its trailer says"))
+        };
+        let stopped_at = |err: Error| {
+            err.context(format!(
+                "pack {} (gc stopped; nothing was deleted; run `masclet check`)",
+                p.pack.short()
+            ))
+        };
+        let trailer =
+            read_trailer_with(&repo.keys, p.pack, bytes.len() as u64, &read).map_err(stopped_at)?;
+        let entries = repo.index.live_in_pack(&p.pack, trailer)?;
+        if entries.len() as u64 != p.live_chunks {
+            return Err(stopped_at(Error::corrupt(format!(
+                "the index places {} live chunks in it, its trailer lists {} of them (run `masclet repair index`)",
+                p.live_chunks,
+                entries.len()
+            ))));
+        }
         let mut live = Vec::new();
-        for e in repo.index.live_entries(&p.pack)? {
+        for e in entries {
             let start =
                 usize::try_from(e.offset).map_err(|_| Error::corrupt("offset out of range"))?;
             let sealed = bytes

@@ -312,3 +312,59 @@ fn gc_refuses_to_copy_damaged_live_chunks() {
         "gc wrote or deleted packs"
     );
 }
+
+/// An index that places live chunks in a pack where its trailer has no such entries (here:
+/// every row of a pack gc wants to repack, shifted by a byte) is reported by `check`, and
+/// gc refuses to repack or delete anything until `repair index` rebuilt it from the trailers.
+#[test]
+fn gc_and_check_refuse_an_index_that_disagrees_with_a_trailer() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let shared = noise(5 << 20, 21);
+    let mut a_data = shared.clone();
+    a_data.extend_from_slice(&noise(3 << 20, 22));
+    let a = backup_bytes(&mut repo, "f", &a_data).unwrap();
+    let b = backup_bytes(&mut repo, "f", &shared).unwrap();
+    forget_ids(&repo, &[a]);
+    let plan = masclet_engine::gc::plan(&repo, &masclet_engine::GcOptions::default(), &NoProgress)
+        .unwrap();
+    let victim = plan.repack.first().expect("a partly live pack").pack;
+    drop(repo);
+    let db = rusqlite::Connection::open(r.index_path()).unwrap();
+    let moved = db
+        .execute(
+            "UPDATE chunks SET offset = offset + 1 WHERE pack = (SELECT rowid FROM packs WHERE id = ?1)",
+            [&victim.0[..]],
+        )
+        .unwrap();
+    assert!(moved > 0);
+    drop(db);
+    let mut repo = r.open();
+    let report =
+        masclet_engine::check(&repo, masclet_engine::CheckOptions::default(), &NoProgress).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.message.contains("index disagrees with the pack trailer")),
+        "{:?}",
+        report.problems
+    );
+    let before = repo.storage().list(Kind::Pack).unwrap();
+    let err = gc(&mut repo).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("repair index"), "{err}");
+    assert_eq!(
+        repo.storage().list(Kind::Pack).unwrap(),
+        before,
+        "gc changed packs"
+    );
+    drop(repo);
+    let storage = Arc::new(masclet_engine::LocalStorage::open(&r.path).unwrap());
+    let opts = OpenOptions::new("test", Some(LockMode::Exclusive));
+    masclet_engine::repair_index(storage, &r.index_path(), PASSWORD, &opts, &NoProgress).unwrap();
+    let mut repo = r.open();
+    gc(&mut repo).unwrap();
+    assert_eq!(dump(&repo, b, "f").unwrap(), shared);
+    assert!(check_ok(&repo, true));
+}
