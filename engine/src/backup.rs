@@ -122,6 +122,9 @@ pub(crate) struct Writer<'r> {
     progress: &'r dyn Progress,
 }
 
+/// A sealed chunk and the base it is a delta of, if any.
+type Sealed = (Vec<u8>, Option<ChunkId>);
+
 /// Most chunks an unchanged file may have for the parent's record of it to be reused (a
 /// 512 MiB file at the average chunk size); larger files are read, which bounds memory.
 const REUSE_MAX_CHUNKS: usize = 65_536;
@@ -231,16 +234,24 @@ impl<'r> Writer<'r> {
             .map(|(i, id)| !present[i] && !self.in_pack.contains(id) && seen.insert(*id))
             .collect();
         // Sketches of new file chunks (unchanged chunks inherit the parent's).
-        let sketches: Vec<Option<i64>> = (0..ids.len())
-            .into_par_iter()
-            .map(|i| {
-                if ty == ObjectType::Data && is_new[i] {
-                    sketch(bytes(i))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        // Without a parent nothing asks for sketches before sealing (they only go into the
+        // tree, for the next backup): they are then computed by the sealing workers, in the
+        // same pass over the chunk.
+        let late_sketch = ty == ObjectType::Data && self.parent.is_none();
+        let sketches: Vec<Option<i64>> = if late_sketch {
+            vec![None; ids.len()]
+        } else {
+            (0..ids.len())
+                .into_par_iter()
+                .map(|i| {
+                    if ty == ObjectType::Data && is_new[i] {
+                        sketch(bytes(i))
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        };
         // Walk the chunks in order beside the parent, cutting merged chunks apart again
         // (see `resync`); `pieces` is what gets stored and listed from here on.
         let mut pieces: Vec<Piece> = Vec::with_capacity(ids.len());
@@ -282,22 +293,20 @@ impl<'r> Writer<'r> {
         let level = i32::from(repo.config.zstd_level);
         let storage = repo.storage.as_ref();
         let fresh: Vec<&Piece> = pieces.iter().filter(|p| p.new).collect();
-        let sealed: Vec<Result<(Vec<u8>, Option<ChunkId>)>> = fresh
+        let sealed: Vec<(Result<Sealed>, Option<i64>)> = fresh
             .par_iter()
             .zip(bases)
             .map(|(p, base)| {
-                seal_chunk(
-                    keys,
-                    storage,
-                    ty,
-                    &p.id,
-                    &batch.data[p.range.clone()],
-                    base,
-                    level,
-                )
+                let plain = &batch.data[p.range.clone()];
+                let sealed = seal_chunk(keys, storage, ty, &p.id, plain, base, level);
+                (sealed, if late_sketch { sketch(plain) } else { None })
             })
             .collect();
-        for (p, s) in fresh.iter().zip(sealed) {
+        let mut late = Vec::with_capacity(if late_sketch { sealed.len() } else { 0 });
+        for (p, (s, sk)) in fresh.iter().zip(sealed) {
+            if late_sketch {
+                late.push(sk);
+            }
             let (s, base) = s?;
             let raw = p.range.len();
             self.stats.new_chunks += 1;
@@ -317,6 +326,10 @@ impl<'r> Writer<'r> {
             if self.pack.is_full() {
                 self.seal_pack()?;
             }
+        }
+        let mut late = late.into_iter();
+        for p in pieces.iter_mut().filter(|p| late_sketch && p.new) {
+            p.sketch = late.next().flatten();
         }
         self.stats.chunks += pieces.len() as u64;
         Ok(pieces

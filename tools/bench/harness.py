@@ -350,12 +350,12 @@ def main():
             target.mkdir()
             rw, _, rrss = timed(t.restore_cmd(target), t.env)
             shutil.rmtree(target)
+            fw, _, frss = timed(t.forget_cmd(), t.env)
             # Cold start: the last night's backup again (nothing new) with the page cache
             # dropped, so the repository's metadata comes from disk.
             cw = None
             if drop_caches():
-                cw, _, _ = timed(t.backup_cmd(dump, f"2026-12-01T03:00:00Z"), t.env, stdin=dump)
-            fw, _, frss = timed(t.forget_cmd(), t.env)
+                cw, _, _ = timed(t.backup_cmd(dump, "2026-12-01T03:00:00Z"), t.env, stdin=dump)
             finals[t.name] = dict(restore=rw, forget=fw, cold=cw, after=du(t.repo), rss=max(rrss, frss))
         zstd_s = min(timed(["sh", "-c", f'zstd -3 -T2 -q -c "{work / "dump-first.sql"}" > /dev/null'], env)[0]
                      for _ in range(3))
