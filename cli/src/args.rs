@@ -233,6 +233,11 @@ pub struct GcArgs {
     /// Repack packs whose dead share passes this percentage.
     #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
     pub repack_threshold: f64,
+    /// Leave packs past the threshold alone while all dead bytes in kept packs stay under
+    /// this percentage of them (most dead packs are repacked first). 0 repacks every pack
+    /// past the threshold.
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
+    pub max_unused: f64,
 }
 
 #[derive(Debug, Args)]

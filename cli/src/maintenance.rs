@@ -135,6 +135,9 @@ pub fn gc(cli: &Cli, a: &GcArgs, bars: &Bars) -> Result<u8> {
     if !(0.0..=100.0).contains(&a.repack_threshold) {
         bail!("--repack-threshold is a percentage between 0 and 100");
     }
+    if !(0.0..=100.0).contains(&a.max_unused) {
+        bail!("--max-unused is a percentage between 0 and 100");
+    }
     let mode = if a.dry_run {
         LockMode::Shared
     } else {
@@ -143,7 +146,7 @@ pub fn gc(cli: &Cli, a: &GcArgs, bars: &Bars) -> Result<u8> {
     let mut repo = open(cli, "gc", Some(mode))?;
     let report = run_gc(
         &mut repo,
-        &GcOptions::new(a.repack_threshold / 100.0),
+        &GcOptions::new(a.repack_threshold / 100.0).max_unused(a.max_unused / 100.0),
         a.dry_run,
         bars,
     )?;

@@ -39,20 +39,37 @@ const MOVE_BATCH: usize = 1 << 16;
 pub struct GcOptions {
     /// Repack a pack once this fraction of its bytes is dead (0.0 ..= 1.0).
     pub repack_threshold: f64,
+    /// Dead bytes left in kept packs may add up to this fraction of the packs kept (0.0 ..=
+    /// 1.0): packs past the threshold are repacked, most dead first, only until the rest is
+    /// below it. Repacking copies every live byte of a pack to free its dead ones; a pack a
+    /// little past the threshold frees little for that copy and frees more once later
+    /// forgets kill more of it (restic's `--max-unused` has the same purpose).
+    pub max_unused: f64,
 }
 
 impl Default for GcOptions {
     fn default() -> Self {
         Self {
             repack_threshold: 0.10,
+            max_unused: 0.05,
         }
     }
 }
 
 impl GcOptions {
-    /// Options with this repack threshold.
+    /// Options with this repack threshold (and the default unused share).
     pub fn new(repack_threshold: f64) -> Self {
-        Self { repack_threshold }
+        Self {
+            repack_threshold,
+            ..Self::default()
+        }
+    }
+
+    /// The same options with this unused share (see [`GcOptions::max_unused`]).
+    #[must_use]
+    pub fn max_unused(mut self, share: f64) -> Self {
+        self.max_unused = share;
+        self
     }
 }
 
@@ -165,9 +182,9 @@ fn mark(repo: &Repo, progress: &dyn Progress) -> Result<u64> {
 /// `Corrupt` when a referenced chunk or pack is missing or a snapshot cannot be read: gc
 /// refuses rather than guess. `InvalidInput` for a threshold outside 0..=1.
 pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<GcPlan> {
-    if !(0.0..=1.0).contains(&opts.repack_threshold) {
+    if !(0.0..=1.0).contains(&opts.repack_threshold) || !(0.0..=1.0).contains(&opts.max_unused) {
         return Err(Error::invalid(
-            "the repack threshold is a fraction between 0 and 1",
+            "the repack threshold and the unused share are fractions between 0 and 1",
         ));
     }
     let snapshots = mark(repo, progress)?;
@@ -189,6 +206,9 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
         ..GcPlan::default()
     };
     let mut indexed = HashSet::new();
+    // Packs past the repack threshold, and the dead bytes of every pack that stays.
+    let mut candidates: Vec<(f64, PackPlan)> = Vec::new();
+    let (mut kept_size, mut unused) = (0u64, 0u64);
     for u in repo.index.pack_usage()? {
         let name = u.pack.to_hex();
         indexed.insert(name.clone());
@@ -221,9 +241,29 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
         if u.live_chunks == 0 {
             plan.bytes_to_free += u.size;
             plan.delete.push(p);
-        } else if dead_share > opts.repack_threshold {
-            plan.bytes_to_free += u.size;
-            plan.bytes_to_copy += u.live_bytes;
+        } else {
+            kept_size += u.size;
+            unused += u.size - u.live_bytes.min(u.size);
+            if dead_share > opts.repack_threshold {
+                candidates.push((dead_share, p));
+            } else {
+                plan.keep += 1;
+            }
+        }
+    }
+    // Most dead first, until what stays dead is within the allowed share.
+    candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let allowed = (kept_size as f64 * opts.max_unused) as u64;
+    for (_, p) in candidates {
+        if unused > allowed {
+            unused -= p.size - p.live_bytes.min(p.size);
+            plan.bytes_to_free += p.size;
+            plan.bytes_to_copy += p.live_bytes;
             plan.repack.push(p);
         } else {
             plan.keep += 1;

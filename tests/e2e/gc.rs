@@ -368,3 +368,32 @@ fn gc_and_check_refuse_an_index_that_disagrees_with_a_trailer() {
     assert_eq!(dump(&repo, b, "f").unwrap(), shared);
     assert!(check_ok(&repo, true));
 }
+
+/// Packs past the repack threshold are repacked only while the dead bytes left in kept
+/// packs exceed the allowed share: a little dead data stays until more of its pack dies.
+#[test]
+fn gc_leaves_a_little_dead_data_in_place_within_the_unused_share() {
+    let run = |max_unused: f64| {
+        let r = LocalRepo::new();
+        let mut repo = r.open();
+        let shared = noise(8 << 20, 31);
+        let mut a_data = shared.clone();
+        a_data.extend_from_slice(&noise(192 << 10, 32));
+        let a = backup_bytes(&mut repo, "f", &a_data).unwrap();
+        let b = backup_bytes(&mut repo, "f", &shared).unwrap();
+        forget_ids(&repo, &[a]);
+        let opts = masclet_engine::GcOptions::new(0.01).max_unused(max_unused);
+        let plan = masclet_engine::gc::plan(&repo, &opts, &NoProgress).unwrap();
+        let s = masclet_engine::gc::execute(&mut repo, &plan, &NoProgress).unwrap();
+        assert_eq!(dump(&repo, b, "f").unwrap(), shared);
+        assert!(check_ok(&repo, true));
+        s
+    };
+    // ~2% of the data died: within 5%, nothing is rewritten.
+    let lenient = run(0.05);
+    assert_eq!(lenient.packs_repacked, 0, "{lenient:?}");
+    // With no dead share allowed, the pack holding it is repacked.
+    let strict = run(0.0);
+    assert!(strict.packs_repacked >= 1, "{strict:?}");
+    assert!(strict.bytes_freed > 0, "{strict:?}");
+}
