@@ -29,8 +29,8 @@ impl ChunkerParams {
     /// (format-spec.md, "Choice of chunk sizes").
     pub const DEFAULT: Self = Self {
         min_size: 512,
-        avg_size: 8 * 1024,
-        max_size: 64 * 1024,
+        avg_size: 16 * 1024,
+        max_size: 128 * 1024,
         normalization: 0,
     };
 
