@@ -2,7 +2,8 @@
 """masclet beside restic and borg on nightly pg_dumps of a real masclet_imperi database.
 
     python3 tools/bench/harness.py [--animals N] [--nights K] [--runs R] [--shape scattered|recent]
-                                   [--dump pg_dump|stable] [--work DIR] [--write-docs]
+                                   [--dump pg_dump|stable] [--tree-mb MB] [--tree-src DIR]
+                                   [--work DIR] [--keep-dumps] [--write-docs]
 
 Starts a throwaway PostgreSQL 15 cluster on a free loopback port (as the postgres user when
 run as root), loads animals/parts/users, and then night by night changes about 1% of the
@@ -10,8 +11,10 @@ dump (updates mostly on recent animals with a tenth anywhere for `scattered`, al
 ones for `recent`; deletes of old animals cascading to their parts; new animals), takes a
 plain pg_dump, and backs it up with every tool, one after another. Per night and tool it
 records wall and CPU seconds, peak RSS and repository bytes; then restore of the last night,
-forget 4 of the snapshots + prune, and the "limit": the zstd -3 size of the rows that
-changed or were added that night. Wall times are medians of R runs of each backup (each run
+forget 4 of the snapshots + prune, a cold nightly backup (page cache dropped, as root), the
+"limit": the zstd -3 size of the rows that changed or were added that night, and `zstd -3
+-T2`'s time on the first dump. Then the source-tree workload (tools/bench/filetree.py; 0
+MB skips it) with fresh repositories. Wall times are medians of R runs of each backup (each run
 into a copy of the repository as it was before that night).
 
 With --dump stable every tool backs up, instead of pg_dump's output, the same schema with
