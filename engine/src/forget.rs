@@ -74,10 +74,9 @@ pub fn forget(repo: &Repo, plan: &ForgetPlan) -> Result<ForgetSummary> {
         s.retagged += 1;
     }
     repo.ensure_lock()?;
-    for d in plan.removed() {
-        crate::check_interrupt()?;
-        repo.storage().delete(Kind::Snapshot, &d.id.to_hex())?;
-        s.removed += 1;
-    }
+    crate::check_interrupt()?;
+    let removed: Vec<String> = plan.removed().map(|d| d.id.to_hex()).collect();
+    repo.storage().delete_many(Kind::Snapshot, &removed)?;
+    s.removed += removed.len() as u64;
     Ok(s)
 }

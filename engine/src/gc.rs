@@ -394,17 +394,20 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         Unit::Items,
     );
     let mut freed = 0u64;
-    for (pack, size) in plan
+    let doomed: Vec<(PackId, u64)> = plan
         .delete
         .iter()
         .chain(&plan.repack)
         .map(|p| (p.pack, p.size))
         .chain(plan.orphans.iter().copied())
-    {
-        repo.storage.delete(Kind::Pack, &pack.to_hex())?;
-        freed += size;
-        summary.packs_deleted += 1;
-        progress.inc(1);
+        .collect();
+    for slice in doomed.chunks(256) {
+        crate::check_interrupt()?;
+        let names: Vec<String> = slice.iter().map(|(p, _)| p.to_hex()).collect();
+        repo.storage.delete_many(Kind::Pack, &names)?;
+        freed += slice.iter().map(|(_, size)| size).sum::<u64>();
+        summary.packs_deleted += slice.len() as u64;
+        progress.inc(slice.len() as u64);
     }
     progress.finish();
     summary.bytes_freed = freed.saturating_sub(written);

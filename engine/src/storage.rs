@@ -102,6 +102,17 @@ pub trait Storage: Send + Sync {
     /// # Errors
     /// [`crate::ErrorKind::Storage`] on I/O failure.
     fn delete(&self, kind: Kind, name: &str) -> Result<()>;
+
+    /// Remove several objects of one kind; all removals are durable on `Ok`. The default
+    /// removes them one by one; a store that can make many removals durable at once (the
+    /// local store syncs each directory once) overrides it. After an error, any subset of
+    /// the objects may be gone.
+    ///
+    /// # Errors
+    /// As [`Storage::delete`].
+    fn delete_many(&self, kind: Kind, names: &[String]) -> Result<()> {
+        names.iter().try_for_each(|n| self.delete(kind, n))
+    }
 }
 
 impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
@@ -122,6 +133,9 @@ impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
     }
     fn delete(&self, kind: Kind, name: &str) -> Result<()> {
         (**self).delete(kind, name)
+    }
+    fn delete_many(&self, kind: Kind, names: &[String]) -> Result<()> {
+        (**self).delete_many(kind, names)
     }
 }
 

@@ -137,10 +137,12 @@ impl Index {
             .prepare_cached("SELECT 1 FROM live WHERE id = ?1")?;
         let mut out = Vec::new();
         for e in entries {
-            let placed = self
-                .locate(&e.id)?
-                .is_some_and(|loc| loc.pack == *pack && loc.entry(e.id) == e);
-            if placed && live.exists([&e.id.0[..]])? {
+            // Most entries of a pack worth repacking are dead: ask the live set first.
+            if live.exists([&e.id.0[..]])?
+                && self
+                    .locate(&e.id)?
+                    .is_some_and(|loc| loc.pack == *pack && loc.entry(e.id) == e)
+            {
                 out.push(e);
             }
         }

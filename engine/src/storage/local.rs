@@ -270,4 +270,26 @@ impl Storage for LocalStorage {
         sync_dir(path.parent().expect("has parent"))
             .map_err(|e| Error::storage(format!("syncing after deleting {}", path.display()), e))
     }
+
+    fn delete_many(&self, kind: Kind, names: &[String]) -> Result<()> {
+        // One directory sync per directory touched, not per file: gc deletes hundreds of
+        // packs and forget hundreds of snapshots at a time.
+        let mut dirs = std::collections::BTreeSet::new();
+        for name in names {
+            check_name(kind, name)?;
+            let path = self.path(kind, name);
+            self.open_files.lock().expect("poisoned").remove(&path);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    dirs.insert(path.parent().expect("has parent").to_path_buf());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::storage(format!("deleting {}", path.display()), e)),
+            }
+        }
+        dirs.iter().try_for_each(|d| {
+            sync_dir(d)
+                .map_err(|e| Error::storage(format!("syncing {} after deleting", d.display()), e))
+        })
+    }
 }
