@@ -185,9 +185,10 @@ pub struct BackupArgs {
     /// Record this time instead of now (RFC 3339, e.g. 2025-03-11T07:45:00Z).
     #[arg(long, value_name = "RFC3339")]
     pub time: Option<String>,
-    /// Read every file. By default a file the previous snapshot of the same paths records
-    /// with the same modification time (to the nanosecond), mode and size is not read
-    /// again: its chunks are listed from that snapshot.
+    /// Read every file. By default a file the previous snapshot of the same paths from this
+    /// host records with the same modification time (to the nanosecond), mode and size,
+    /// and whose inode change time equals its modification time, is not read again: its
+    /// chunks are listed from that snapshot.
     #[arg(long)]
     pub force_read: bool,
 }

@@ -10,14 +10,13 @@
 //! Memory is bounded by one read batch, its sealed copies and one open pack, whatever the
 //! size of the input (format-spec.md states the figure).
 
-use crate::chunker::{Batch, Chunker, Cutter};
+use crate::chunker::{Batch, Cutter};
 use crate::delta::{candidate_chains, seal_chunk};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
 use crate::id::{ChunkId, SnapshotId};
 use crate::pack::PackBuilder;
 use crate::packer::{Durable, PackWriter};
-use crate::parent::ParentFile;
 use crate::parent::{self, Parent};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
@@ -27,13 +26,14 @@ use crate::tree::{EntryMeta, Record, TreeWriter, check_path, path_cmp};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
+
+mod files;
+use files::top_level_name;
 
 /// Bytes of input per parallel batch.
 pub const BATCH_BYTES: usize = 1 << 20;
@@ -126,7 +126,8 @@ pub(crate) struct Writer<'r> {
 type Sealed = (Vec<u8>, Option<ChunkId>);
 
 /// Most chunks an unchanged file may have for the parent's record of it to be reused (a
-/// 512 MiB file at the average chunk size); larger files are read, which bounds memory.
+/// 1 GiB file at the default average chunk size); larger files are read, which bounds
+/// memory.
 const REUSE_MAX_CHUNKS: usize = 65_536;
 
 /// A stretch of a read batch on its way to the repository.
@@ -372,112 +373,6 @@ impl<'r> Writer<'r> {
         Ok(())
     }
 
-    /// Store one file's content. Reading, cutting and the whole-content hash run on a
-    /// thread of their own, one batch ahead of hashing, deduplication and sealing: on a
-    /// nightly dump they are a third of the work and would otherwise leave a core idle.
-    ///
-    /// A file that fits in one batch is read on the calling thread: a thread per small file
-    /// would cost more than it saves.
-    fn store_stream(
-        &mut self,
-        reader: impl Read + Send,
-        pipelined: bool,
-        what: &dyn Fn() -> String,
-        tree: &mut TreeWriter,
-    ) -> Result<(u64, [u8; 32])> {
-        let params = self.repo.config.chunker;
-        let seed = self.repo.keys.chunker_seed();
-        if !pipelined {
-            let mut chunker = Chunker::new(reader, params, seed, BATCH_BYTES);
-            while let Some(batch) = chunker
-                .next_batch()
-                .map_err(|e| Error::io(format!("reading {}", what()), e))?
-            {
-                self.store_batch(&batch, tree)?;
-            }
-            self.stats.bytes_read += chunker.total();
-            return Ok((chunker.total(), chunker.content_hash()));
-        }
-        std::thread::scope(|s| {
-            // One batch in the channel, one being cut, one being stored: memory stays at
-            // three batches whatever the file size.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Batch>>(1);
-            let reading = s.spawn(move || {
-                let mut chunker = Chunker::new(reader, params, seed, BATCH_BYTES);
-                loop {
-                    let next = chunker.next_batch().transpose();
-                    let failed = matches!(next, Some(Err(_)));
-                    // A closed channel means the storing side failed: stop reading.
-                    if next.is_none_or(|b| tx.send(b).is_err()) || failed {
-                        break;
-                    }
-                }
-                (chunker.total(), chunker.content_hash())
-            });
-            let stored: Result<()> = rx.iter().try_for_each(|batch| {
-                let batch = batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
-                self.store_batch(&batch, tree)
-            });
-            drop(rx);
-            let (total, hash) = reading
-                .join()
-                .map_err(|_| Error::internal(format!("the reader of {} panicked", what())))?;
-            stored?;
-            self.stats.bytes_read += total;
-            Ok((total, hash))
-        })
-    }
-
-    /// Store one batch of file content and list its chunks in the tree.
-    fn store_batch(&mut self, batch: &Batch, tree: &mut TreeWriter) -> Result<()> {
-        self.progress.inc(batch.data.len() as u64);
-        for (id, len, sk) in self.store(ObjectType::Data, batch)? {
-            if let Some(sk) = sk {
-                self.tree(tree, &Record::Sketch(sk))?;
-            }
-            self.tree(tree, &Record::FileChunk(id, len))?;
-        }
-        Ok(())
-    }
-
-    /// The parent's record of the file at `entry`'s path when the file looks unchanged: same
-    /// modification time (to the nanosecond), mode and size, and every chunk still indexed.
-    /// The file is then not read (restic's and borg's rule; `--force-read` turns it off).
-    fn unchanged(&mut self, entry: &EntryMeta, size: u64) -> Result<Option<ParentFile>> {
-        let force = self.force_read;
-        let Some(p) = &mut self.parent else {
-            return Ok(None);
-        };
-        let Some(was) = p.start_file(&entry.path) else {
-            return Ok(None);
-        };
-        if force
-            || (was.mtime, was.mtime_nsec, was.mode) != (entry.mtime, entry.mtime_nsec, entry.mode)
-        {
-            return Ok(None);
-        }
-        let Some(prev) = p.take_file(REUSE_MAX_CHUNKS) else {
-            return Ok(None);
-        };
-        let ids: Vec<ChunkId> = prev.chunks.iter().map(|c| c.0).collect();
-        let indexed = self.repo.index.contains_many(&ids)?;
-        Ok((prev.size == size && indexed.iter().all(|x| *x)).then_some(prev))
-    }
-
-    /// List an unchanged file's chunks as the parent did, without reading it.
-    fn reuse(&mut self, prev: ParentFile, tree: &mut TreeWriter) -> Result<(u64, [u8; 32])> {
-        self.progress.inc(prev.size);
-        self.unchanged_files += 1;
-        self.stats.chunks += prev.chunks.len() as u64;
-        for (id, len, sk) in prev.chunks {
-            if let Some(sk) = sk {
-                self.tree(tree, &Record::Sketch(sk))?;
-            }
-            self.tree(tree, &Record::FileChunk(id, len))?;
-        }
-        Ok((prev.size, prev.content_hash))
-    }
-
     pub(crate) fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
         if let Some(batch) = tree.push(r) {
             let ids = self.store(ObjectType::Tree, &batch)?;
@@ -486,98 +381,6 @@ impl<'r> Writer<'r> {
         }
         Ok(())
     }
-
-    fn walk(&mut self, fs_path: &Path, snap_path: Vec<u8>, tree: &mut TreeWriter) -> Result<()> {
-        let meta = match std::fs::symlink_metadata(fs_path) {
-            Ok(m) => m,
-            // Vanished between listing and reading: a live tree, not an error.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.progress.warn(&format!(
-                    "{} vanished during the backup; skipped",
-                    fs_path.display()
-                ));
-                return Ok(());
-            }
-            Err(e) => return Err(Error::io(format!("reading {}", fs_path.display()), e)),
-        };
-        let entry = EntryMeta {
-            path: snap_path,
-            mode: meta.mode() & 0o7777,
-            mtime: meta.mtime(),
-            mtime_nsec: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
-        };
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            self.stats.dirs += 1;
-            let base = entry.path.clone();
-            self.tree(tree, &Record::Dir(entry))?;
-            let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(fs_path)
-                .map_err(|e| Error::io(format!("listing {}", fs_path.display()), e))?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<std::io::Result<_>>()
-                .map_err(|e| Error::io(format!("listing {}", fs_path.display()), e))?;
-            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-            for name in names {
-                let mut child = base.clone();
-                child.push(b'/');
-                child.extend_from_slice(name.as_bytes());
-                self.walk(&fs_path.join(&name), child, tree)?;
-            }
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(fs_path)
-                .map_err(|e| Error::io(format!("reading link {}", fs_path.display()), e))?;
-            self.stats.symlinks += 1;
-            self.tree(
-                tree,
-                &Record::Symlink(entry, target.as_os_str().as_bytes().to_vec()),
-            )?;
-        } else if ft.is_file() {
-            let f = match File::options()
-                .read(true)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
-                .open(fs_path)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    self.progress.warn(&format!(
-                        "{} vanished during the backup; skipped",
-                        fs_path.display()
-                    ));
-                    return Ok(());
-                }
-                Err(e) => return Err(Error::io(format!("opening {}", fs_path.display()), e)),
-            };
-            self.stats.files += 1;
-            let unchanged = self.unchanged(&entry, meta.len())?;
-            self.tree(tree, &Record::FileStart(entry))?;
-            let (size, content_hash) = match unchanged {
-                Some(prev) => self.reuse(prev, tree)?,
-                None => self.store_stream(
-                    f,
-                    meta.len() > BATCH_BYTES as u64,
-                    &|| fs_path.display().to_string(),
-                    tree,
-                )?,
-            };
-            self.tree(tree, &Record::FileEnd { size, content_hash })?;
-        } else {
-            self.progress.warn(&format!(
-                "{} is not a file, directory or symlink; skipped",
-                fs_path.display()
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn top_level_name(path: &Path) -> Result<Vec<u8>> {
-    let name = path.file_name().ok_or_else(|| {
-        Error::invalid(format!(
-            "cannot name {} in a snapshot: give a path that ends in a file or directory name",
-            path.display()
-        ))
-    })?;
-    Ok(name.as_bytes().to_vec())
 }
 
 /// Back up `source` into `repo` and commit a snapshot.

@@ -57,14 +57,18 @@ pub(crate) struct ParentFile {
     pub(crate) content_hash: [u8; 32],
 }
 
-/// The newest snapshot of the same source and paths, if any.
+/// The newest snapshot of the same source, paths and host, if any.
 pub(crate) fn find(repo: &Repo, source: &str, paths: &[Vec<u8>]) -> Option<Snapshot> {
+    // The same host too: files the parent records unchanged are listed from it without
+    // being read, and two machines backing up the same path into one repository must not
+    // take each other's files.
+    let host = crate::lock::hostname();
     let (snaps, _) = repo.snapshots().ok()?;
     snaps
         .into_iter()
         .rev()
         .map(|(_, s)| s)
-        .find(|s| s.source == source && s.paths == paths)
+        .find(|s| s.source == source && s.paths == paths && s.host == host)
 }
 
 impl<'r> Parent<'r> {

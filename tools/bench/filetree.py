@@ -21,7 +21,9 @@ def build(src: Path, dst: Path, mb: int) -> int:
     for crate in sorted(p for p in src.iterdir() if p.is_dir()):
         if total >= mb * 1_000_000:
             break
-        shutil.copytree(crate, dst / crate.name, symlinks=True)
+        # Plain copies (new mtimes, as a checkout gives): preserved mtimes would leave every
+        # file's ctime past its mtime, which masclet reads every night (see `backup --help`).
+        shutil.copytree(crate, dst / crate.name, symlinks=True, copy_function=shutil.copy)
         for f in (dst / crate.name).rglob("*"):
             if f.is_file() and not f.is_symlink():
                 total += f.stat().st_size

@@ -29,10 +29,6 @@ impl Index {
     /// `IndexUnavailable` on SQLite errors.
     pub fn live_begin(&self) -> Result<()> {
         // temp_store=FILE keeps the set out of RAM however many chunks the repository holds.
-        // Indexes before format 3's fourth revision kept an index by pack; gc, under the
-        // exclusive lock, drops it (a third of the index's size; nothing uses it now).
-        self.conn
-            .execute_batch("DROP INDEX IF EXISTS chunks_by_pack")?;
         self.conn.pragma_update(None, "temp_store", "FILE")?;
         self.conn.pragma_update(None, "cache_size", -16384)?;
         self.conn
@@ -190,6 +186,9 @@ impl Index {
     /// `IndexUnavailable` on SQLite errors; `Internal` if a pack to drop still holds chunks.
     pub fn sweep(&self, drop: &[PackId]) -> Result<u64> {
         self.immediate(|conn| {
+            // Earlier indexes kept an index by pack (a third of the database; nothing uses it
+            // now): the first gc to sweep, under the exclusive lock, drops it.
+            conn.execute_batch("DROP INDEX IF EXISTS chunks_by_pack")?;
             let dropped = conn.execute(
                 "DELETE FROM chunks WHERE id NOT IN (SELECT id FROM live)",
                 [],
