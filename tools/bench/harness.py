@@ -85,11 +85,13 @@ class Postgres:
             db, args = args[1], args[2:]
         return sh([str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"] + self.conn(db) + args, **kw)
 
+    # Statements go in on stdin: a night's id lists outgrow one command-line argument
+    # (128 KiB) at full size.
     def sql(self, text):
-        self.psql(["-c", text], stdout=subprocess.DEVNULL)
+        self.psql(["-f", "-"], input=text, text=True, stdout=subprocess.DEVNULL)
 
     def query(self, text):
-        out = self.psql(["-At", "-c", text], stdout=subprocess.PIPE, text=True).stdout
+        out = self.psql(["-At", "-f", "-"], input=text, stdout=subprocess.PIPE, text=True).stdout
         return out.strip()
 
     def dump(self, path: Path, stable=False):
@@ -174,8 +176,8 @@ def limit_bytes(pg: Postgres, ids) -> int:
     """zstd -3 size of the changed and new rows (animals and their parts): the information
     a night really adds."""
     id_list = ",".join(map(str, ids)) or "0"
-    rows = pg.psql(["-At", "-c", f"COPY (SELECT a.*, p.* FROM animals a LEFT JOIN parts p ON p.animal_id = a.id "
-                                 f"WHERE a.id IN ({id_list})) TO STDOUT"], stdout=subprocess.PIPE).stdout
+    rows = pg.psql(["-At", "-f", "-"], input=f"COPY (SELECT a.*, p.* FROM animals a LEFT JOIN parts p ON p.animal_id = a.id "
+                                         f"WHERE a.id IN ({id_list})) TO STDOUT;".encode(), stdout=subprocess.PIPE).stdout
     out = subprocess.run(["zstd", "-3", "-c"], input=rows, stdout=subprocess.PIPE, check=True).stdout
     return len(out)
 
