@@ -26,9 +26,9 @@ use crate::tree::Record;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 
-/// Live chunk ids gathered in memory before they go to the index's marking table (8 MiB of
-/// ids at most).
-const MARK_BATCH: usize = 1 << 18;
+/// Live chunk ids gathered in memory before they go to the index's marking table (2 MiB of
+/// ids; the set and the sorted copy sent to SQLite stay under 8 MiB together).
+const MARK_BATCH: usize = 1 << 16;
 
 /// Chunk entries of new packs gathered before they are moved in one index transaction.
 const MOVE_BATCH: usize = 1 << 16;

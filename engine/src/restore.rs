@@ -80,7 +80,7 @@ struct OpenFile {
 
 /// Chunks loaded together (in parallel) during a restore: enough to keep all cores busy,
 /// few enough to bound memory (at most this many maximal chunks in flight).
-const CHUNKS_PER_READ: usize = 512;
+const CHUNKS_PER_READ: usize = 256;
 
 struct Restorer<'a> {
     repo: &'a Repo,
