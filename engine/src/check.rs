@@ -193,11 +193,7 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
                 // twice by concurrent backups, never add one.)
                 let mut agree = 0u64;
                 for e in &entries {
-                    if repo
-                        .index
-                        .locate(&e.id)?
-                        .is_some_and(|loc| loc.pack == *id && loc.entry(e.id) == *e)
-                    {
+                    if repo.index.records(id, e)? {
                         agree += 1;
                     }
                 }

@@ -140,8 +140,7 @@ fn mark(repo: &Repo, progress: &dyn Progress) -> Result<u64> {
     // bounded however large the repository; a repeat across slices is ignored there).
     let mut batch: HashSet<ChunkId> = HashSet::with_capacity(MARK_BATCH);
     let flush = |batch: &mut HashSet<ChunkId>| -> Result<()> {
-        let ids: Vec<ChunkId> = batch.drain().collect();
-        repo.index.live_add(&ids)
+        repo.index.live_add(batch.drain().collect())
     };
     for (sid, snap) in &snaps {
         crate::check_interrupt()?;

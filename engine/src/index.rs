@@ -290,6 +290,17 @@ impl Index {
         Ok(ids.iter().map(|i| present.contains(&i.0[..])).collect())
     }
 
+    /// Whether the index records exactly `entry` (same pack, offset, lengths, type, base)
+    /// for its chunk: how check and gc compare a pack's trailer with the index.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` on SQLite errors.
+    pub fn records(&self, pack: &PackId, entry: &PackEntry) -> Result<bool> {
+        Ok(self
+            .locate(&entry.id)?
+            .is_some_and(|loc| loc.pack == *pack && loc.entry(entry.id) == *entry))
+    }
+
     /// Where a chunk is, if indexed.
     ///
     /// # Errors

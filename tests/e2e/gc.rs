@@ -274,16 +274,28 @@ fn gc_and_backups_exclude_each_other() {
 /// gc copies live chunks of a repacked pack only after authenticating them: damage in a
 /// pack it rewrites must stop it before anything is written or deleted, not be carried
 /// into a fresh pack whose trailer would vouch for it.
+/// Back up `shared` followed by `extra` bytes, then `shared` alone, and forget the first:
+/// the packs holding `extra` are left partly live. Returns the kept snapshot and `shared`.
+fn partly_forgotten(
+    repo: &mut Repo,
+    seed: u64,
+    shared_len: usize,
+    extra_len: usize,
+) -> (masclet_engine::SnapshotId, Vec<u8>) {
+    let shared = noise(shared_len, seed);
+    let mut a_data = shared.clone();
+    a_data.extend_from_slice(&noise(extra_len, seed + 1));
+    let a = backup_bytes(repo, "f", &a_data).unwrap();
+    let b = backup_bytes(repo, "f", &shared).unwrap();
+    forget_ids(repo, &[a]);
+    (b, shared)
+}
+
 #[test]
 fn gc_refuses_to_copy_damaged_live_chunks() {
     let r = LocalRepo::new();
     let mut repo = r.open();
-    let shared = noise(5 << 20, 11);
-    let mut a_data = shared.clone();
-    a_data.extend_from_slice(&noise(3 << 20, 12));
-    let a = backup_bytes(&mut repo, "f", &a_data).unwrap();
-    backup_bytes(&mut repo, "f", &shared).unwrap();
-    forget_ids(&repo, &[a]);
+    partly_forgotten(&mut repo, 11, 5 << 20, 3 << 20);
     let plan = masclet_engine::gc::plan(&repo, &masclet_engine::GcOptions::default(), &NoProgress)
         .unwrap();
     let victim = plan
@@ -326,12 +338,7 @@ fn gc_refuses_to_copy_damaged_live_chunks() {
 fn gc_and_check_refuse_an_index_that_disagrees_with_a_trailer() {
     let r = LocalRepo::new();
     let mut repo = r.open();
-    let shared = noise(5 << 20, 21);
-    let mut a_data = shared.clone();
-    a_data.extend_from_slice(&noise(3 << 20, 22));
-    let a = backup_bytes(&mut repo, "f", &a_data).unwrap();
-    let b = backup_bytes(&mut repo, "f", &shared).unwrap();
-    forget_ids(&repo, &[a]);
+    let (b, shared) = partly_forgotten(&mut repo, 21, 5 << 20, 3 << 20);
     let plan = masclet_engine::gc::plan(&repo, &masclet_engine::GcOptions::default(), &NoProgress)
         .unwrap();
     let victim = plan.repack.first().expect("a partly live pack").pack;
@@ -382,12 +389,7 @@ fn gc_leaves_a_little_dead_data_in_place_within_the_unused_share() {
     let run = |max_unused: f64| {
         let r = LocalRepo::new();
         let mut repo = r.open();
-        let shared = noise(8 << 20, 31);
-        let mut a_data = shared.clone();
-        a_data.extend_from_slice(&noise(192 << 10, 32));
-        let a = backup_bytes(&mut repo, "f", &a_data).unwrap();
-        let b = backup_bytes(&mut repo, "f", &shared).unwrap();
-        forget_ids(&repo, &[a]);
+        let (b, shared) = partly_forgotten(&mut repo, 31, 8 << 20, 192 << 10);
         let opts = masclet_engine::GcOptions::new(0.01).max_unused(max_unused);
         let plan = masclet_engine::gc::plan(&repo, &opts, &NoProgress).unwrap();
         let s = masclet_engine::gc::execute(&mut repo, &plan, &NoProgress).unwrap();

@@ -51,7 +51,7 @@ def night(root: Path, rng: random.Random):
             (f.parent / f"new_{rng.randrange(1 << 30)}_{i}{f.suffix}").write_bytes(data + b"\n// copied\n")
 
 
-def run(a, make_tools, timed, du, env, work: Path) -> str:
+def run(a, make_tools, work: Path) -> str:
     """Run the workload with fresh repositories for every tool; return the markdown table."""
     src = Path(a.tree_src) if a.tree_src else next(Path.home().glob(".cargo/registry/src/*"), None)
     if src is None or not src.is_dir():
@@ -65,18 +65,7 @@ def run(a, make_tools, timed, du, env, work: Path) -> str:
             night(root, rng)
         when = f"2026-11-{k + 1:02d}T03:00:00Z"
         for t in tools:
-            before = work / f"before-{t.name}"
-            t.save(before)
-            size0 = du(t.repo)
-            samples = []
-            for r in range(a.runs):
-                if r:
-                    t.put_back(before)
-                samples.append(timed(t.backup_paths_cmd(root, when), t.env, cwd=root.parent))
-            shutil.rmtree(before)
-            t.rows.append(dict(wall=statistics.median(s[0] for s in samples),
-                               cpu=statistics.median(s[1] for s in samples),
-                               rss=max(s[2] for s in samples), repo=du(t.repo), growth=du(t.repo) - size0))
+            t.rows.append(t.measure(t.backup_paths_cmd(root, when), a.runs, work, cwd=root.parent))
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
     lines = [f"Source tree: {nfiles} files, {size / 1e6:.0f} MB (crates from cargo's registry); each night 1% of the "
              f"files edited, 0.1% deleted, 0.1% added; {a.nights} nights, medians of {a.runs} runs.", "",

@@ -223,6 +223,22 @@ class Tool:
             shutil.rmtree(mine)
             shutil.copytree(theirs, mine)
 
+    def measure(self, cmd, runs, work: Path, stdin=None, cwd=None):
+        """Run one night's backup `runs` times, each into a copy of the repository as it was
+        before; return medians of wall and CPU, the peak RSS, and repository size and growth."""
+        before = work / f"before-{self.name}"
+        self.save(before)
+        size0 = du(self.repo)
+        samples = []
+        for r in range(runs):
+            if r:
+                self.put_back(before)
+            samples.append(timed(cmd, self.env, stdin=stdin, cwd=cwd))
+        shutil.rmtree(before)
+        repo = du(self.repo)
+        return dict(wall=statistics.median(s[0] for s in samples), cpu=statistics.median(s[1] for s in samples),
+                    rss=max(s[2] for s in samples), repo=repo, growth=repo - size0)
+
 
 class Masclet(Tool):
     bin = ROOT / "target" / "release" / "masclet"
@@ -330,21 +346,9 @@ def main():
                 shutil.copyfile(dump, work / "dump-first.sql")
             when = f"2026-11-{k + 1:02d}T03:00:00Z"
             for t in tools:
-                before = work / f"before-{t.name}"
-                t.save(before)
-                size0 = du(t.repo)
-                samples = []
-                for r in range(a.runs):
-                    if r:
-                        t.put_back(before)
-                    samples.append(timed(t.backup_cmd(dump, when), t.env, stdin=dump))
-                shutil.rmtree(before)
-                wall = statistics.median(s[0] for s in samples)
-                cpu = statistics.median(s[1] for s in samples)
-                rss = max(s[2] for s in samples)
-                t.rows.append(dict(night=k, wall=wall, cpu=cpu, rss=rss, repo=du(t.repo), growth=du(t.repo) - size0,
-                                   dump=dump.stat().st_size, pg_dump=pg_s))
-                print(f"night {k} {t.name:8} {wall:6.2f} s  +{(du(t.repo) - size0) / 1e6:8.1f} MB", file=sys.stderr)
+                row = t.measure(t.backup_cmd(dump, when), a.runs, work, stdin=dump)
+                t.rows.append(dict(row, night=k, dump=dump.stat().st_size, pg_dump=pg_s))
+                print(f"night {k} {t.name:8} {row['wall']:6.2f} s  +{row['growth'] / 1e6:8.1f} MB", file=sys.stderr)
                 if t.name == "masclet":
                     parts = {d.name: du(d) for d in t.repo.iterdir() if d.is_dir()}
                     print("   " + " ".join(f"{k}={v / 1e6:.2f}MB" for k, v in sorted(parts.items())), file=sys.stderr)
@@ -364,7 +368,7 @@ def main():
             finals[t.name] = dict(restore=rw, forget=fw, cold=cw, after=du(t.repo), rss=max(rrss, frss))
         zstd_s = min(timed(["sh", "-c", f'zstd -3 -T2 -q -c "{work / "dump-first.sql"}" > /dev/null'], env)[0]
                      for _ in range(3))
-        tree_text = filetree.run(a, make_tools, timed, du, env, work) if a.tree_mb else ""
+        tree_text = filetree.run(a, make_tools, work) if a.tree_mb else ""
         report(a, tools, limits, finals, work, zstd_s, tree_text)
     finally:
         pg.stop()

@@ -15,6 +15,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+/// Where a regular file's content comes from.
+enum Content {
+    /// The parent snapshot's record of it.
+    Unchanged(ParentFile),
+    /// The file, opened for reading.
+    Read(File),
+}
+
 impl Writer<'_> {
     /// Store one file's content. Reading, cutting and the whole-content hash run on a
     /// thread of their own, one batch ahead of hashing, deduplication and sealing: on a
@@ -187,27 +195,30 @@ impl Writer<'_> {
                 &Record::Symlink(entry, target.as_os_str().as_bytes().to_vec()),
             )?;
         } else if ft.is_file() {
-            let f = match File::options()
-                .read(true)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
-                .open(fs_path)
-            {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    self.progress.warn(&format!(
-                        "{} vanished during the backup; skipped",
-                        fs_path.display()
-                    ));
-                    return Ok(());
-                }
-                Err(e) => return Err(Error::io(format!("opening {}", fs_path.display()), e)),
+            // Decided from metadata alone: a file listed from the parent is not even opened.
+            let source = match self.unchanged(&entry, &meta)? {
+                Some(prev) => Content::Unchanged(prev),
+                None => match File::options()
+                    .read(true)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+                    .open(fs_path)
+                {
+                    Ok(f) => Content::Read(f),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        self.progress.warn(&format!(
+                            "{} vanished during the backup; skipped",
+                            fs_path.display()
+                        ));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(Error::io(format!("opening {}", fs_path.display()), e)),
+                },
             };
             self.stats.files += 1;
-            let unchanged = self.unchanged(&entry, &meta)?;
             self.tree(tree, &Record::FileStart(entry))?;
-            let (size, content_hash) = match unchanged {
-                Some(prev) => self.reuse(prev, tree)?,
-                None => self.store_stream(
+            let (size, content_hash) = match source {
+                Content::Unchanged(prev) => self.reuse(prev, tree)?,
+                Content::Read(f) => self.store_stream(
                     f,
                     meta.len() > BATCH_BYTES as u64,
                     &|| fs_path.display().to_string(),

@@ -43,10 +43,9 @@ impl Index {
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
-    pub fn live_add(&self, ids: &[ChunkId]) -> Result<()> {
+    pub fn live_add(&self, mut ids: Vec<ChunkId>) -> Result<()> {
         // Sorted, each insert lands next to the previous one (pages stay in the cache), and
         // repeats inside the batch cost nothing.
-        let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
         let tx = self.conn.unchecked_transaction()?;
@@ -136,11 +135,7 @@ impl Index {
         let mut out = Vec::new();
         for e in entries {
             // Most entries of a pack worth repacking are dead: ask the live set first.
-            if live.exists([&e.id.0[..]])?
-                && self
-                    .locate(&e.id)?
-                    .is_some_and(|loc| loc.pack == *pack && loc.entry(e.id) == e)
-            {
+            if live.exists([&e.id.0[..]])? && self.records(pack, &e)? {
                 out.push(e);
             }
         }
