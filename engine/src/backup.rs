@@ -364,7 +364,9 @@ impl<'r> Writer<'r> {
 
     fn index(&mut self, durable: Vec<Durable>) -> Result<()> {
         for (id, size, entries) in durable {
-            self.repo.index.add_pack(id, size, &entries)?;
+            let repo = self.repo;
+            repo.index
+                .add_pack_if(id, size, &entries, || repo.ensure_lock())?;
             for e in &entries {
                 self.in_pack.remove(&e.id);
             }

@@ -87,7 +87,13 @@ fn unavailable(path: &Path, why: impl std::fmt::Display) -> Error {
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(60))?;
+    // Commits are short, so a minute of waiting means the holder is stopped or hung. The
+    // override exists for tests that freeze a process on purpose.
+    let busy = std::env::var("MASCLET_INDEX_BUSY_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60u64);
+    conn.busy_timeout(std::time::Duration::from_secs(busy))?;
     // WAL lets backups read while another commits; FULL because the snapshot written right
     // after an index commit must never reference rows a power loss could take back.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -253,6 +259,27 @@ impl Index {
     /// `IndexUnavailable` on SQLite errors.
     pub fn add_pack(&self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
         self.record_pack(pack, size, entries, false)
+    }
+
+    /// [`Index::add_pack`] for a writer that may have lost its repository lock: `held`
+    /// runs inside the transaction, after SQLite's write lock is taken, and its error rolls
+    /// back. A backup suspended past the stale limit must not index a pack afterwards: gc
+    /// may have taken over meanwhile and deleted that pack as an orphan, and a row pointing
+    /// at a deleted pack would let later backups deduplicate against nothing.
+    ///
+    /// # Errors
+    /// Whatever `held` returns; `IndexUnavailable` on SQLite errors.
+    pub(crate) fn add_pack_if(
+        &self,
+        pack: PackId,
+        size: u64,
+        entries: &[PackEntry],
+        held: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        self.immediate(|conn| {
+            held()?;
+            record_in(conn, pack, size, entries, false)
+        })
     }
 
     /// Whether a chunk is indexed.

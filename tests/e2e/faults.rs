@@ -121,3 +121,63 @@ fn crash_at_every_mutation_of_a_backup() {
         }
     }
 }
+
+/// Takes the repository lock away (as another process presuming it stale would) once a
+/// backup has read `after` bytes, and notes which packs were durable at that moment.
+struct Takeover {
+    storage: Arc<MemoryStorage>,
+    after: u64,
+    read: std::sync::atomic::AtomicU64,
+    durable_then: std::sync::Mutex<Option<Vec<String>>>,
+}
+
+impl masclet_engine::Progress for Takeover {
+    fn inc(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        let read = self.read.fetch_add(n, Ordering::SeqCst) + n;
+        let mut then = self.durable_then.lock().unwrap();
+        if read >= self.after && then.is_none() {
+            for (name, _) in self.storage.list(Kind::Lock).unwrap() {
+                self.storage.delete(Kind::Lock, &name).unwrap();
+            }
+            let packs = self.storage.list(Kind::Pack).unwrap();
+            *then = Some(packs.into_iter().map(|(name, _)| name).collect());
+        }
+    }
+}
+
+#[test]
+fn a_backup_that_lost_its_lock_indexes_no_more_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (storage, index) = memory_repo(dir.path());
+    let mut repo = open(storage.clone(), &index).unwrap();
+    let takeover = Takeover {
+        storage: storage.clone(),
+        after: 2 << 20,
+        read: 0.into(),
+        durable_then: None.into(),
+    };
+    let src = masclet_engine::Source::Stream {
+        name: b"big".to_vec(),
+        reader: Box::new(std::io::Cursor::new(noise(40 << 20, 77))),
+    };
+    let err = masclet_engine::backup(
+        &mut repo,
+        src,
+        &masclet_engine::BackupOptions::default(),
+        &takeover,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), masclet_engine::ErrorKind::Locked, "{err}");
+    // Whoever took over may delete packs that were not indexed when it looked (orphans),
+    // so nothing the backup wrote may be indexed after the lock was gone.
+    let then = takeover.durable_then.lock().unwrap().clone().unwrap();
+    let indexed = repo.index().packs().unwrap();
+    assert!(!indexed.is_empty() || then.is_empty());
+    for (pack, _) in indexed {
+        assert!(
+            then.contains(&pack.to_hex()),
+            "pack {pack} was indexed after the lock was lost"
+        );
+    }
+}
