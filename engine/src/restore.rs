@@ -7,6 +7,11 @@
 //! does can follow a symlink out of the target. Files are written to a temporary name and
 //! renamed into place once their content hash checks, so a failed restore never leaves a
 //! half file under a final name.
+//!
+//! Loading and writing overlap: the calling thread walks the tree and loads chunks in
+//! batches (opening them on all cores), while a writer thread applies the previous batch to
+//! the target and hashes each file, so the target's write path and the whole-file hash no
+//! longer leave a core idle between batches.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
@@ -19,6 +24,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// Options of a restore.
 #[derive(Debug, Clone, Default)]
@@ -79,16 +85,32 @@ struct OpenFile {
 }
 
 /// Chunks loaded together (in parallel) during a restore: enough to keep all cores busy,
-/// few enough to bound memory (at most this many maximal chunks in flight).
+/// few enough to bound memory (three batches are alive at once: one loading, one queued,
+/// one being written).
 const CHUNKS_PER_READ: usize = 256;
 
+/// Tree records per batch when they carry no chunks (trees of many empty files or links).
+const OPS_PER_BATCH: usize = 4096;
+
+/// One step for the writer thread, in tree order.
+enum Op {
+    Dir(EntryMeta),
+    Symlink(EntryMeta, Vec<u8>),
+    FileStart(EntryMeta),
+    /// A chunk's id, the length the tree records, and (once loaded) its plaintext.
+    Chunk(crate::id::ChunkId, u32, Vec<u8>),
+    FileEnd {
+        size: u64,
+        hash: [u8; 32],
+    },
+}
+
+/// The writer's side of a restore: everything it does to the target.
 struct Restorer<'a> {
-    repo: &'a Repo,
     opts: &'a RestoreOptions,
     root: OwnedFd,
     dirs: Vec<(EntryMeta, OwnedFd)>,
     file: Option<OpenFile>,
-    pending: Vec<(crate::id::ChunkId, u32)>,
     summary: RestoreSummary,
     progress: &'a dyn Progress,
 }
@@ -220,49 +242,27 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    fn file_chunk(&mut self, id: &crate::id::ChunkId, len: u32) -> Result<()> {
-        self.pending.push((*id, len));
-        if self.pending.len() >= CHUNKS_PER_READ {
-            self.write_pending()?;
+    fn file_chunk(&mut self, id: &crate::id::ChunkId, len: u32, data: &[u8]) -> Result<()> {
+        if data.len() != len as usize {
+            return Err(Error::corrupt(format!(
+                "chunk {id} has {} bytes, the tree says {len}",
+                data.len()
+            )));
         }
-        Ok(())
-    }
-
-    /// Load the pending chunks on all cores, then write them in order.
-    fn write_pending(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        crate::check_interrupt()?;
-        let ids: Vec<_> = self.pending.iter().map(|(id, _)| *id).collect();
-        let data = self.repo.load_chunks(&ids, ObjectType::Data)?;
         let f = self
             .file
             .as_mut()
             .expect("validator guarantees an open file");
-        for ((id, len), data) in self.pending.drain(..).zip(data) {
-            if data.len() != len as usize {
-                return Err(Error::corrupt(format!(
-                    "chunk {id} has {} bytes, the tree says {len}",
-                    data.len()
-                )));
-            }
-            f.file
-                .write_all(&data)
-                .map_err(|e| Error::io(format!("writing {}", display_path(&f.meta.path)), e))?;
-            f.hasher.update(&data);
-            f.written += data.len() as u64;
-            self.progress.inc(data.len() as u64);
-        }
+        f.file
+            .write_all(data)
+            .map_err(|e| Error::io(format!("writing {}", display_path(&f.meta.path)), e))?;
+        f.hasher.update(data);
+        f.written += data.len() as u64;
+        self.progress.inc(data.len() as u64);
         Ok(())
     }
 
     fn file_end(&mut self, size: u64, hash: &[u8; 32]) -> Result<()> {
-        let written = self.write_pending();
-        if let Err(e) = written {
-            self.abort();
-            return Err(e);
-        }
         let f = self.file.take().expect("validator guarantees an open file");
         let path = f.meta.path.clone();
         let result = (|| {
@@ -294,6 +294,103 @@ impl Restorer<'_> {
             let _ = rustix::fs::unlinkat(self.parent_fd(), f.tmp_name.as_slice(), AtFlags::empty());
         }
     }
+
+    fn apply(&mut self, op: Op) -> Result<()> {
+        match op {
+            Op::Dir(m) => self.dir(m),
+            Op::Symlink(m, target) => self.symlink(&m, &target),
+            Op::FileStart(m) => self.file_start(m),
+            Op::Chunk(id, len, data) => self.file_chunk(&id, len, &data),
+            Op::FileEnd { size, hash } => self.file_end(size, &hash),
+        }
+    }
+
+    /// The writer thread: apply batches until the loader says it is done (`None`), then
+    /// close the remaining directories. A loader that hangs up without saying so failed:
+    /// the file being written is removed and `Ok(None)` tells the loader to report its own
+    /// error.
+    fn run(mut self, batches: &Receiver<Option<Vec<Op>>>) -> Result<Option<RestoreSummary>> {
+        let result = (|| {
+            loop {
+                match batches.recv() {
+                    Ok(Some(batch)) => {
+                        for op in batch {
+                            self.apply(op)?;
+                        }
+                    }
+                    Ok(None) => {
+                        self.pop_to_parent(b"")?;
+                        return Ok(Some(self.summary));
+                    }
+                    Err(_) => return Ok(None),
+                }
+            }
+        })();
+        if !matches!(result, Ok(Some(_))) {
+            self.abort();
+        }
+        result
+    }
+}
+
+/// Load the chunks a batch names (on all cores) and fill them in, in order.
+fn load_batch(repo: &Repo, batch: &mut [Op]) -> Result<()> {
+    let ids: Vec<_> = batch
+        .iter()
+        .filter_map(|op| match op {
+            Op::Chunk(id, ..) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut data = repo.load_chunks(&ids, ObjectType::Data)?.into_iter();
+    for op in batch {
+        if let Op::Chunk(_, _, slot) = op {
+            *slot = data.next().expect("one result per id");
+        }
+    }
+    Ok(())
+}
+
+/// The loader's side: walk the tree, load each batch's chunks and hand the batch over.
+/// Returns when the tree is done, a step fails, or the writer hangs up (after an error of
+/// its own, which the caller reports).
+fn load_all(repo: &Repo, snap: &Snapshot, batches: &SyncSender<Option<Vec<Op>>>) -> Result<()> {
+    let mut reader = repo.tree_reader(snap);
+    let mut batch = Vec::new();
+    let mut chunks = 0;
+    loop {
+        let rec = reader.next_record()?;
+        let done = rec.is_none();
+        match rec {
+            None | Some(Record::Sketch(_)) => {}
+            Some(Record::Dir(m)) => batch.push(Op::Dir(m)),
+            Some(Record::Symlink(m, target)) => batch.push(Op::Symlink(m, target)),
+            Some(Record::FileStart(m)) => batch.push(Op::FileStart(m)),
+            Some(Record::FileChunk(id, len)) => {
+                batch.push(Op::Chunk(id, len, Vec::new()));
+                chunks += 1;
+            }
+            Some(Record::FileEnd { size, content_hash }) => batch.push(Op::FileEnd {
+                size,
+                hash: content_hash,
+            }),
+        }
+        if done || chunks >= CHUNKS_PER_READ || batch.len() >= OPS_PER_BATCH {
+            crate::check_interrupt()?;
+            load_batch(repo, &mut batch)?;
+            if batches.send(Some(std::mem::take(&mut batch))).is_err() {
+                return Ok(());
+            }
+            chunks = 0;
+        }
+        if done {
+            let _ = batches.send(None);
+            return Ok(());
+        }
+    }
 }
 
 /// Restore `snap` into `target` (created if missing).
@@ -321,36 +418,32 @@ pub fn restore(
             std::io::Error::from(e),
         )
     })?;
-    let mut r = Restorer {
-        repo,
+    let r = Restorer {
         opts,
         root,
         dirs: Vec::new(),
         file: None,
-        pending: Vec::new(),
         summary: RestoreSummary::default(),
         progress,
     };
     progress.start("restore", Some(snap.stats.bytes_read), Unit::Bytes);
-    let mut reader = repo.tree_reader(snap);
-    let result = (|| {
-        while let Some(rec) = reader.next_record()? {
-            match rec {
-                Record::Dir(m) => r.dir(m)?,
-                Record::Symlink(m, target) => r.symlink(&m, &target)?,
-                Record::FileStart(m) => r.file_start(m)?,
-                Record::FileChunk(id, len) => r.file_chunk(&id, len)?,
-                Record::Sketch(_) => {}
-                Record::FileEnd { size, content_hash } => r.file_end(size, &content_hash)?,
-            }
+    let (tx, rx) = sync_channel(1);
+    let result = std::thread::scope(|s| {
+        let writer = s.spawn(move || r.run(&rx));
+        let loaded = load_all(repo, snap, &tx);
+        drop(tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::internal("restore writer thread panicked")));
+        match (loaded, written) {
+            (Ok(()), Ok(Some(summary))) => Ok(summary),
+            // The writer's error comes first: the loader only stops early because of it.
+            (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
+            (Ok(()), Ok(None)) => Err(Error::internal("restore writer stopped early")),
         }
-        r.pop_to_parent(b"")
-    })();
-    if result.is_err() {
-        r.abort();
-    }
+    });
     progress.finish();
-    result.map(|()| r.summary).map_err(|e| {
+    result.map_err(|e| {
         if e.kind() == ErrorKind::Io {
             e.context(format!("restoring into {}", target.display()))
         } else {
