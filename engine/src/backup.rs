@@ -227,6 +227,9 @@ impl<'r> Writer<'r> {
             .into_par_iter()
             .map(|i| keys.chunk_id(bytes(i)))
             .collect();
+        // The lookups below (presence, resync, base chains) share one read transaction;
+        // it ends before sealing, which may index a pack.
+        let read = repo.index.read_tx()?;
         let present = repo.index.contains_many(&ids)?;
         let mut seen = HashSet::new();
         let is_new: Vec<bool> = ids
@@ -291,6 +294,7 @@ impl<'r> Writer<'r> {
                 pieces.push(piece);
             }
         }
+        drop(read);
         let level = i32::from(repo.config.zstd_level);
         let storage = repo.storage.as_ref();
         let fresh: Vec<&Piece> = pieces.iter().filter(|p| p.new).collect();

@@ -191,12 +191,15 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
                 // entries, field for field: count the rows that are, and compare with all
                 // the rows the index has for the pack. (The index may omit a chunk stored
                 // twice by concurrent backups, never add one.)
-                let mut agree = 0u64;
-                for e in &entries {
-                    if repo.index.records(id, e)? {
-                        agree += 1;
+                let agree = repo.index.reading(|| {
+                    let mut agree = 0u64;
+                    for e in &entries {
+                        if repo.index.records(id, e)? {
+                            agree += 1;
+                        }
                     }
-                }
+                    Ok(agree)
+                })?;
                 if agree != per_pack.get(id).copied().unwrap_or(0) {
                     problem(
                         &mut report,

@@ -105,10 +105,14 @@ impl Repo {
             )));
         }
         let what = if depth == 0 { "chunk" } else { "base chunk" };
+        let locs = self.index.reading(|| {
+            ids.iter()
+                .map(|id| self.locate_or_corrupt(id, ty.map_or(what, ObjectType::name)))
+                .collect::<Result<Vec<_>>>()
+        })?;
         let mut sealed = Vec::with_capacity(ids.len());
         let mut entries = Vec::with_capacity(ids.len());
-        for id in ids {
-            let loc = self.locate_or_corrupt(id, ty.map_or(what, ObjectType::name))?;
+        for (id, loc) in ids.iter().zip(locs) {
             if let Some(ty) = ty
                 && loc.ty != ty
             {

@@ -1,7 +1,7 @@
 //! Garbage collection: give back the space of chunks no snapshot references.
 //!
-//! `plan` marks every chunk a snapshot references (tree chunks included) in a temporary
-//! SQLite table, refuses if any referenced chunk or pack is missing or any snapshot is
+//! `plan` marks every chunk a snapshot references (tree chunks included) in an in-memory
+//! live set (gc/live.rs), refuses if any referenced chunk or pack is missing or any snapshot is
 //! unreadable, and decides per pack: delete it (nothing live), repack it (dead share above
 //! the threshold), or keep it. `execute` then works in the one order that never loses data
 //! (format-spec.md, "Garbage collection"):
@@ -9,26 +9,24 @@
 //! 1. live chunks of repacked packs are verified and copied, as sealed, into new packs, each
 //!    durable and indexed (pointing the chunks at it) before the next step;
 //! 2. one index transaction drops every dead chunk row and the rows of packs to delete, so
-//!    no later backup can deduplicate against what is about to go;
+//!    no later backup can deduplicate against what is about to go (it also moves the last
+//!    repacked chunks: their new packs are already durable);
 //! 3. only then are pack files deleted (old packs, then orphans left by interrupted work).
 //!
 //! A gc killed anywhere leaves a repository `check` accepts; the next gc finishes the job.
 //! It runs under the exclusive lock, so no backup is in flight.
 
+pub(crate) mod live;
+
 use crate::error::{Error, ErrorKind, Result};
-use crate::id::{ChunkId, PackId};
+use crate::id::{PackId, to_hex};
 use crate::pack::{PackBuilder, read_trailer_with};
 use crate::packer::{Durable, PackWriter};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
 use crate::storage::Kind;
-use crate::tree::Record;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
-
-/// Live chunk ids gathered in memory before they go to the index's marking table (2 MiB of
-/// ids; the set and the sorted copy sent to SQLite stay under 8 MiB together).
-const MARK_BATCH: usize = 1 << 16;
 
 /// Chunk entries of new packs gathered before they are moved in one index transaction.
 const MOVE_BATCH: usize = 1 << 16;
@@ -105,6 +103,9 @@ pub struct GcPlan {
     pub bytes_to_free: u64,
     /// Bytes of live chunks to copy.
     pub bytes_to_copy: u64,
+    /// What was marked live: `execute` copies and keeps exactly these.
+    #[serde(skip)]
+    pub(crate) live: live::LiveSet,
 }
 
 /// What gc did.
@@ -122,59 +123,6 @@ pub struct GcSummary {
     pub bytes_freed: u64,
 }
 
-fn mark(repo: &Repo, progress: &dyn Progress) -> Result<u64> {
-    let (snaps, unreadable) = repo.snapshots()?;
-    if let Some((id, e)) = unreadable.first() {
-        return Err(Error::new(
-            ErrorKind::Corrupt,
-            format!(
-                "snapshot {} cannot be read ({e}); gc cannot know what it references; refusing to delete anything (run `masclet check`)",
-                id.short()
-            ),
-        ));
-    }
-    repo.index.live_begin()?;
-    progress.start("marking", Some(snaps.len() as u64), Unit::Items);
-    // Snapshots of one source share most of their chunks: repeats are dropped in memory, and
-    // the set goes to SQLite sorted, in slices of at most MARK_BATCH ids (memory stays
-    // bounded however large the repository; a repeat across slices is ignored there).
-    let mut batch: HashSet<ChunkId> = HashSet::with_capacity(MARK_BATCH);
-    let flush = |batch: &mut HashSet<ChunkId>| -> Result<()> {
-        repo.index.live_add(batch.drain().collect())
-    };
-    for (sid, snap) in &snaps {
-        crate::check_interrupt()?;
-        batch.extend(snap.tree.iter().map(|(id, _)| *id));
-        let mut reader = repo.tree_reader(snap);
-        loop {
-            match reader.next_record() {
-                Ok(Some(Record::FileChunk(id, _))) => {
-                    batch.insert(id);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(Error::new(
-                        ErrorKind::Corrupt,
-                        format!(
-                            "the tree of snapshot {} cannot be read ({e}); refusing to delete anything (run `masclet check`)",
-                            sid.short()
-                        ),
-                    ));
-                }
-            }
-            if batch.len() >= MARK_BATCH {
-                flush(&mut batch)?;
-            }
-        }
-        progress.inc(1);
-    }
-    flush(&mut batch)?;
-    repo.index.live_add_bases()?;
-    progress.finish();
-    Ok(snaps.len() as u64)
-}
-
 /// Mark live chunks and decide what to delete and repack. Writes nothing to the repository.
 ///
 /// # Errors
@@ -186,10 +134,15 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
             "the repack threshold and the unused share are fractions between 0 and 1",
         ));
     }
-    let snapshots = mark(repo, progress)?;
-    let (missing, sample) = repo.index.live_missing(5)?;
+    let (live, snapshots) = live::mark(repo, progress)?;
+    let (usage, found) = repo.index.pack_usage(&live)?;
+    let missing = found.iter().filter(|f| !**f).count();
     if missing > 0 {
-        let ids: Vec<String> = sample.iter().map(ChunkId::short).collect();
+        let ids: Vec<String> = (0..found.len())
+            .filter(|&i| !found[i])
+            .take(5)
+            .map(|i| to_hex(&live.get(i).to_le_bytes()[..4]))
+            .collect();
         return Err(Error::new(
             ErrorKind::Corrupt,
             format!(
@@ -201,14 +154,14 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
     let stored: HashMap<String, u64> = repo.storage.list(Kind::Pack)?.into_iter().collect();
     let mut plan = GcPlan {
         snapshots,
-        live_chunks: repo.index.live_count()?,
+        live_chunks: live.len() as u64,
         ..GcPlan::default()
     };
     let mut indexed = HashSet::new();
     // Packs past the repack threshold, and the dead bytes of every pack that stays.
     let mut candidates: Vec<(f64, PackPlan)> = Vec::new();
     let (mut kept_size, mut unused) = (0u64, 0u64);
-    for u in repo.index.pack_usage()? {
+    for u in usage {
         let name = u.pack.to_hex();
         indexed.insert(name.clone());
         let p = PackPlan {
@@ -275,6 +228,7 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
         }
     }
     plan.orphans.sort();
+    plan.live = live;
     Ok(plan)
 }
 
@@ -291,7 +245,7 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
     let mut builder = PackBuilder::new(target);
     // New packs go to storage on a thread of their own (reading and authenticating the next
     // pack meanwhile); their chunks move in the index once they are durable, in one
-    // transaction per MOVE_BATCH entries.
+    // transaction per MOVE_BATCH entries, the last batch in the sweep's transaction.
     let mut packs = PackWriter::new(repo.storage.clone());
     let mut durable: Vec<Durable> = Vec::new();
     progress.start("repacking", Some(plan.bytes_to_copy), Unit::Bytes);
@@ -317,7 +271,7 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         };
         let trailer =
             read_trailer_with(&repo.keys, p.pack, bytes.len() as u64, &read).map_err(stopped_at)?;
-        let entries = repo.index.live_in_pack(&p.pack, trailer)?;
+        let entries = repo.index.live_in_pack(&p.pack, trailer, &plan.live)?;
         if entries.len() as u64 != p.live_chunks {
             return Err(stopped_at(Error::corrupt(format!(
                 "the index places {} live chunks in it, its trailer lists {} of them (run `masclet repair index`)",
@@ -374,7 +328,6 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         summary.packs_written += 1;
     }
     durable.extend(packs.finish()?);
-    move_durable(repo, &mut durable)?;
     progress.finish();
 
     let drop: Vec<PackId> = plan
@@ -384,7 +337,7 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         .map(|p| p.pack)
         .collect();
     repo.ensure_lock()?;
-    summary.chunks_dropped = repo.index.sweep(&drop)?;
+    summary.chunks_dropped = repo.index.sweep(&durable, &drop, &plan.live)?;
     repo.ensure_lock()?;
 
     progress.start(
@@ -409,6 +362,7 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         progress.inc(slice.len() as u64);
     }
     progress.finish();
+
     summary.bytes_freed = freed.saturating_sub(written);
     Ok(summary)
 }

@@ -198,6 +198,26 @@ impl Index {
         }
     }
 
+    /// Run `f`'s lookups inside one read transaction: alone, each statement takes and
+    /// releases SQLite's file locks (an fcntl pair and the WAL read mark), which costs more
+    /// than the lookup. Inside a transaction already, `f` just runs.
+    pub(crate) fn reading<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let tx = self.read_tx()?;
+        let v = f()?;
+        drop(tx);
+        Ok(v)
+    }
+
+    /// A read transaction held until the guard drops (`None` inside one already). No
+    /// write may start on this connection while it lives.
+    pub(crate) fn read_tx(&self) -> Result<Option<rusqlite::Transaction<'_>>> {
+        if self.conn.is_autocommit() {
+            Ok(Some(self.conn.unchecked_transaction()?))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Record a durable pack and its chunks in one transaction. With `relocate`, chunks
     /// already indexed move to this pack (gc's repacking); without it they keep their first
     /// location (a chunk stored twice by concurrent backups).

@@ -203,6 +203,45 @@ fn missing_referenced_pack_makes_gc_refuse_and_change_nothing() {
     );
 }
 
+#[test]
+fn referenced_chunk_missing_from_the_index_makes_gc_refuse() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let a = backup_bytes(&mut repo, "a", &noise(500_000, 1)).unwrap();
+    backup_bytes(&mut repo, "b", &noise(500_000, 2)).unwrap();
+    forget_ids(&repo, &[a]);
+    drop(repo);
+    // Drop one chunk row of snapshot b (its pack stays): the live set names a chunk the
+    // index does not have.
+    let db = rusqlite::Connection::open(r.index_path()).unwrap();
+    let victim: Vec<u8> = db
+        .query_row(
+            "SELECT id FROM chunks WHERE type = 2 ORDER BY pack DESC, offset LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    db.execute("DELETE FROM chunks WHERE id = ?1", [&victim])
+        .unwrap();
+    drop(db);
+    let before = state(&r.path);
+    let mut repo = r.open();
+    let err = gc(&mut repo).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    let msg = err.to_string();
+    assert!(msg.contains("1 referenced chunks missing"), "{msg}");
+    assert!(
+        msg.contains(&masclet_engine::id::to_hex(&victim[..4])),
+        "{msg}"
+    );
+    drop(repo);
+    assert_eq!(
+        state(&r.path),
+        before,
+        "gc changed the repository while refusing"
+    );
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![];
     for e in std::fs::read_dir(dir).unwrap() {
