@@ -12,8 +12,8 @@ ones for `recent`; deletes of old animals cascading to their parts; new animals)
 plain pg_dump, and backs it up with every tool, one after another. Per night and tool it
 records wall and CPU seconds, peak RSS and repository bytes; then restore of the last night,
 forget 4 of the snapshots + prune, a cold nightly backup (page cache dropped, as root), the
-"limit": the zstd -3 size of the rows that changed or were added that night, and `zstd -1
--T2`'s time on the first dump (level 1: what masclet compresses whole chunks with). Then the source-tree workload (tools/bench/filetree.py; 0
+"limit": the zstd -3 size of the rows that changed or were added that night, and `zstd -3
+-T2`'s time on the first dump (masclet's level for whole chunks). Then the source-tree workload (tools/bench/filetree.py; 0
 MB skips it) with fresh repositories. Wall times are medians of R runs of each backup (each run
 into a copy of the repository as it was before that night).
 
@@ -44,7 +44,7 @@ import filetree  # noqa: E402
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # The zstd level masclet's new repositories compress whole chunks at (the reference for
 # first-backup throughput).
-ZSTD_LEVEL = 1
+ZSTD_LEVEL = 3
 ROOT = Path(__file__).resolve().parents[2]
 
 
