@@ -369,8 +369,9 @@ impl<'r> Writer<'r> {
     fn index(&mut self, durable: Vec<Durable>) -> Result<()> {
         for (id, size, entries) in durable {
             let repo = self.repo;
+            repo.ensure_lock()?;
             repo.index
-                .add_pack_if(id, size, &entries, || repo.ensure_lock())?;
+                .add_pack_if(id, size, &entries, || repo.ensure_lock_fresh())?;
             for e in &entries {
                 self.in_pack.remove(&e.id);
             }

@@ -147,13 +147,14 @@ impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
         // Busy is the exception: the index is sound, another process holds its write lock
         // (a masclet process that is stopped, hung, or stuck on slow storage).
-        let message = if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
-            format!(
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+            let message = format!(
                 "the index database stayed locked by another process ({err}); a masclet process may be suspended or hung: find it with `ps` and let it finish or stop it"
-            )
-        } else {
-            format!("index database error ({err}); if it persists run `masclet repair index`")
-        };
+            );
+            return Self::new(ErrorKind::Locked, message).with_source(err);
+        }
+        let message =
+            format!("index database error ({err}); if it persists run `masclet repair index`");
         Self::new(ErrorKind::IndexUnavailable, message).with_source(err)
     }
 }

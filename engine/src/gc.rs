@@ -103,9 +103,11 @@ pub struct GcPlan {
     pub bytes_to_free: u64,
     /// Bytes of live chunks to copy.
     pub bytes_to_copy: u64,
-    /// What was marked live: `execute` copies and keeps exactly these.
+    /// What was marked live: `execute` copies and keeps exactly these. `None` in a plan
+    /// not made by [`plan`] (`GcPlan::default()`), which `execute` refuses: it would take
+    /// every chunk for dead.
     #[serde(skip)]
-    pub(crate) live: live::LiveSet,
+    pub(crate) live: Option<live::LiveSet>,
 }
 
 /// What gc did.
@@ -228,17 +230,22 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
         }
     }
     plan.orphans.sort();
-    plan.live = live;
+    plan.live = Some(live);
     Ok(plan)
 }
 
 /// Carry out a plan made under the same lock.
 ///
 /// # Errors
-/// `Corrupt` if a live chunk fails verification while being copied (nothing is deleted);
+/// `InvalidInput` for a plan not made by [`plan`]; `Corrupt` if a live chunk fails
+/// verification while being copied (nothing is deleted);
 /// `Storage` and index errors. After any error, a rerun of gc completes the work.
 pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<GcSummary> {
     repo.ensure_writable()?;
+    let live = plan
+        .live
+        .as_ref()
+        .ok_or_else(|| Error::invalid("gc can only carry out a plan made by gc::plan"))?;
     let mut summary = GcSummary::default();
     let mut written = 0u64;
     let target = repo.config.pack_target as usize;
@@ -271,7 +278,7 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         };
         let trailer =
             read_trailer_with(&repo.keys, p.pack, bytes.len() as u64, &read).map_err(stopped_at)?;
-        let entries = repo.index.live_in_pack(&p.pack, trailer, &plan.live)?;
+        let entries = repo.index.live_in_pack(&p.pack, trailer, live)?;
         if entries.len() as u64 != p.live_chunks {
             return Err(stopped_at(Error::corrupt(format!(
                 "the index places {} live chunks in it, its trailer lists {} of them (run `masclet repair index`)",
@@ -337,7 +344,9 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         .map(|p| p.pack)
         .collect();
     repo.ensure_lock()?;
-    summary.chunks_dropped = repo.index.sweep(&durable, &drop, &plan.live)?;
+    summary.chunks_dropped = repo
+        .index
+        .sweep(&durable, &drop, live, || repo.ensure_lock_fresh())?;
     repo.ensure_lock()?;
 
     progress.start(
@@ -368,7 +377,7 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
 }
 
 /// Hand a full pack to the pack writer thread; its chunks are pointed at it by
-/// [`move_durable`] once it is durable, never before. Returns its size.
+/// [`move_durable`] or the sweep once it is durable, never before. Returns its size.
 fn seal(
     repo: &Repo,
     builder: &mut PackBuilder,
@@ -385,7 +394,9 @@ fn seal(
 /// Point the chunks of durable new packs at them, in one index transaction.
 fn move_durable(repo: &Repo, durable: &mut Vec<Durable>) -> Result<()> {
     if !durable.is_empty() {
-        repo.index.move_chunks(durable)?;
+        repo.ensure_lock()?;
+        repo.index
+            .move_chunks(durable, || repo.ensure_lock_fresh())?;
         durable.clear();
     }
     Ok(())

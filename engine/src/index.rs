@@ -185,6 +185,8 @@ impl Index {
     /// Run `f` inside `BEGIN IMMEDIATE … COMMIT`: writers take the write lock up front, so
     /// two processes never deadlock upgrading; any error rolls back.
     pub(crate) fn immediate<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        // A read transaction of this connection (`read_tx`) must have ended first.
+        debug_assert!(self.conn.is_autocommit(), "write inside a transaction");
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         match f(&self.conn) {
             Ok(v) => {
@@ -283,7 +285,7 @@ impl Index {
 
     /// [`Index::add_pack`] for a writer that may have lost its repository lock: `held`
     /// runs inside the transaction, after SQLite's write lock is taken, and its error rolls
-    /// back. A backup suspended past the stale limit must not index a pack afterwards: gc
+    /// back (it should not wait on storage: other processes wait on this transaction). A backup suspended past the stale limit must not index a pack afterwards: gc
     /// may have taken over meanwhile and deleted that pack as an orphan, and a row pointing
     /// at a deleted pack would let later backups deduplicate against nothing.
     ///

@@ -99,6 +99,13 @@ impl Shared {
     }
 }
 
+fn lost() -> Error {
+    Error::new(
+        ErrorKind::Locked,
+        "this process lost its repository lock (it was suspended or stalled longer than the stale limit, and another process may have taken over); nothing was committed, run the command again",
+    )
+}
+
 /// Held while alive: refreshed in the background, removed on drop.
 pub struct LockGuard {
     shared: Arc<Shared>,
@@ -118,10 +125,24 @@ impl LockGuard {
         let present = s.storage.get(Kind::Lock, &s.id.to_hex()).is_ok();
         if overdue || !present || s.lost.load(Ordering::SeqCst) {
             s.lost.store(true, Ordering::SeqCst);
-            return Err(Error::new(
-                ErrorKind::Locked,
-                "this process lost its repository lock (it was suspended or stalled longer than the stale limit, and another process may have taken over); nothing was committed, run the command again",
-            ));
+            return Err(lost());
+        }
+        Ok(())
+    }
+
+    /// The part of [`LockGuard::ensure_held`] that needs no storage access: the lock was
+    /// refreshed within the stale limit and never found taken. For use inside an index
+    /// transaction, after the full check: another process presumes a lock abandoned only
+    /// once it has gone a whole stale period unrefreshed, which this sees locally.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Locked`] when the lock was lost.
+    pub fn ensure_fresh(&self) -> Result<()> {
+        let s = &self.shared;
+        let overdue = s.last_refresh.lock().expect("poisoned").elapsed() >= s.stale;
+        if overdue || s.lost.load(Ordering::SeqCst) {
+            s.lost.store(true, Ordering::SeqCst);
+            return Err(lost());
         }
         Ok(())
     }

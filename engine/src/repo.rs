@@ -186,6 +186,15 @@ impl Repo {
         self.lock.as_ref().map_or(Ok(()), LockGuard::ensure_held)
     }
 
+    /// [`Repo::ensure_lock`] without storage access (see [`LockGuard::ensure_fresh`]): for
+    /// inside an index transaction, right after a full check outside it.
+    ///
+    /// # Errors
+    /// `Locked` when the lock was lost.
+    pub(crate) fn ensure_lock_fresh(&self) -> Result<()> {
+        self.lock.as_ref().map_or(Ok(()), LockGuard::ensure_fresh)
+    }
+
     /// The repository id.
     pub fn id(&self) -> RepoId {
         self.keys.repo_id()

@@ -307,29 +307,31 @@ impl Restorer<'_> {
 
     /// The writer thread: apply batches until the loader says it is done (`None`), then
     /// close the remaining directories. A loader that hangs up without saying so failed:
-    /// the file being written is removed and `Ok(None)` tells the loader to report its own
-    /// error.
+    /// `Ok(None)` tells the loader to report its own error. Either way the file being
+    /// written, if any, is removed when `self` drops.
     fn run(mut self, batches: &Receiver<Option<Vec<Op>>>) -> Result<Option<RestoreSummary>> {
-        let result = (|| {
-            loop {
-                match batches.recv() {
-                    Ok(Some(batch)) => {
-                        for op in batch {
-                            self.apply(op)?;
-                        }
+        loop {
+            match batches.recv() {
+                Ok(Some(batch)) => {
+                    for op in batch {
+                        self.apply(op)?;
                     }
-                    Ok(None) => {
-                        self.pop_to_parent(b"")?;
-                        return Ok(Some(self.summary));
-                    }
-                    Err(_) => return Ok(None),
                 }
+                Ok(None) => {
+                    self.pop_to_parent(b"")?;
+                    return Ok(Some(self.summary));
+                }
+                Err(_) => return Ok(None),
             }
-        })();
-        if !matches!(result, Ok(Some(_))) {
-            self.abort();
         }
-        result
+    }
+}
+
+impl Drop for Restorer<'_> {
+    /// Whatever ends the writer (an error, a panic, the loader hanging up), no temporary
+    /// file stays behind; after a file is renamed into place there is none to remove.
+    fn drop(&mut self) {
+        self.abort();
     }
 }
 

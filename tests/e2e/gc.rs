@@ -444,3 +444,51 @@ fn gc_leaves_a_little_dead_data_in_place_within_the_unused_share() {
     assert!(strict.packs_repacked >= 1, "{strict:?}");
     assert!(strict.bytes_freed > 0, "{strict:?}");
 }
+
+#[test]
+fn gc_refuses_a_plan_it_did_not_make() {
+    // A default plan has no live set: carried out, it would take every chunk for dead.
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let id = backup_bytes(&mut repo, "a", &noise(300_000, 3)).unwrap();
+    let plan = masclet_engine::GcPlan::default();
+    let err = masclet_engine::gc::execute(&mut repo, &plan, &NoProgress).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(check_ok(&repo, true));
+    let out = r.scratch("out");
+    restore(&repo, id, &out).unwrap();
+}
+
+#[test]
+fn gc_refuses_an_index_that_fakes_a_chain_past_the_limit() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let a = backup_bytes(&mut repo, "a", &noise(600_000, 11)).unwrap();
+    backup_bytes(&mut repo, "b", &noise(300_000, 12)).unwrap();
+    forget_ids(&repo, &[a]);
+    drop(repo);
+    // Chain one of b's chunks through ten of a's (all dead now) in the index.
+    let db = rusqlite::Connection::open(r.index_path()).unwrap();
+    let ids: Vec<Vec<u8>> = db
+        .prepare("SELECT id FROM chunks WHERE type = 2 ORDER BY pack, offset")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let live = ids.last().unwrap().clone();
+    let mut link = live;
+    for dead in ids.iter().take(10) {
+        db.execute("UPDATE chunks SET base = ?1 WHERE id = ?2", [dead, &link])
+            .unwrap();
+        link = dead.clone();
+    }
+    drop(db);
+    let mut repo = r.open();
+    let err = gc(&mut repo).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(
+        err.to_string().contains("delta chains longer than"),
+        "{err}"
+    );
+}

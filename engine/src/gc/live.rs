@@ -9,6 +9,7 @@
 //! a typical gc.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::MAX_DELTA_CHAIN;
 use crate::id::ChunkId;
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
@@ -55,10 +56,10 @@ impl LiveSet {
     }
 
     /// Add the bases of live delta chunks, down every chain: one pass over the index's delta
-    /// rows per chain level. The set only grows, so even a cycle faked by a damaged index
-    /// ends; a level past the chain limit means damage, and check reports it.
+    /// rows per chain level. A chain longer than readers accept (which a damaged index can
+    /// fake, even as a cycle) stops gc instead of costing a pass per fake link.
     fn add_bases(&mut self, repo: &Repo) -> Result<()> {
-        loop {
+        for _ in 0..=MAX_DELTA_CHAIN {
             let mut found = Vec::new();
             repo.index.for_each_delta(|id, base| {
                 if self.contains(id) && !self.contains(base) {
@@ -71,6 +72,12 @@ impl LiveSet {
             self.ids.append(&mut found);
             self.normalize();
         }
+        Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the index records delta chains longer than {MAX_DELTA_CHAIN} links; refusing to delete anything (run `masclet check`, then `masclet repair index`)"
+            ),
+        ))
     }
 }
 

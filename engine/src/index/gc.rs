@@ -128,12 +128,18 @@ impl Index {
 
     /// Record durable new packs and point their chunks (already indexed elsewhere) at them,
     /// in one transaction: the moved rows are spread over the whole table, so one
-    /// transaction per pack would rewrite most of its pages once per pack.
+    /// transaction per pack would rewrite most of its pages once per pack. `held` (the lock
+    /// check) runs inside it, as for [`Index::add_pack_if`].
     ///
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
-    pub fn move_chunks(&self, packs: &[(PackId, u64, Vec<PackEntry>)]) -> Result<()> {
+    pub(crate) fn move_chunks(
+        &self,
+        packs: &[(PackId, u64, Vec<PackEntry>)],
+        held: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         self.immediate(|conn| {
+            held()?;
             for (pack, size, entries) in packs {
                 super::record_in(conn, *pack, *size, entries, true)?;
             }
@@ -155,9 +161,11 @@ impl Index {
         moved: &[(PackId, u64, Vec<PackEntry>)],
         drop: &[PackId],
         live: &LiveSet,
+        held: impl FnOnce() -> Result<()>,
     ) -> Result<u64> {
         self.conn.pragma_update(None, "cache_size", -16384)?;
         self.immediate(|conn| {
+            held()?;
             for (pack, size, entries) in moved {
                 super::record_in(conn, *pack, *size, entries, true)?;
             }
