@@ -14,8 +14,9 @@ records wall and CPU seconds, peak RSS and repository bytes; then restore of the
 forget 4 of the snapshots + prune, a cold nightly backup (page cache dropped, as root), the
 "limit": the zstd -3 size of the rows that changed or were added that night, and `zstd -3
 -T2`'s time on the first dump (masclet's level for whole chunks). Then the source-tree workload (tools/bench/filetree.py; 0
-MB skips it) with fresh repositories. Wall times are medians of R runs of each backup (each run
-into a copy of the repository as it was before that night).
+MB skips it) with fresh repositories. Wall times are medians of R runs of each backup, restore
+and forget + prune (each backup and forget into a copy of the repository as it was before;
+every timed run starts after a sync).
 
 With --dump stable every tool backs up, instead of pg_dump's output, the same schema with
 each table's rows copied in primary-key order (the experiment of a dump whose row order is
@@ -227,8 +228,9 @@ class Tool:
             shutil.copytree(theirs, mine)
 
     def measure(self, cmd, runs, work: Path, stdin=None, cwd=None):
-        """Run one night's backup `runs` times, each into a copy of the repository as it was
-        before; return medians of wall and CPU, the peak RSS, and repository size and growth."""
+        """Run `cmd` (a night's backup, forget + prune) `runs` times, each into a copy of the
+        repository as it was before; return medians of wall and CPU, the peak RSS, and
+        repository size and growth."""
         before = work / f"before-{self.name}"
         self.save(before)
         size0 = du(self.repo)
@@ -236,6 +238,8 @@ class Tool:
         for r in range(runs):
             if r:
                 self.put_back(before)
+            # Nobody's write-back (the copy just made, an earlier tool's run) in the timing.
+            os.sync()
             samples.append(timed(cmd, self.env, stdin=stdin, cwd=cwd))
         shutil.rmtree(before)
         repo = du(self.repo)
@@ -357,12 +361,19 @@ def main():
                     print("   " + " ".join(f"{k}={v / 1e6:.2f}MB" for k, v in sorted(parts.items())), file=sys.stderr)
         finals = {}
         for t in tools:
+            # Restore and forget + prune: medians of the same number of runs as the backups,
+            # each after a sync (forget each time on a copy of the repository as it was).
             target = work / f"restore-{t.name}"
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir()
-            rw, _, rrss = timed(t.restore_cmd(target), t.env)
+            restores = []
+            for _ in range(a.runs):
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir()
+                os.sync()
+                restores.append(timed(t.restore_cmd(target), t.env))
             shutil.rmtree(target)
-            fw, _, frss = timed(t.forget_cmd(), t.env)
+            rw, rrss = statistics.median(x[0] for x in restores), max(x[2] for x in restores)
+            forget = t.measure(t.forget_cmd(), a.runs, work)
+            fw, frss = forget["wall"], forget["rss"]
             # Cold start: the last night's backup again (nothing new) with the page cache
             # dropped, so the repository's metadata comes from disk.
             cw = None
