@@ -41,15 +41,16 @@ pub const BATCH_BYTES: usize = 1 << 20;
 const TREE_FLUSH_BYTES: usize = 1 << 20;
 
 /// What to back up.
-pub enum Source<'a> {
+pub enum Source {
     /// Files and directories; each becomes a top-level entry named by its last component.
     Paths(Vec<PathBuf>),
     /// One stream (stdin, a child's stdout) stored as a single file entry named `name`.
     Stream {
         /// The entry's name.
         name: Vec<u8>,
-        /// Where the bytes come from.
-        reader: Box<dyn Read + Send + 'a>,
+        /// Where the bytes come from. Owned (`'static`): a backup that fails stops waiting
+        /// for it instead of waiting for a read that may never return.
+        reader: Box<dyn Read + Send + 'static>,
     },
 }
 
@@ -397,7 +398,7 @@ impl<'r> Writer<'r> {
 /// `Interrupted` on Ctrl-C, `InvalidInput` for unusable paths or names.
 pub fn backup(
     repo: &mut Repo,
-    source: Source<'_>,
+    source: Source,
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupSummary> {

@@ -14,6 +14,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::mpsc::RecvTimeoutError;
 
 /// Where a regular file's content comes from.
 enum Content {
@@ -30,9 +31,14 @@ impl Writer<'_> {
     ///
     /// A file that fits in one batch is read on the calling thread: a thread per small file
     /// would cost more than it saves.
+    ///
+    /// The reader thread is not scoped: when storing fails, the backup returns at once and
+    /// the thread ends on its own once its current read returns and it finds nobody
+    /// listening. A stream whose producer hangs (a stuck `pg_dump` on stdin) would otherwise
+    /// hold a failed or interrupted backup until the producer wrote again.
     pub(super) fn store_stream(
         &mut self,
-        reader: impl Read + Send,
+        reader: impl Read + Send + 'static,
         pipelined: bool,
         what: &dyn Fn() -> String,
         tree: &mut TreeWriter,
@@ -50,11 +56,12 @@ impl Writer<'_> {
             self.stats.bytes_read += chunker.total();
             return Ok((chunker.total(), chunker.content_hash()));
         }
-        std::thread::scope(|s| {
-            // One batch in the channel, one being cut, one being stored: memory stays at
-            // three batches whatever the file size.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Batch>>(1);
-            let reading = s.spawn(move || {
+        // One batch in the channel, one being cut, one being stored: memory stays at three
+        // batches whatever the file size.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Batch>>(1);
+        let reading = std::thread::Builder::new()
+            .name("masclet-reader".into())
+            .spawn(move || {
                 let mut chunker = Chunker::new(reader, params, seed, BATCH_BYTES);
                 loop {
                     let next = chunker.next_batch().transpose();
@@ -65,19 +72,27 @@ impl Writer<'_> {
                     }
                 }
                 (chunker.total(), chunker.content_hash())
-            });
-            let stored: Result<()> = rx.iter().try_for_each(|batch| {
-                let batch = batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
-                self.store_batch(&batch, tree)
-            });
-            drop(rx);
-            let (total, hash) = reading
-                .join()
-                .map_err(|_| Error::internal(format!("the reader of {} panicked", what())))?;
-            stored?;
-            self.stats.bytes_read += total;
-            Ok((total, hash))
-        })
+            })
+            .map_err(|e| Error::io("starting the reader thread", e))?;
+        // On an error, `rx` drops here and the reader is left to finish alone. Waiting for a
+        // batch wakes up to notice Ctrl-C: the reader may be blocked on a silent producer.
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(batch) => {
+                    let batch = batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
+                    self.store_batch(&batch, tree)?;
+                }
+                Err(RecvTimeoutError::Timeout) => crate::check_interrupt()?,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // The channel closed: the reader has sent its last batch (or its error, returned
+        // above) and is returning.
+        let (total, hash) = reading
+            .join()
+            .map_err(|_| Error::internal(format!("the reader of {} panicked", what())))?;
+        self.stats.bytes_read += total;
+        Ok((total, hash))
     }
 
     /// Store one batch of file content and list its chunks in the tree.

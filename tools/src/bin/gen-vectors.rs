@@ -144,7 +144,7 @@ fn main() -> Result<()> {
     let dump = golden_bytes(300_000, 7);
     let stream = masclet_engine::Source::Stream {
         name: b"masclet_imperi.sql".to_vec(),
-        reader: Box::new(dump.as_slice()),
+        reader: Box::new(std::io::Cursor::new(dump)),
     };
     masclet_engine::backup(
         &mut repo,
@@ -166,7 +166,7 @@ fn main() -> Result<()> {
     for (i, night) in nights.iter().enumerate() {
         let stream = masclet_engine::Source::Stream {
             name: b"dump.sql".to_vec(),
-            reader: Box::new(night.as_slice()),
+            reader: Box::new(std::io::Cursor::new(night.clone())),
         };
         let t = time + chrono::Duration::days(2 + i as i64);
         let opts = masclet_engine::BackupOptions::new(vec!["daily".into()], Some(t));
