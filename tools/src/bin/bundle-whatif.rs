@@ -1,0 +1,87 @@
+//! What-if: one night's deltas compressed as one frame instead of one frame per chunk.
+//!
+//! `cargo run --release -p masclet-tools --bin bundle-whatif -- PARENT.sql NIGHT.sql [WORK]`
+//!
+//! Cuts both dumps with the default chunker (seed 0), pairs every new chunk of `NIGHT` with
+//! the parent chunk at its place (after the last unchanged one, one further per new chunk:
+//! a simpler pairing than a backup's, which also realigns by sketch), and prints the sum of per-chunk delta frames (zstd level 3, the base as a
+//! prefix: what masclet stores today) beside one frame of all new chunks compressed with all
+//! their bases as one prefix (`zstd -3 --long=27 --patch-from`, the `zstd` command): the
+//! most a format that seals a night's deltas together could save on the frames alone.
+
+use masclet_engine::ChunkerParams;
+use masclet_engine::chunker::chunk_lengths;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn cut(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for n in chunk_lengths(data, ChunkerParams::DEFAULT, 0) {
+        out.push(&data[pos..pos + n]);
+        pos += n;
+    }
+    out
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    anyhow::ensure!(
+        args.len() >= 2,
+        "usage: bundle-whatif PARENT.sql NIGHT.sql [WORK]"
+    );
+    let work = PathBuf::from(args.get(2).map_or("/tmp/bundle-whatif", String::as_str));
+    std::fs::create_dir_all(&work)?;
+    let parent = std::fs::read(&args[0])?;
+    let night = std::fs::read(&args[1])?;
+    let (old, new) = (cut(&parent), cut(&night));
+    let at: HashMap<blake3::Hash, usize> = old
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (blake3::hash(c), i))
+        .collect();
+    let (mut next, mut per_chunk, mut changed) = (0usize, 0usize, 0usize);
+    let (mut bases, mut news) = (Vec::new(), Vec::new());
+    let mut cctx = zstd::zstd_safe::CCtx::create();
+    for c in &new {
+        if let Some(&i) = at.get(&blake3::hash(c)) {
+            next = i + 1;
+            continue;
+        }
+        let Some(base) = old.get(next.min(old.len().saturating_sub(1))) else {
+            continue;
+        };
+        // A changed chunk usually replaces the parent chunk at its place.
+        next += 1;
+        changed += 1;
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(c.len()));
+        cctx.compress_using_dict(&mut out, c, base, 3)
+            .map_err(|e| anyhow::anyhow!("zstd error {e}"))?;
+        per_chunk += out.len();
+        bases.extend_from_slice(base);
+        news.extend_from_slice(c);
+    }
+    std::fs::write(work.join("bases.bin"), &bases)?;
+    std::fs::write(work.join("new.bin"), &news)?;
+    let out = work.join("new.bin.zst");
+    let status = Command::new("zstd")
+        .args(["-q", "-f", "-3", "--long=27", "--patch-from"])
+        .arg(work.join("bases.bin"))
+        .arg(work.join("new.bin"))
+        .arg("-o")
+        .arg(&out)
+        .status()?;
+    anyhow::ensure!(status.success(), "zstd --patch-from failed");
+    let bundled = std::fs::metadata(&out)?.len();
+    println!(
+        "{changed} changed chunks of {} ({:.1} MB raw): per-chunk delta frames {:.3} MB ({:.0} B each), one frame for all {:.3} MB ({:.2} of per-chunk)",
+        new.len(),
+        news.len() as f64 / 1e6,
+        per_chunk as f64 / 1e6,
+        per_chunk as f64 / changed.max(1) as f64,
+        bundled as f64 / 1e6,
+        bundled as f64 / per_chunk.max(1) as f64
+    );
+    Ok(())
+}
