@@ -235,8 +235,8 @@ pub struct GcArgs {
     #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
     pub repack_threshold: f64,
     /// Leave packs past the threshold alone while all dead bytes in kept packs stay under
-    /// this percentage of them (most dead packs are repacked first). 0 repacks every pack
-    /// past the threshold.
+    /// this percentage of the repository after gc (most dead packs are repacked first). 0
+    /// repacks every pack past the threshold.
     #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
     pub max_unused: f64,
 }

@@ -205,17 +205,21 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
             }
         }
     }
-    // Most dead first, until what stays dead is within the allowed share.
+    // Most dead first, until what stays dead is within the allowed share of what stays
+    // (a repacked pack keeps only its live bytes, so the share is taken of the size after
+    // gc: taken of the size before, a second gc right after would repack again).
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
     #[allow(
         clippy::cast_precision_loss,
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss
     )]
-    let allowed = (kept_size as f64 * opts.max_unused) as u64;
+    let allowed = |kept: u64| (kept as f64 * opts.max_unused) as u64;
     for (_, p) in candidates {
-        if unused > allowed {
-            unused -= p.size - p.live_bytes.min(p.size);
+        if unused > allowed(kept_size) {
+            let dead = p.size - p.live_bytes.min(p.size);
+            unused -= dead;
+            kept_size -= dead;
             plan.bytes_to_free += p.size;
             plan.bytes_to_copy += p.live_bytes;
             plan.repack.push(p);

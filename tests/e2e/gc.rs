@@ -492,3 +492,34 @@ fn gc_refuses_an_index_that_fakes_a_chain_past_the_limit() {
         "{err}"
     );
 }
+
+#[test]
+fn a_second_gc_right_after_the_first_finds_nothing_to_do() {
+    // Twelve packs each ~15% dead once their snapshots go (a keeper snapshot holds the rest
+    // of their content): the unused share must be met after gc, not just before it.
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let mut forgotten = vec![];
+    let mut keep = vec![];
+    for i in 0..12u64 {
+        let kept = noise(200_000 + 7_000 * i as usize, 500 + i);
+        let mut data = kept.clone();
+        data.extend_from_slice(&noise(36_000, 900 + i));
+        forgotten.push(backup_bytes(&mut repo, &format!("n{i}"), &data).unwrap());
+        keep.push((format!("k{i}"), kept));
+    }
+    for (name, kept) in &keep {
+        backup_bytes(&mut repo, name, kept).unwrap();
+    }
+    forget_ids(&repo, &forgotten);
+    let opts = masclet_engine::GcOptions::new(0.10).max_unused(0.05);
+    let first = masclet_engine::gc::plan(&repo, &opts, &NoProgress).unwrap();
+    assert!(!first.repack.is_empty(), "{first:?}");
+    masclet_engine::gc::execute(&mut repo, &first, &NoProgress).unwrap();
+    let second = masclet_engine::gc::plan(&repo, &opts, &NoProgress).unwrap();
+    assert!(
+        second.repack.is_empty() && second.delete.is_empty(),
+        "{second:?}"
+    );
+    assert!(check_ok(&repo, true));
+}
