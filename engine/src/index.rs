@@ -219,22 +219,11 @@ impl Index {
             Ok(None)
         }
     }
-
-    /// Record a durable pack and its chunks in one transaction. With `relocate`, chunks
-    /// already indexed move to this pack (gc's repacking); without it they keep their first
-    /// location (a chunk stored twice by concurrent backups).
-    pub(crate) fn record_pack(
-        &self,
-        pack: PackId,
-        size: u64,
-        entries: &[PackEntry],
-        relocate: bool,
-    ) -> Result<()> {
-        self.immediate(|conn| record_in(conn, pack, size, entries, relocate))
-    }
 }
 
-/// The body of [`Index::record_pack`], inside a transaction the caller holds.
+/// Record a durable pack and its chunks, inside a transaction the caller holds. With
+/// `relocate`, chunks already indexed move to this pack (gc's repacking); without it they
+/// keep their first location (a chunk stored twice by concurrent backups).
 pub(crate) fn record_in(
     conn: &Connection,
     pack: PackId,
@@ -280,14 +269,15 @@ impl Index {
     /// # Errors
     /// `IndexUnavailable` on SQLite errors.
     pub fn add_pack(&self, pack: PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
-        self.record_pack(pack, size, entries, false)
+        self.add_pack_if(pack, size, entries, || Ok(()))
     }
 
     /// [`Index::add_pack`] for a writer that may have lost its repository lock: `held`
     /// runs inside the transaction, after SQLite's write lock is taken, and its error rolls
-    /// back (it should not wait on storage: other processes wait on this transaction). A backup suspended past the stale limit must not index a pack afterwards: gc
-    /// may have taken over meanwhile and deleted that pack as an orphan, and a row pointing
-    /// at a deleted pack would let later backups deduplicate against nothing.
+    /// back (it should not wait on storage: other processes wait on this transaction). A
+    /// backup suspended past the stale limit must not index a pack afterwards: gc may have
+    /// taken over meanwhile and deleted that pack as an orphan, and a row pointing at a
+    /// deleted pack would let later backups deduplicate against nothing.
     ///
     /// # Errors
     /// Whatever `held` returns; `IndexUnavailable` on SQLite errors.

@@ -120,10 +120,9 @@ impl LockGuard {
     /// # Errors
     /// [`ErrorKind::Locked`] when the lock was lost; nothing must be committed then.
     pub fn ensure_held(&self) -> Result<()> {
+        self.ensure_fresh()?;
         let s = &self.shared;
-        let overdue = s.last_refresh.lock().expect("poisoned").elapsed() >= s.stale;
-        let present = s.storage.get(Kind::Lock, &s.id.to_hex()).is_ok();
-        if overdue || !present || s.lost.load(Ordering::SeqCst) {
+        if s.storage.get(Kind::Lock, &s.id.to_hex()).is_err() {
             s.lost.store(true, Ordering::SeqCst);
             return Err(lost());
         }

@@ -177,12 +177,7 @@ fn interrupted_gc_does_not_poison_dedup() {
 
 #[test]
 fn missing_referenced_pack_makes_gc_refuse_and_change_nothing() {
-    let r = LocalRepo::new();
-    let mut repo = r.open();
-    let a = backup_bytes(&mut repo, "a", &noise(500_000, 1)).unwrap();
-    backup_bytes(&mut repo, "b", &noise(500_000, 2)).unwrap();
-    forget_ids(&repo, &[a]);
-    drop(repo);
+    let r = a_forgotten_b_kept((500_000, 1), (500_000, 2));
     // Delete the newest pack (snapshot b's data).
     let mut packs: Vec<_> = walk(&r.path.join("packs"));
     packs.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
@@ -205,12 +200,7 @@ fn missing_referenced_pack_makes_gc_refuse_and_change_nothing() {
 
 #[test]
 fn referenced_chunk_missing_from_the_index_makes_gc_refuse() {
-    let r = LocalRepo::new();
-    let mut repo = r.open();
-    let a = backup_bytes(&mut repo, "a", &noise(500_000, 1)).unwrap();
-    backup_bytes(&mut repo, "b", &noise(500_000, 2)).unwrap();
-    forget_ids(&repo, &[a]);
-    drop(repo);
+    let r = a_forgotten_b_kept((500_000, 1), (500_000, 2));
     // Drop one chunk row of snapshot b (its pack stays): the live set names a chunk the
     // index does not have.
     let db = rusqlite::Connection::open(r.index_path()).unwrap();
@@ -240,6 +230,17 @@ fn referenced_chunk_missing_from_the_index_makes_gc_refuse() {
         before,
         "gc changed the repository while refusing"
     );
+}
+
+/// A repository (closed) holding snapshot `b` of noise (length, seed), after snapshot `a`
+/// was backed up first and forgotten.
+fn a_forgotten_b_kept(a: (usize, u64), b: (usize, u64)) -> LocalRepo {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let first = backup_bytes(&mut repo, "a", &noise(a.0, a.1)).unwrap();
+    backup_bytes(&mut repo, "b", &noise(b.0, b.1)).unwrap();
+    forget_ids(&repo, &[first]);
+    r
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -461,12 +462,7 @@ fn gc_refuses_a_plan_it_did_not_make() {
 
 #[test]
 fn gc_refuses_an_index_that_fakes_a_chain_past_the_limit() {
-    let r = LocalRepo::new();
-    let mut repo = r.open();
-    let a = backup_bytes(&mut repo, "a", &noise(600_000, 11)).unwrap();
-    backup_bytes(&mut repo, "b", &noise(300_000, 12)).unwrap();
-    forget_ids(&repo, &[a]);
-    drop(repo);
+    let r = a_forgotten_b_kept((600_000, 11), (300_000, 12));
     // Chain one of b's chunks through ten of a's (all dead now) in the index.
     let db = rusqlite::Connection::open(r.index_path()).unwrap();
     let ids: Vec<Vec<u8>> = db

@@ -94,17 +94,9 @@ fn ctrl_c_stops_cleanly_and_commits_nothing() {
     let ms = if cfg!(debug_assertions) { 400 } else { 100 };
     std::thread::sleep(std::time::Duration::from_millis(ms));
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&pid, "INT");
     let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
+    assert_interrupted(&o);
     assert!(
         std::fs::read_dir(env.repo.join("locks"))
             .unwrap()
@@ -136,20 +128,12 @@ fn ctrl_c_stops_a_stdin_backup_whose_producer_went_silent() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let pid = child.id().to_string();
     let sent = std::time::Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&pid, "INT");
     let o = child.wait_with_output().unwrap();
     let waited = sent.elapsed();
     let _ = producer.kill();
     let _ = producer.wait();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
+    assert_interrupted(&o);
     // Not a timing assertion on speed: the producer sleeps 60 s, so a backup that waited
     // for it would take that long.
     assert!(
@@ -173,13 +157,7 @@ fn a_suspended_backup_that_lost_its_lock_commits_nothing() {
         .unwrap();
     let pid = child.id().to_string();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&pid, "STOP");
     std::thread::sleep(std::time::Duration::from_secs(3));
     // Another process presumes the frozen backup's lock abandoned and takes over. If the
     // backup froze inside an index commit, SQLite's write lock is still its own: gc then
@@ -196,13 +174,7 @@ fn a_suspended_backup_that_lost_its_lock_commits_nothing() {
         o.status.success() || gc_err.contains("stayed locked by another process"),
         "{gc_err}"
     );
-    assert!(
-        Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&pid, "CONT");
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(4), "{err}");
@@ -226,4 +198,22 @@ fn big_dir(env: &Env, files: u64, seed: u64) -> PathBuf {
         .unwrap();
     }
     big
+}
+
+/// Send signal `sig` (`INT`, `STOP`, `CONT`) to process `pid`.
+fn signal(pid: &str, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([format!("-{sig}").as_str(), pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// The process stopped on Ctrl-C, saying so.
+fn assert_interrupted(o: &std::process::Output) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
 }

@@ -160,6 +160,15 @@ impl Writer<'_> {
         Ok((prev.size, prev.content_hash))
     }
 
+    /// A path that went away between listing and reading: a live tree, not an error.
+    fn vanished(&self, fs_path: &Path) -> Result<()> {
+        self.progress.warn(&format!(
+            "{} vanished during the backup; skipped",
+            fs_path.display()
+        ));
+        Ok(())
+    }
+
     pub(super) fn walk(
         &mut self,
         fs_path: &Path,
@@ -168,14 +177,7 @@ impl Writer<'_> {
     ) -> Result<()> {
         let meta = match std::fs::symlink_metadata(fs_path) {
             Ok(m) => m,
-            // Vanished between listing and reading: a live tree, not an error.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.progress.warn(&format!(
-                    "{} vanished during the backup; skipped",
-                    fs_path.display()
-                ));
-                return Ok(());
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.vanished(fs_path),
             Err(e) => return Err(Error::io(format!("reading {}", fs_path.display()), e)),
         };
         let entry = EntryMeta {
@@ -220,11 +222,7 @@ impl Writer<'_> {
                 {
                     Ok(f) => Content::Read(f),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        self.progress.warn(&format!(
-                            "{} vanished during the backup; skipped",
-                            fs_path.display()
-                        ));
-                        return Ok(());
+                        return self.vanished(fs_path);
                     }
                     Err(e) => return Err(Error::io(format!("opening {}", fs_path.display()), e)),
                 },
