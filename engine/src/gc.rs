@@ -136,6 +136,7 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
             "the repack threshold and the unused share are fractions between 0 and 1",
         ));
     }
+    repo.index.gc_cache()?;
     let (live, snapshots) = live::mark(repo, progress)?;
     let (usage, found) = repo.index.pack_usage(&live)?;
     let missing = found.iter().filter(|f| !**f).count();

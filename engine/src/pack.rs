@@ -133,10 +133,14 @@ impl PackBuilder {
     }
 }
 
+/// Fisher-Yates over a keyed BLAKE3 stream from one OS-random key: one system call per
+/// pack, not one per chunk (gc's repacking spent more time in `getrandom` than in SQLite).
 fn shuffle<T>(items: &mut [T]) {
+    let mut stream = blake3::Hasher::new_keyed(&random_array()).finalize_xof();
+    let mut r = [0u8; 8];
     for i in (1..items.len()).rev() {
-        let r = u64::from_le_bytes(random_array());
-        let j = usize::try_from(r % (i as u64 + 1)).expect("below len");
+        stream.fill(&mut r);
+        let j = usize::try_from(u64::from_le_bytes(r) % (i as u64 + 1)).expect("below len");
         items.swap(i, j);
     }
 }

@@ -56,21 +56,38 @@ impl LiveSet {
     }
 
     /// Add the bases of live delta chunks, down every chain: one pass over the index's delta
-    /// rows per chain level. A chain longer than readers accept (which a damaged index can
+    /// rows, then lookups of the rows of the bases just added, per chain level. A chain longer than readers accept (which a damaged index can
     /// fake, even as a cycle) stops gc instead of costing a pass per fake link.
     fn add_bases(&mut self, repo: &Repo) -> Result<()> {
-        for _ in 0..=MAX_DELTA_CHAIN {
+        // One read transaction for every pass: alone, each lookup took and released the
+        // database's file locks.
+        repo.index.reading(|| self.add_bases_in(repo))
+    }
+
+    fn add_bases_in(&mut self, repo: &Repo) -> Result<()> {
+        // The first pass scans every delta row; later ones only need the rows of the bases
+        // the pass before added, which the primary key finds by prefix.
+        let mut added: Vec<u64> = Vec::new();
+        for pass in 0..=MAX_DELTA_CHAIN {
             let mut found = Vec::new();
-            repo.index.for_each_delta(|id, base| {
+            let mut visit = |id: u64, base: u64| {
                 if self.contains(id) && !self.contains(base) {
                     found.push(base);
                 }
-            })?;
+            };
+            if pass == 0 {
+                repo.index.for_each_delta(&mut visit)?;
+            } else {
+                repo.index.deltas_with_prefixes(&added, &mut visit)?;
+            }
+            found.sort_unstable();
+            found.dedup();
             if found.is_empty() {
                 return Ok(());
             }
-            self.ids.append(&mut found);
+            self.ids.extend_from_slice(&found);
             self.normalize();
+            added = found;
         }
         Err(Error::new(
             ErrorKind::Corrupt,
