@@ -43,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let (mut next, mut per_chunk, mut changed) = (0usize, 0usize, 0usize);
     let (mut bases, mut news) = (Vec::new(), Vec::new());
+    let mut bounds: Vec<(usize, usize)> = Vec::new();
     let mut cctx = zstd::zstd_safe::CCtx::create();
     for c in &new {
         if let Some(&i) = at.get(&blake3::hash(c)) {
@@ -61,6 +62,60 @@ fn main() -> anyhow::Result<()> {
         per_chunk += out.len();
         bases.extend_from_slice(base);
         news.extend_from_slice(c);
+        bounds.push((base.len(), c.len()));
+    }
+    // Bundles of consecutive changed chunks, capped by the bytes of their bases: what a
+    // format with bounded memory per bundle would store.
+    let mut pairs = Vec::new();
+    {
+        let (mut bp, mut np) = (0usize, 0usize);
+        for (b, n) in bounds.iter() {
+            pairs.push((bp..bp + b, np..np + n));
+            bp += b;
+            np += n;
+        }
+    }
+    for cap in [
+        64usize << 10,
+        256 << 10,
+        1 << 20,
+        4 << 20,
+        16 << 20,
+        usize::MAX,
+    ] {
+        let (mut total, mut frames, mut i) = (0usize, 0usize, 0usize);
+        while i < pairs.len() {
+            let start = i;
+            let mut bsum = 0;
+            while i < pairs.len() && (i == start || bsum + pairs[i].0.len() <= cap) {
+                bsum += pairs[i].0.len();
+                i += 1;
+            }
+            let b = &bases[pairs[start].0.start..pairs[i - 1].0.end];
+            let n = &news[pairs[start].1.start..pairs[i - 1].1.end];
+            let mut c = zstd::zstd_safe::CCtx::create();
+            use zstd::zstd_safe::CParameter as P;
+            c.set_parameter(P::CompressionLevel(3)).unwrap();
+            c.set_parameter(P::WindowLog(27)).unwrap();
+            c.set_parameter(P::EnableLongDistanceMatching(true))
+                .unwrap();
+            c.ref_prefix(b).unwrap();
+            let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(n.len()));
+            c.compress2(&mut out, n)
+                .map_err(|e| anyhow::anyhow!("zstd error {e}"))?;
+            total += out.len();
+            frames += 1;
+        }
+        println!(
+            "bases cap {:>9}: {frames:5} frames, {:.3} MB ({:.2} of per-chunk)",
+            if cap == usize::MAX {
+                "none".to_string()
+            } else {
+                format!("{} KiB", cap >> 10)
+            },
+            total as f64 / 1e6,
+            total as f64 / per_chunk.max(1) as f64
+        );
     }
     std::fs::write(work.join("bases.bin"), &bases)?;
     std::fs::write(work.join("new.bin"), &news)?;
