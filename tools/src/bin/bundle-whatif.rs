@@ -8,6 +8,8 @@
 //! prefix: what masclet stores today) beside one frame of all new chunks compressed with all
 //! their bases as one prefix (`zstd -3 --long=27 --patch-from`, the `zstd` command): the
 //! most a format that seals a night's deltas together could save on the frames alone.
+//! Also frames of consecutive pairs whose bases stay under a cap (64 KiB to 16 MiB), in
+//! process (level 3, window 2^27, long-distance matching): what bounded bundles would store.
 
 use masclet_engine::ChunkerParams;
 use masclet_engine::chunker::chunk_lengths;
