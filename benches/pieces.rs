@@ -96,7 +96,7 @@ fn pipeline(c: &mut Criterion) {
                 for (id, s, raw) in items {
                     p.add(ObjectType::Data, id, s, u32::try_from(raw).unwrap(), None);
                 }
-                black_box(p.finish(&k).1.len())
+                black_box(p.finish(&k).len())
             },
             BatchSize::LargeInput,
         )

@@ -352,8 +352,7 @@ impl<'r> Writer<'r> {
                 &mut self.pack,
                 PackBuilder::new(self.repo.config.pack_target as usize),
             );
-            let (id, bytes, entries) = pack.finish(&self.repo.keys);
-            self.packs.send(id, bytes, entries)?;
+            self.packs.send(pack.finish(&self.repo.keys))?;
         }
         let durable = self.packs.durable()?;
         self.index(durable)

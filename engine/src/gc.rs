@@ -390,9 +390,9 @@ fn seal(
     packs: &mut PackWriter,
 ) -> Result<u64> {
     let full = std::mem::replace(builder, PackBuilder::new(target));
-    let (id, bytes, entries) = full.finish(&repo.keys);
-    let size = bytes.len() as u64;
-    packs.send(id, bytes, entries)?;
+    let pack = full.finish(&repo.keys);
+    let size = pack.len();
+    packs.send(pack)?;
     Ok(size)
 }
 

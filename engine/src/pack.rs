@@ -91,45 +91,78 @@ impl PackBuilder {
         self.bytes >= self.target || self.items.len() >= MAX_PACK_ENTRIES as usize / 2
     }
 
-    /// Shuffle, lay out and seal the pack. Returns its id, bytes and entries.
-    pub fn finish(mut self, keys: &Keys) -> (PackId, Vec<u8>, Vec<PackEntry>) {
+    /// Shuffle, lay out and seal the pack.
+    pub fn finish(mut self, keys: &Keys) -> FinishedPack {
         shuffle(&mut self.items);
         let id = PackId::random();
-        // Exactly the pack's size: a Vec that had to grow for the trailer would double, and
-        // the pack is the largest allocation of a backup (peak memory).
-        let trailer_len = ENVELOPE_HEADER_LEN + 4 + self.items.len() * TRAILER_ENTRY_LEN + TAG_LEN;
-        let mut out =
-            Vec::with_capacity(PACK_HEADER_LEN + self.bytes + trailer_len + PACK_FOOTER_LEN);
-        out.extend_from_slice(PACK_MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let mut header = Vec::with_capacity(PACK_HEADER_LEN);
+        header.extend_from_slice(PACK_MAGIC);
+        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let mut parts = Vec::with_capacity(self.items.len() + 2);
+        parts.push(header);
         let mut entries = Vec::with_capacity(self.items.len());
+        let mut offset = PACK_HEADER_LEN as u64;
         for (ty, cid, sealed, raw_len, base) in self.items {
             let sealed_len = u32::try_from(sealed.len()).expect("chunks are far below 4 GiB");
             entries.push(PackEntry {
                 ty,
                 id: cid,
-                offset: out.len() as u64,
+                offset,
                 sealed_len,
                 raw_len,
                 base,
             });
-            out.extend_from_slice(&sealed);
+            offset += u64::from(sealed_len);
+            parts.push(sealed);
         }
-        let trailer = keys.seal(
+        let mut trailer = keys.seal(
             ObjectType::PackTrailer,
             &id.0,
             &encode_trailer(&entries),
             None,
         );
-        out.extend_from_slice(&trailer);
-        out.extend_from_slice(
-            &u32::try_from(trailer.len())
-                .expect("trailer below 4 GiB")
-                .to_le_bytes(),
-        );
-        out.extend_from_slice(PACK_END_MAGIC);
-        debug_assert_eq!(out.len(), out.capacity(), "pack size computed exactly");
-        (id, out, entries)
+        let trailer_len = u32::try_from(trailer.len()).expect("trailer below 4 GiB");
+        trailer.reserve_exact(PACK_FOOTER_LEN);
+        trailer.extend_from_slice(&trailer_len.to_le_bytes());
+        trailer.extend_from_slice(PACK_END_MAGIC);
+        parts.push(trailer);
+        FinishedPack { id, parts, entries }
+    }
+}
+
+/// A sealed pack in the pieces it is written from: the header, each sealed chunk in the
+/// pack's (shuffled) order, and the trailer with the footer. They are written one after the
+/// other ([`Storage::put_parts`]) and never copied into one buffer: that second copy of the
+/// largest allocation of a backup or a gc was 4 MiB of their peak memory.
+#[derive(Debug)]
+pub struct FinishedPack {
+    /// The pack's id (random).
+    pub id: PackId,
+    /// The pieces, in order.
+    pub parts: Vec<Vec<u8>>,
+    /// The trailer's entries.
+    pub entries: Vec<PackEntry>,
+}
+
+impl FinishedPack {
+    /// The pack's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.parts.iter().map(|p| p.len() as u64).sum()
+    }
+
+    /// Never: a pack has at least its header and trailer.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The pieces as slices, for [`Storage::put_parts`].
+    pub fn slices(&self) -> Vec<&[u8]> {
+        self.parts.iter().map(Vec::as_slice).collect()
+    }
+
+    /// The whole pack in one buffer (tests, benchmarks).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.parts.concat()
     }
 }
 
@@ -328,7 +361,9 @@ mod tests {
                 let id = k.chunk_id(c);
                 b.add(ObjectType::Data, id, k.seal(ObjectType::Data, &id.0, c, Some(3)), u32::try_from(c.len()).unwrap(), None);
             }
-            let (pid, bytes, entries) = b.finish(&k);
+            let p = b.finish(&k);
+            let (pid, bytes, entries) = (p.id, p.to_bytes(), p.entries.clone());
+            prop_assert_eq!(bytes.len() as u64, p.len());
             let s = MemoryStorage::new();
             s.put(Kind::Pack, &pid.to_hex(), &bytes).unwrap();
             let mut read = read_trailer(&s, &k, pid, bytes.len() as u64).unwrap();
@@ -356,7 +391,8 @@ mod tests {
             3,
             None,
         );
-        let (pid, bytes, _) = b.finish(&k);
+        let p = b.finish(&k);
+        let (pid, bytes) = (p.id, p.to_bytes());
         let s = MemoryStorage::new();
         let other = PackId([9; 32]);
         s.put(Kind::Pack, &other.to_hex(), &bytes).unwrap();

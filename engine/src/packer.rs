@@ -12,21 +12,18 @@
 
 use crate::error::{Error, Result};
 use crate::id::PackId;
-use crate::pack::PackEntry;
+use crate::pack::{FinishedPack, PackEntry};
 use crate::storage::{Kind, Storage};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
-
-/// A pack on its way to storage: id, bytes, trailer entries.
-type Finished = (PackId, Vec<u8>, Vec<PackEntry>);
 
 /// A pack now durable: id, size, trailer entries (for the index).
 pub(crate) type Durable = (PackId, u64, Vec<PackEntry>);
 
 /// The pack-writing thread and its two channels.
 pub(crate) struct PackWriter {
-    to_thread: Option<SyncSender<Finished>>,
+    to_thread: Option<SyncSender<FinishedPack>>,
     from_thread: Receiver<Result<Durable>>,
     thread: Option<JoinHandle<()>>,
     /// Packs handed over whose outcome has not been collected yet.
@@ -37,15 +34,16 @@ impl PackWriter {
     /// Start the thread, writing to `storage`.
     pub(crate) fn new(storage: Arc<dyn Storage>) -> Self {
         // Capacity 0: a hand-over waits until the thread has finished the previous pack.
-        let (to_thread, inbox) = sync_channel::<Finished>(0);
+        let (to_thread, inbox) = sync_channel::<FinishedPack>(0);
         let (outbox, from_thread) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("masclet-packs".into())
             .spawn(move || {
-                for (id, bytes, entries) in inbox {
+                for pack in inbox {
+                    let size = pack.len();
                     let done = storage
-                        .put(Kind::Pack, &id.to_hex(), &bytes)
-                        .map(|()| (id, bytes.len() as u64, entries));
+                        .put_parts(Kind::Pack, &pack.id.to_hex(), &pack.slices())
+                        .map(|()| (pack.id, size, pack.entries));
                     let failed = done.is_err();
                     if outbox.send(done).is_err() || failed {
                         // The backup stopped listening, or storage failed: nothing after
@@ -68,14 +66,9 @@ impl PackWriter {
     /// # Errors
     /// `Internal` if the thread is gone (it stops after a storage error, which the next
     /// [`PackWriter::durable`] or [`PackWriter::finish`] reports).
-    pub(crate) fn send(
-        &mut self,
-        id: PackId,
-        bytes: Vec<u8>,
-        entries: Vec<PackEntry>,
-    ) -> Result<()> {
+    pub(crate) fn send(&mut self, pack: FinishedPack) -> Result<()> {
         let tx = self.to_thread.as_ref().ok_or_else(gone)?;
-        if tx.send((id, bytes, entries)).is_err() {
+        if tx.send(pack).is_err() {
             // The thread ended after a failed write: report that failure, not this symptom.
             return match self.finish() {
                 Err(e) => Err(e),

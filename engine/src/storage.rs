@@ -70,6 +70,17 @@ pub trait Storage: Send + Sync {
     /// [`crate::ErrorKind::Storage`] when the write fails (a full disk says so).
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()>;
 
+    /// [`Storage::put`] of the concatenation of `parts`, so that a caller holding an object
+    /// in pieces (a pack: its header, each sealed chunk, its trailer) need not assemble a
+    /// second copy in memory. The default concatenates and puts; the local store writes the
+    /// pieces with vectored writes (an object store could upload them as one body).
+    ///
+    /// # Errors
+    /// As [`Storage::put`].
+    fn put_parts(&self, kind: Kind, name: &str, parts: &[&[u8]]) -> Result<()> {
+        self.put(kind, name, &parts.concat())
+    }
+
     /// Atomically replace an existing object (or create it): readers see the old bytes or
     /// the new, never a mix. Used only to rewrite a snapshot's tags under its own id.
     /// Durable when this returns `Ok`.
@@ -118,6 +129,9 @@ pub trait Storage: Send + Sync {
 impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
     fn put(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
         (**self).put(kind, name, data)
+    }
+    fn put_parts(&self, kind: Kind, name: &str, parts: &[&[u8]]) -> Result<()> {
+        (**self).put_parts(kind, name, parts)
     }
     fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
         (**self).replace(kind, name, data)
