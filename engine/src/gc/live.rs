@@ -56,8 +56,9 @@ impl LiveSet {
     }
 
     /// Add the bases of live delta chunks, down every chain: one pass over the index's delta
-    /// rows, then lookups of the rows of the bases just added, per chain level. A chain longer than readers accept (which a damaged index can
-    /// fake, even as a cycle) stops gc instead of costing a pass per fake link.
+    /// rows, then, per further chain level, lookups of the rows of the bases just added. A
+    /// chain longer than readers accept (which a damaged index can fake, even as a cycle)
+    /// stops gc instead of costing a pass per fake link.
     fn add_bases(&mut self, repo: &Repo) -> Result<()> {
         // One read transaction for every pass: alone, each lookup took and released the
         // database's file locks.
