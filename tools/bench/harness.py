@@ -355,7 +355,8 @@ def main():
             for t in tools:
                 row = t.measure(t.backup_cmd(dump, when), a.runs, work, stdin=dump)
                 t.rows.append(dict(row, night=k, dump=dump.stat().st_size, pg_dump=pg_s))
-                print(f"night {k} {t.name:8} {row['wall']:6.2f} s  +{row['growth'] / 1e6:8.1f} MB", file=sys.stderr)
+                print(f"night {k} {t.name:8} {row['wall']:6.2f} s  +{row['growth'] / 1e6:8.1f} MB  "
+                      f"{row['rss'] // 1024} MiB", file=sys.stderr)
                 if t.name == "masclet":
                     parts = {d.name: du(d) for d in t.repo.iterdir() if d.is_dir()}
                     print("   " + " ".join(f"{k}={v / 1e6:.2f}MB" for k, v in sorted(parts.items())), file=sys.stderr)
@@ -379,6 +380,8 @@ def main():
             cw = None
             if drop_caches():
                 cw, _, _ = timed(t.backup_cmd(dump, "2026-12-01T03:00:00Z"), t.env, stdin=dump)
+            print(f"{t.name}: restore {rw:.2f} s {rrss // 1024} MiB, forget + prune {fw:.2f} s {frss // 1024} MiB",
+                  file=sys.stderr)
             finals[t.name] = dict(restore=rw, forget=fw, cold=cw, after=du(t.repo), rss=max(rrss, frss))
         zstd_s = min(timed(["sh", "-c", f'zstd -{ZSTD_LEVEL} -T2 -q -c "{work / "dump-first.sql"}" > /dev/null'], env)[0]
                      for _ in range(3))
