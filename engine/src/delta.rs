@@ -34,6 +34,26 @@ fn delta_pays(delta: usize, whole: usize, rebased: bool) -> bool {
     }
 }
 
+/// Which delta to store, given the sizes of the smallest ordinary one, the smallest one
+/// against a full chain's root, and the chunk sealed whole: the smaller of those that pay
+/// by their own rule ([`delta_pays`]), or none (store the chunk whole).
+#[derive(Debug, PartialEq, Eq)]
+enum Pick {
+    Ordinary,
+    Rebased,
+}
+
+fn pick(ordinary: Option<usize>, rebased: Option<usize>, whole: usize) -> Option<Pick> {
+    let o = ordinary.filter(|&d| delta_pays(d, whole, false));
+    let r = rebased.filter(|&d| delta_pays(d, whole, true));
+    match (o, r) {
+        (Some(o), Some(r)) if r < o => Some(Pick::Rebased),
+        (Some(_), _) => Some(Pick::Ordinary),
+        (None, Some(_)) => Some(Pick::Rebased),
+        (None, None) => None,
+    }
+}
+
 /// Links a writer lets a delta chain grow to. Each link a restore follows costs one more
 /// chunk to read and decode, while a chunk whose chain is full is stored as a delta against
 /// the chain's root, which carries every change since that root was written; 4 links keeps
@@ -157,8 +177,9 @@ pub(crate) fn seal_chunk(
     candidates: Vec<BaseChain>,
     level: i32,
 ) -> Result<(Vec<u8>, Option<ChunkId>)> {
-    // The smallest delta so far: (sealed delta, base id, base plaintext, rebased).
-    let mut best: Option<(Vec<u8>, ChunkId, Vec<u8>, bool)> = None;
+    // The smallest delta so far against an ordinary base ([0]) and against the root of a
+    // full chain ([1]), which answer to different rules: (sealed delta, base id, plaintext).
+    let mut best: [Option<(Vec<u8>, ChunkId, Vec<u8>)>; 2] = [None, None];
     for chain in &candidates {
         let Some(bid) = chain.links.last().map(|l| l.0) else {
             continue;
@@ -166,32 +187,44 @@ pub(crate) fn seal_chunk(
         let Some(b) = open_chain(keys, storage, &chain.links) else {
             continue;
         };
+        let slot = &mut best[usize::from(chain.rebased)];
         if let Some(d) = keys.seal_delta(ty, id, plain, &bid, &b, level.max(DELTA_MIN_LEVEL))
-            && best.as_ref().is_none_or(|(prev, ..)| d.len() < prev.len())
+            && slot.as_ref().is_none_or(|(prev, ..)| d.len() < prev.len())
         {
-            best = Some((d, bid, b, chain.rebased));
+            *slot = Some((d, bid, b));
         }
         // Candidates come best-first (the parent chunk at the same position); once a delta
         // is this small the others cannot save enough to pay for opening their chains.
         if best
-            .as_ref()
-            .is_some_and(|(d, ..)| d.len() * 16 <= plain.len())
+            .iter()
+            .flatten()
+            .any(|(d, ..)| cheap_delta(d.len(), plain.len()))
         {
             break;
         }
     }
-    let whole = match &best {
+    let [ordinary, rebased] = best;
+    // A cheap ordinary delta is kept without sealing the chunk whole to compare; every other
+    // delta must pay against the whole chunk, by its own rule, and the smaller one that
+    // does wins.
+    let whole = match &ordinary {
         Some((d, ..)) if cheap_delta(d.len(), plain.len()) => None,
         _ => Some(keys.seal(ty, &id.0, plain, Some(level))),
     };
-    if let (Some(w), Some((d, _, _, rebased))) = (&whole, &best)
-        && !delta_pays(d.len(), w.len(), *rebased)
-    {
-        best = None;
-    }
-    let (sealed, base) = match best {
-        Some((d, bid, b, _)) => (d, Some((bid, b))),
-        None => (whole.expect("computed when there is no delta"), None),
+    let chosen = match &whole {
+        None => ordinary,
+        Some(w) => {
+            let len = |c: &Option<(Vec<u8>, ChunkId, Vec<u8>)>| c.as_ref().map(|(d, ..)| d.len());
+            match pick(len(&ordinary), len(&rebased), w.len()) {
+                Some(Pick::Ordinary) => ordinary,
+                Some(Pick::Rebased) => rebased,
+                None => None,
+            }
+        }
+    };
+    let (sealed, base) = match chosen {
+        Some((d, bid, b)) => (d, Some((bid, b))),
+        None => (whole.expect("computed when there is no cheap delta"), None),
     };
     let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
         match &base {
@@ -228,5 +261,16 @@ mod tests {
         assert!(delta_pays(1_130, whole, true));
         assert!(!delta_pays(1_200, whole, true));
         assert!(!delta_pays(2_700, whole, true));
+    }
+
+    #[test]
+    fn a_rebased_delta_that_does_not_pay_leaves_the_ordinary_one() {
+        let whole = 3_400;
+        // The smaller delta is against a root and fails its third; the ordinary one pays.
+        assert_eq!(pick(Some(1_250), Some(1_200), whole), Some(Pick::Ordinary));
+        assert_eq!(pick(Some(1_250), Some(900), whole), Some(Pick::Rebased));
+        assert_eq!(pick(None, Some(1_200), whole), None);
+        assert_eq!(pick(Some(3_000), None, whole), None);
+        assert_eq!(pick(Some(2_000), None, whole), Some(Pick::Ordinary));
     }
 }

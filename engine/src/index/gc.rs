@@ -10,14 +10,16 @@ use crate::pack::PackEntry;
 use rusqlite::params;
 use std::collections::HashMap;
 
+fn malformed() -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::IndexUnavailable,
+        "index holds a malformed id; run `masclet repair index`",
+    )
+}
+
 /// Column `i` of `r` as a blob, borrowed.
 fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8]> {
-    r.get_ref(i)?.as_blob().map_err(|_| {
-        crate::Error::new(
-            crate::ErrorKind::IndexUnavailable,
-            "index holds a malformed id; run `masclet repair index`",
-        )
-    })
+    r.get_ref(i)?.as_blob().map_err(|_| malformed())
 }
 
 /// Chunk rows the sweep reads at a time: ~0.6 MiB of ids with their allocations (65 536 at
@@ -52,6 +54,11 @@ impl Index {
         while let Some(r) = rows.next()? {
             let id = blob(r, 0)?;
             let base = blob(r, 1)?;
+            // Later passes find rows by their first 8 bytes (`deltas_with_prefixes`), which
+            // only a full-length id is sure to sort under.
+            if id.len() != 32 || base.len() != 32 {
+                return Err(malformed());
+            }
             f(prefix(id), prefix(base));
         }
         Ok(())
@@ -90,8 +97,12 @@ impl Index {
                 if id != p {
                     break;
                 }
-                if let rusqlite::types::ValueRef::Blob(base) = r.get_ref(1)? {
-                    f(id, prefix(base));
+                match r.get_ref(1)? {
+                    rusqlite::types::ValueRef::Null => {}
+                    rusqlite::types::ValueRef::Blob(base) if base.len() == 32 => {
+                        f(id, prefix(base));
+                    }
+                    _ => return Err(malformed()),
                 }
             }
         }
