@@ -164,6 +164,9 @@ fn open_chain(
     plain.map(|(_, p)| p)
 }
 
+/// A sealed delta with its base's id and plaintext.
+type Sealed = (Vec<u8>, ChunkId, Vec<u8>);
+
 /// Seal one new chunk: as a delta against the last chunk of whichever candidate chain gives
 /// the smaller one when that pays, else whole. Either way the result is opened again and
 /// compared before it may reach a pack (a compressor or memory fault must not reach the
@@ -179,7 +182,7 @@ pub(crate) fn seal_chunk(
 ) -> Result<(Vec<u8>, Option<ChunkId>)> {
     // The smallest delta so far against an ordinary base ([0]) and against the root of a
     // full chain ([1]), which answer to different rules: (sealed delta, base id, plaintext).
-    let mut best: [Option<(Vec<u8>, ChunkId, Vec<u8>)>; 2] = [None, None];
+    let mut best: [Option<Sealed>; 2] = [None, None];
     for chain in &candidates {
         let Some(bid) = chain.links.last().map(|l| l.0) else {
             continue;
@@ -214,7 +217,7 @@ pub(crate) fn seal_chunk(
     let chosen = match &whole {
         None => ordinary,
         Some(w) => {
-            let len = |c: &Option<(Vec<u8>, ChunkId, Vec<u8>)>| c.as_ref().map(|(d, ..)| d.len());
+            let len = |c: &Option<Sealed>| c.as_ref().map(|(d, ..)| d.len());
             match pick(len(&ordinary), len(&rebased), w.len()) {
                 Some(Pick::Ordinary) => ordinary,
                 Some(Pick::Rebased) => rebased,
