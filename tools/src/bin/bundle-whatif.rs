@@ -3,29 +3,17 @@
 //! `cargo run --release -p masclet-tools --bin bundle-whatif -- PARENT.sql NIGHT.sql [WORK]`
 //!
 //! Cuts both dumps with the default chunker (seed 0), pairs every new chunk of `NIGHT` with
-//! the parent chunk at its place (after the last unchanged one, one further per new chunk:
-//! a simpler pairing than a backup's, which also realigns by sketch), and prints the sum of per-chunk delta frames (zstd level 3, the base as a
-//! prefix: what masclet stores today) beside one frame of all new chunks compressed with all
+//! the parent chunk at its place (`masclet_tools::pair_changed`), and prints the sum of
+//! per-chunk delta frames (zstd level 3, the base as a prefix: what masclet stores today)
+//! beside one frame of all new chunks compressed with all
 //! their bases as one prefix (`zstd -3 --long=27 --patch-from`, the `zstd` command): the
 //! most a format that seals a night's deltas together could save on the frames alone.
 //! Also frames of consecutive pairs whose bases stay under a cap (64 KiB to 16 MiB), in
 //! process (level 3, window 2^27, long-distance matching): what bounded bundles would store.
 
-use masclet_engine::ChunkerParams;
-use masclet_engine::chunker::chunk_lengths;
-use std::collections::HashMap;
+use masclet_tools::{cut_default, pair_changed};
 use std::path::PathBuf;
 use std::process::Command;
-
-fn cut(data: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    for n in chunk_lengths(data, ChunkerParams::DEFAULT, 0) {
-        out.push(&data[pos..pos + n]);
-        pos += n;
-    }
-    out
-}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,46 +25,19 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&work)?;
     let parent = std::fs::read(&args[0])?;
     let night = std::fs::read(&args[1])?;
-    let (old, new) = (cut(&parent), cut(&night));
-    let at: HashMap<blake3::Hash, usize> = old
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (blake3::hash(c), i))
-        .collect();
-    let (mut next, mut per_chunk, mut changed) = (0usize, 0usize, 0usize);
-    let (mut bases, mut news) = (Vec::new(), Vec::new());
-    let mut bounds: Vec<(usize, usize)> = Vec::new();
+    let (old, new) = (cut_default(&parent), cut_default(&night));
+    let pairs = pair_changed(&old, &new);
+    let mut per_chunk = 0usize;
     let mut cctx = zstd::zstd_safe::CCtx::create();
-    for c in &new {
-        if let Some(&i) = at.get(&blake3::hash(c)) {
-            next = i + 1;
-            continue;
-        }
-        let Some(base) = old.get(next.min(old.len().saturating_sub(1))) else {
-            continue;
-        };
-        // A changed chunk usually replaces the parent chunk at its place.
-        next += 1;
-        changed += 1;
+    for (base, c) in &pairs {
         let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(c.len()));
         cctx.compress_using_dict(&mut out, c, base, 3)
             .map_err(|e| anyhow::anyhow!("zstd error {e}"))?;
         per_chunk += out.len();
-        bases.extend_from_slice(base);
-        news.extend_from_slice(c);
-        bounds.push((base.len(), c.len()));
     }
+    let changed = pairs.len();
     // Bundles of consecutive changed chunks, capped by the bytes of their bases: what a
     // format with bounded memory per bundle would store.
-    let mut pairs = Vec::new();
-    {
-        let (mut bp, mut np) = (0usize, 0usize);
-        for (b, n) in bounds.iter() {
-            pairs.push((bp..bp + b, np..np + n));
-            bp += b;
-            np += n;
-        }
-    }
     for cap in [
         64usize << 10,
         256 << 10,
@@ -93,17 +54,25 @@ fn main() -> anyhow::Result<()> {
                 bsum += pairs[i].0.len();
                 i += 1;
             }
-            let b = &bases[pairs[start].0.start..pairs[i - 1].0.end];
-            let n = &news[pairs[start].1.start..pairs[i - 1].1.end];
+            let b = pairs[start..i]
+                .iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>()
+                .concat();
+            let n = pairs[start..i]
+                .iter()
+                .map(|p| p.1)
+                .collect::<Vec<_>>()
+                .concat();
             let mut c = zstd::zstd_safe::CCtx::create();
             use zstd::zstd_safe::CParameter as P;
             c.set_parameter(P::CompressionLevel(3)).unwrap();
             c.set_parameter(P::WindowLog(27)).unwrap();
             c.set_parameter(P::EnableLongDistanceMatching(true))
                 .unwrap();
-            c.ref_prefix(b).unwrap();
+            c.ref_prefix(&b).unwrap();
             let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(n.len()));
-            c.compress2(&mut out, n)
+            c.compress2(&mut out, &n)
                 .map_err(|e| anyhow::anyhow!("zstd error {e}"))?;
             total += out.len();
             frames += 1;
@@ -119,6 +88,8 @@ fn main() -> anyhow::Result<()> {
             total as f64 / per_chunk.max(1) as f64
         );
     }
+    let bases: Vec<u8> = pairs.iter().map(|p| p.0).collect::<Vec<_>>().concat();
+    let news: Vec<u8> = pairs.iter().map(|p| p.1).collect::<Vec<_>>().concat();
     std::fs::write(work.join("bases.bin"), &bases)?;
     std::fs::write(work.join("new.bin"), &news)?;
     let out = work.join("new.bin.zst");

@@ -8,41 +8,8 @@
 //! bases, then compresses night 2's changed chunks each with `tables ‖ base` as a zstd
 //! dictionary: what sharing tables repository-wide, without bundling deltas, could save.
 
-use masclet_engine::ChunkerParams;
-use masclet_engine::chunker::chunk_lengths;
-use std::collections::HashMap;
+use masclet_tools::{cut_default as cut, pair_changed as pairs};
 use zstd::zstd_safe::{CCtx, CParameter as P};
-
-fn cut(data: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    for n in chunk_lengths(data, ChunkerParams::DEFAULT, 0) {
-        out.push(&data[pos..pos + n]);
-        pos += n;
-    }
-    out
-}
-
-fn pairs<'a>(old: &[&'a [u8]], new: &[&'a [u8]]) -> Vec<(&'a [u8], &'a [u8])> {
-    let at: HashMap<blake3::Hash, usize> = old
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (blake3::hash(c), i))
-        .collect();
-    let mut next = 0usize;
-    let mut out = Vec::new();
-    for c in new {
-        if let Some(&i) = at.get(&blake3::hash(c)) {
-            next = i + 1;
-            continue;
-        }
-        if let Some(base) = old.get(next.min(old.len().saturating_sub(1))) {
-            next += 1;
-            out.push((*base, *c));
-        }
-    }
-    out
-}
 
 fn frame(dict: &[u8], prefix: bool, data: &[u8]) -> usize {
     let mut cctx = CCtx::create();
