@@ -72,7 +72,12 @@ fn zeros_collapse_to_few_chunks() {
     let zeros = vec![0u8; 64 << 20];
     let id = backup_bytes(&mut repo, "zeros", &zeros).unwrap();
     let snap = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), id).unwrap();
-    assert!(snap.stats.new_chunks <= 4, "{:?}", snap.stats);
+    // A handful of distinct data chunks whatever the chunker seed: most seeds cut zeros at
+    // the maximum size, but a seed whose gear hash of a zero run meets the mask cuts them at
+    // the minimum, 125 k references to one 512-byte chunk (then the tree, not the data,
+    // takes a few more new chunks). Either way next to nothing is stored.
+    let max = u64::from(repo.config().chunker.max_size);
+    assert!(snap.stats.new_raw_bytes <= 4 * max, "{:?}", snap.stats);
     assert!(snap.stats.bytes_added < 100_000, "{:?}", snap.stats);
     assert_eq!(dump(&repo, id, "zeros").unwrap(), zeros);
 }
