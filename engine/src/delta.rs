@@ -11,10 +11,10 @@ use crate::index::ChunkLocation;
 use crate::repo::Repo;
 use crate::storage::{Kind, Storage};
 
-/// Whether a delta of `delta` bytes for a chunk of `plain` bytes is kept without sealing the
-/// chunk whole to compare: at most 1/16 of the chunk, below what even a dump's text
-/// compresses to (about a fifth). Up to a quarter, as before, let deltas against a chain's
-/// root that were larger than the chunk compressed alone through unexamined.
+/// Whether an ordinary delta of `delta` bytes for a chunk of `plain` bytes is kept without
+/// sealing the chunk whole to compare: at most 1/16 of the chunk, below what even a dump's
+/// text compresses to (about a fifth; a quarter let deltas larger than the chunk compressed
+/// alone through unexamined). Deltas against a full chain's root are always compared.
 fn cheap_delta(delta: usize, plain: usize) -> bool {
     delta * 16 <= plain
 }
