@@ -277,14 +277,18 @@ impl<'r> Writer<'r> {
             for mut piece in split {
                 let hint = match (&mut self.parent, ty) {
                     (Some(p), ObjectType::Data) => {
-                        let (hints, known) = p.observe(&piece.id, piece.new, piece.sketch);
+                        let (hints, known) =
+                            p.observe(&piece.id, piece.len(), piece.new, piece.sketch);
                         if !piece.new {
                             piece.sketch = known;
                         }
                         hints
                     }
-                    (Some(p), _) => p.observe_tree(piece.new, piece.len()),
-                    (None, _) => [None, None, None],
+                    (Some(p), _) => {
+                        let [a, b, c] = p.observe_tree(piece.new, piece.len());
+                        [a, b, c, None, None]
+                    }
+                    (None, _) => [None; 5],
                 };
                 if ty == ObjectType::Data && !piece.new && piece.sketch.is_none() {
                     piece.sketch = sketch(&batch.data[piece.range.clone()]);

@@ -4,9 +4,10 @@
 //! night's version of it sits at about the same place in the same file of the previous
 //! snapshot. The backup walks the parent's tree in step with its own (both are in path
 //! order) and, inside a file the parent also has, keeps a small window of the parent's
-//! upcoming chunk ids. A new chunk found in the window realigns the window; a chunk not
-//! found takes the parent chunk at the current position as its delta base. The window is
-//! streamed from the parent's tree chunks, so memory stays small for any file size.
+//! upcoming chunk ids and the last few behind it. A chunk found there realigns the position;
+//! a chunk not found is new, and gets delta base suggestions from the parent chunks around
+//! the position ([`Parent::observe`]). The window is streamed from the parent's tree
+//! chunks, so memory stays small for any file size.
 //!
 //! The parent only ever suggests bases: deduplication still asks the index, and a parent
 //! that cannot be read just means no suggestions.
@@ -15,6 +16,7 @@ use crate::error::Result;
 use crate::format::ObjectType;
 use crate::id::ChunkId;
 use crate::repo::Repo;
+use crate::resemble;
 use crate::snapshot::Snapshot;
 use crate::tree::{EntryMeta, Record, TreeReader, path_cmp};
 use std::cmp::Ordering;
@@ -25,6 +27,9 @@ const WINDOW: usize = 1024;
 
 /// How far ahead a same-sketch parent chunk realigns the position.
 const REALIGN: usize = 4;
+
+/// Parent chunks kept behind the current position.
+const BEHIND: usize = 64;
 
 type Fetch<'r> = Box<dyn FnMut(&ChunkId) -> Result<Vec<u8>> + 'r>;
 
@@ -38,6 +43,15 @@ pub(crate) struct Parent<'r> {
     /// The parent chunk last taken by position: when a new cut point splits a chunk in two,
     /// the second half's best base is the chunk the first half already took.
     last: Option<ChunkId>,
+    /// Byte offset in the parent's file of the window's first chunk.
+    front_at: u64,
+    /// The last parent chunks drained from the window (nearest last): when new content
+    /// before a chunk moved the position too far, the chunk's base is behind it.
+    behind: VecDeque<(ChunkId, u32, Option<i64>)>,
+    /// Byte offset in the new file of the next chunk observed.
+    new_at: u64,
+    /// Parent offset minus new offset at the last chunk both files hold.
+    shift: i64,
     broken: bool,
     /// The parent's tree chunks: the new tree stream follows the same order, so its new
     /// chunks find bases the same way file chunks do.
@@ -83,6 +97,10 @@ impl<'r> Parent<'r> {
             window: VecDeque::new(),
             sketch: None,
             last: None,
+            front_at: 0,
+            behind: VecDeque::new(),
+            new_at: 0,
+            shift: 0,
             broken: false,
             tree: snap
                 .tree
@@ -118,6 +136,10 @@ impl<'r> Parent<'r> {
     pub(crate) fn start_file(&mut self, path: &[u8]) -> Option<EntryMeta> {
         self.window.clear();
         self.last = None;
+        self.front_at = 0;
+        self.behind.clear();
+        self.new_at = 0;
+        self.shift = 0;
         self.in_file = false;
         while let Some(r) = self.next() {
             let entry_path = match &r {
@@ -191,55 +213,168 @@ impl<'r> Parent<'r> {
         }
     }
 
-    /// Follow the new file chunk by chunk. A chunk the parent holds realigns the window and
-    /// hands back the parent's sketch of it. A `new` chunk gets up to three suggested bases:
-    /// the parent chunk at the current position (right whenever the change stayed inside the
-    /// chunk), the one with the same sketch further on in the window (right when rows moved),
-    /// and the one the previous new chunk took by position (right when a new cut point split
-    /// a parent chunk in two). Sketches of similar rows also match chunks that are merely
-    /// alike, so none wins blindly: the writer tries each and keeps the smallest delta.
+    /// Follow the new file chunk by chunk (`len` bytes each). A chunk the parent holds
+    /// realigns the position (ahead or behind it) and hands back the parent's sketch of it.
+    /// A `new` chunk gets up to five suggested bases, best first: the parent chunk that
+    /// starts with the same bytes (right when rows were removed or added before or inside
+    /// the chunk: the position may have drifted, a vanished cut point glued two chunks),
+    /// the parent chunk at the current position (right whenever the change stayed inside
+    /// the chunk), the parent chunk under the new chunk's middle counted in bytes from the
+    /// last chunk both files hold, the one with the same super-feature further on in the
+    /// window (right when rows moved), and the one the previous new chunk took by position
+    /// (right when a new cut point split a parent chunk in two). Similar rows also make
+    /// sketches match chunks that are merely alike, so none wins blindly: the writer tries
+    /// each and keeps the smallest delta.
     pub(crate) fn observe(
         &mut self,
         id: &ChunkId,
+        len: u32,
         new: bool,
         sketch: Option<i64>,
-    ) -> ([Option<ChunkId>; 3], Option<i64>) {
+    ) -> ([Option<ChunkId>; 5], Option<i64>) {
         self.fill();
-        if let Some(k) = self.window.iter().position(|(w, ..)| w == id) {
-            let known = self.window[k].2;
+        let at = self.new_at;
+        self.new_at += u64::from(len);
+        let found = self.find(|(w, ..)| w == id);
+        if let Some(k) = found {
+            self.seek(k);
+            let known = self.window.front().and_then(|w| w.2);
             self.last = None;
-            self.window.drain(..=k);
-            return ([None, None, None], known);
+            // Both files hold this chunk: from here on, a byte of the new file sits this
+            // far from the same byte of the parent.
+            self.shift = self.front_at as i64 - at as i64;
+            self.advance(1);
+            return ([None; 5], known);
         }
         if !new {
-            return ([None, None, None], None);
+            return ([None; 5], None);
         }
         let previous = self.last;
+        let by_offset = (at as i64 + self.shift + i64::from(len / 2))
+            .try_into()
+            .ok()
+            .and_then(|p| self.under(p));
+        let head = sketch.map(resemble::head);
+        let feature = sketch.map(resemble::feature);
+        // A parent chunk that starts with the same bytes: content-defined cut points come
+        // back wherever the bytes around them did, so the new chunk begins where that one
+        // began, whatever rows were removed or added before it. Behind the position too:
+        // new rows before this chunk took parent chunks by position that they do not hold.
+        let same_head = head.and_then(|h| self.find(|(.., ws)| ws.map(resemble::head) == Some(h)));
         // A chunk with the same sketch a few places ahead means the new stream has moved
         // past the parent chunks before it (a cut point vanished, so one new chunk covers
         // two of the parent's): realign on it, keeping the old position as a candidate.
-        let near = sketch.and_then(|s| {
-            self.window
-                .iter()
-                .take(REALIGN)
-                .position(|(.., ws)| *ws == Some(s))
+        let near = same_head.filter(|&k| k < REALIGN as isize).or_else(|| {
+            feature.and_then(|f| {
+                self.window
+                    .iter()
+                    .take(REALIGN)
+                    .position(|(.., ws)| ws.map(resemble::feature) == Some(f))
+                    .map(|k| k as isize)
+            })
         });
+        let by_head = same_head.and_then(|k| self.get(k));
         let skipped = match near {
-            Some(k) if k > 0 => {
+            Some(k) if k != 0 => {
                 let first = self.window.front().map(|(b, ..)| *b);
-                self.window.drain(..k);
+                self.seek(k);
                 first
             }
             _ => None,
         };
-        let positional = self.window.pop_front().map(|(b, ..)| b);
+        if near.is_some() && near == same_head {
+            // The new chunk starts where the parent chunk now at the position started.
+            self.shift = self.front_at as i64 - at as i64;
+        }
+        let positional = self.window.front().map(|(b, ..)| *b);
+        self.advance(1);
         self.last = positional;
         let similar = skipped.or_else(|| {
-            sketch
-                .and_then(|s| self.window.iter().find(|(.., ws)| *ws == Some(s)))
+            feature
+                .and_then(|f| {
+                    self.window
+                        .iter()
+                        .find(|(.., ws)| ws.map(resemble::feature) == Some(f))
+                })
                 .map(|(b, ..)| *b)
         });
-        ([positional, similar, previous], None)
+        ([by_head, positional, by_offset, similar, previous], None)
+    }
+
+    /// The place, relative to the current position, of the nearest parent chunk ahead (0 and
+    /// up) or else behind (-1 and down) that satisfies `pred`.
+    fn find(&self, pred: impl Fn(&(ChunkId, u32, Option<i64>)) -> bool) -> Option<isize> {
+        if let Some(k) = self.window.iter().position(&pred) {
+            return Some(k as isize);
+        }
+        self.behind
+            .iter()
+            .rev()
+            .position(pred)
+            .map(|j| -(j as isize) - 1)
+    }
+
+    /// The parent chunk at place `k` relative to the current position.
+    fn get(&self, k: isize) -> Option<ChunkId> {
+        if k >= 0 {
+            self.window.get(k as usize).map(|w| w.0)
+        } else {
+            let j = self.behind.len().checked_sub(k.unsigned_abs())?;
+            self.behind.get(j).map(|w| w.0)
+        }
+    }
+
+    /// Move the current position `k` places (back when negative).
+    fn seek(&mut self, k: isize) {
+        if k >= 0 {
+            self.advance(k.unsigned_abs());
+            return;
+        }
+        for _ in 0..k.unsigned_abs() {
+            let Some(w) = self.behind.pop_back() else {
+                return;
+            };
+            self.front_at -= u64::from(w.1);
+            self.window.push_front(w);
+        }
+    }
+
+    /// Move `n` chunks from the window's front behind it.
+    fn advance(&mut self, n: usize) {
+        for _ in 0..n {
+            let Some(w) = self.window.pop_front() else {
+                return;
+            };
+            if self.behind.len() == BEHIND {
+                self.behind.pop_front();
+            }
+            self.front_at += u64::from(w.1);
+            self.behind.push_back(w);
+        }
+    }
+
+    /// The parent chunk holding byte `pos` of the parent's file, if it is still in reach.
+    fn under(&self, pos: u64) -> Option<ChunkId> {
+        if pos < self.front_at {
+            let mut end = self.front_at;
+            for (id, len, _) in self.behind.iter().rev() {
+                let start = end - u64::from(*len);
+                if pos >= start {
+                    return Some(*id);
+                }
+                end = start;
+            }
+            return None;
+        }
+        let mut start = self.front_at;
+        for (id, len, _) in &self.window {
+            let end = start + u64::from(*len);
+            if pos < end {
+                return Some(*id);
+            }
+            start = end;
+        }
+        None
     }
 
     /// The parent chunk after the one at the current position, with its length. When a

@@ -6,12 +6,18 @@
 //! feature; the three features hashed together are the sketch (a "super-feature": Shilane
 //! et al., "WAN optimized replication", 2012). Editing a row touches a handful of sampled
 //! windows out of ~250 in an 8 KiB chunk, so the sketch usually survives it, while unrelated
-//! chunks almost never share one. Sketches travel in the tree stream next to each chunk
-//! reference; a backup compares a new chunk's sketch with those of the parent snapshot's
-//! chunks near the same place.
+//! chunks almost never share one. That super-feature is the low 32 bits of a sketch; the
+//! high 32 bits hash the chunk's first 32 bytes (its head). Content-defined cut points come
+//! back wherever the bytes around them do, so a changed chunk usually starts exactly where
+//! last night's version started, even when rows removed or added before it moved it, or
+//! removed rows inside it erased the cut point at its end. Sketches travel in the tree
+//! stream next to each chunk reference; a backup compares a new chunk's sketch with those
+//! of the parent snapshot's chunks near the same place.
 
 /// Chunks shorter than this get no sketch (they would all look alike).
 pub const MIN_SKETCH_LEN: usize = 512;
+/// Bytes of a chunk's start that make the head half of its sketch.
+const HEAD_LEN: usize = 32;
 /// Sample where these top bits of the rolling hash are all zero (1 byte in 32).
 const SAMPLE_MASK: u64 = 0xF800_0000_0000_0000;
 const MULT: [u64; 3] = [
@@ -45,11 +51,23 @@ pub fn sketch(data: &[u8]) -> Option<i64> {
         .expect("a gear table has 256 entries");
     let (features, sampled) = features(data, gear);
     sampled.then(|| {
-        features
-            .iter()
-            .fold(0x5eed, |acc, f| mix(acc ^ f))
-            .cast_signed()
+        // The low half is never zero, so no sketch is mistaken for an empty one.
+        let feature = (features.iter().fold(0x5eed, |acc, f| mix(acc ^ f)) as u32).max(1);
+        let head = data[..HEAD_LEN].chunks_exact(8).fold(0x4ead, |acc, w| {
+            mix(acc ^ u64::from_le_bytes(w.try_into().expect("8 bytes")))
+        }) as u32;
+        (u64::from(head) << 32 | u64::from(feature)).cast_signed()
     })
+}
+
+/// The head half of a sketch: a hash of the chunk's first [`HEAD_LEN`] bytes.
+pub fn head(sketch: i64) -> u32 {
+    (sketch.cast_unsigned() >> 32) as u32
+}
+
+/// The resemblance half of a sketch: the super-feature.
+pub fn feature(sketch: i64) -> u32 {
+    sketch.cast_unsigned() as u32
 }
 
 /// Lanes of [`features`]: independent hash chains the CPU can run side by side.
@@ -142,6 +160,26 @@ mod tests {
             "unrelated chunks must differ"
         );
         assert!(sketch(&a[..100]).is_none());
+    }
+
+    #[test]
+    fn the_head_half_names_the_first_bytes_and_the_feature_half_the_rest() {
+        let a = rows(200, 0);
+        let mut b = a.clone();
+        b[5000..5008].copy_from_slice(b"XXXXXXXX");
+        let (sa, sb) = (sketch(&a).unwrap(), sketch(&b).unwrap());
+        assert_eq!(head(sa), head(sb), "an edit past the head keeps it");
+        let mut c = a.clone();
+        c[3] ^= 1;
+        let sc = sketch(&c).unwrap();
+        assert_ne!(head(sa), head(sc), "an edit in the head changes it");
+        assert_eq!(
+            feature(sa),
+            feature(sc),
+            "one byte rarely moves the feature"
+        );
+        assert_ne!(feature(sketch(&rows(200, 99)).unwrap()), feature(sa));
+        assert_ne!(feature(sa), 0);
     }
 
     /// The walk in lanes must give exactly what one walk from the start gives: sketches are

@@ -126,3 +126,63 @@ fn a_change_that_erases_a_cut_point_does_not_store_the_next_chunk_again() {
     assert_eq!(summary.stats.new_raw_bytes, want, "{:?}", summary.stats);
     assert_eq!(dump(&repo, summary.snapshot, "f").unwrap(), changed);
 }
+
+/// Rows of a dump-like table: a key, a random-looking name, a number and a date.
+fn rows(keys: impl Iterator<Item = u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in keys {
+        let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i >> 7);
+        out.extend_from_slice(
+            format!(
+                "{i}\tVaca {h:016x}\t{}\t{}\t2024-{:02}-{:02}\n",
+                h % 997,
+                h % 3 == 0,
+                h % 12 + 1,
+                h % 28 + 1
+            )
+            .as_bytes(),
+        );
+    }
+    out
+}
+
+#[test]
+fn new_rows_before_a_run_of_changed_chunks_do_not_cost_the_run_its_bases() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let old = rows(0..20_000);
+    backup_bytes(&mut repo, "t.sql", &old).unwrap();
+    // Night two: 140 KiB of new rows near the start, then one row in forty gone, so every
+    // chunk after the new rows changes. The new rows' chunks take parent chunks by
+    // position that they do not hold; the changed chunks after them must still find the
+    // parent chunks they came from (behind the position), not be stored whole.
+    let mut new = rows(0..500);
+    new.extend(rows(1_000_000..1_003_000));
+    new.extend(rows((500..20_000).filter(|i| i % 40 != 7)));
+    let src = masclet_engine::Source::Stream {
+        name: b"t.sql".to_vec(),
+        reader: Box::new(std::io::Cursor::new(new.clone())),
+    };
+    let summary = masclet_engine::backup(
+        &mut repo,
+        src,
+        &masclet_engine::BackupOptions::default(),
+        &masclet_engine::NoProgress,
+    )
+    .unwrap();
+    let s = &summary.stats;
+    let whole = s.new_chunks - summary.delta_chunks;
+    let inserted = rows(1_000_000..1_003_000).len() as u64;
+    assert!(
+        s.new_raw_bytes > new.len() as u64 / 2,
+        "the run of changed chunks is new: {s:?}"
+    );
+    // The new rows and the chunks around them (and a tree chunk) may be stored whole;
+    // nothing else.
+    assert!(
+        whole <= inserted / 4096 + 4,
+        "{whole} chunks stored whole, {} deltas: {s:?}",
+        summary.delta_chunks
+    );
+    assert_eq!(dump(&repo, summary.snapshot, "t.sql").unwrap(), new);
+}
