@@ -37,6 +37,11 @@ use files::top_level_name;
 
 /// Bytes of input per parallel batch.
 pub const BATCH_BYTES: usize = 1 << 20;
+/// A glued chunk is cut at the length of the parent chunk it starts like only when both
+/// pieces are at least this long: a piece costs a chunk record (~290 bytes of envelope,
+/// trailer entry, index row and tree reference), more than a shorter stretch costs as
+/// literals in its neighbour's delta.
+const GLUED_MIN: usize = 2048;
 /// Bytes of tree stream buffered before it is chunked.
 const TREE_FLUSH_BYTES: usize = 1 << 20;
 
@@ -146,12 +151,15 @@ impl Piece {
 }
 
 impl<'r> Writer<'r> {
-    /// A change that erases a cut point glues the changed parent chunk to the next one,
-    /// which is unchanged: stored as is, the glued chunk would carry the next chunk's bytes
-    /// all over again. When the new chunk ends with exactly the parent's following chunk
-    /// (same length, same keyed id), cut it off again: the tail deduplicates and only the
-    /// head is new. Chunk boundaries are the writer's choice (format-spec.md, "Chunking"),
-    /// so this changes nothing for readers.
+    /// A change that erases a cut point glues the changed parent chunk to the next one:
+    /// stored as is, the glued chunk would be one delta against one of them, carrying the
+    /// other's bytes as literals. When the new chunk ends with exactly the parent's
+    /// following chunk (same length, same keyed id), cut it off again: the tail
+    /// deduplicates and only the head is new. Otherwise, when it starts like a parent chunk
+    /// (same head) and is longer by at least [`GLUED_MIN`], cut it at that chunk's length:
+    /// each piece then finds its own base (the head that chunk, the tail the one after it),
+    /// and next night the same cut gives the same pieces. Chunk boundaries are the writer's
+    /// choice (format-spec.md, "Chunking"), so this changes nothing for readers.
     fn resync(
         repo: &Repo,
         in_pack: &HashSet<ChunkId>,
@@ -160,25 +168,43 @@ impl<'r> Writer<'r> {
         piece: Piece,
         seen: &mut HashSet<ChunkId>,
     ) -> Result<Vec<Piece>> {
-        let Some((next, next_len)) = parent.following() else {
-            return Ok(vec![piece]);
-        };
-        let next_len = next_len as usize;
         let Range { start, end } = piece.range;
-        if next_len >= end - start || repo.keys.chunk_id(&data[end - next_len..end]) != next {
-            return Ok(vec![piece]);
-        }
-        let head = start..end - next_len;
+        let following = parent.following().filter(|(next, len)| {
+            (*len as usize) < end - start
+                && repo.keys.chunk_id(&data[end - *len as usize..end]) == *next
+        });
+        let cut = match following {
+            Some((_, len)) => end - len as usize,
+            None => {
+                // A glued chunk that starts where a parent chunk started: cut it at that
+                // chunk's length, so the head is a delta against that chunk and the tail
+                // one against the chunk after it, instead of one delta carrying the tail's
+                // bytes as literals. Next night the same cut reproduces both pieces.
+                let Some(len) = piece.sketch.and_then(|s| parent.same_head_len(s)) else {
+                    return Ok(vec![piece]);
+                };
+                let len = len as usize;
+                if len < GLUED_MIN || end - start < len + GLUED_MIN {
+                    return Ok(vec![piece]);
+                }
+                start + len
+            }
+        };
+        let head = start..cut;
         let head_id = repo.keys.chunk_id(&data[head.clone()]);
         let mut is_new = |id: ChunkId| -> Result<bool> {
             Ok(!repo.index.contains(&id)? && !in_pack.contains(&id) && seen.insert(id))
+        };
+        let tail = cut..end;
+        let next = match following {
+            Some((next, _)) => next,
+            None => repo.keys.chunk_id(&data[tail.clone()]),
         };
         let head_new = is_new(head_id)?;
         let tail_new = is_new(next)?;
         let sketch_of = |r: &Range<usize>, new: bool| {
             if new { sketch(&data[r.clone()]) } else { None }
         };
-        let tail = end - next_len..end;
         Ok(vec![
             Piece {
                 sketch: sketch_of(&head, head_new),

@@ -385,6 +385,20 @@ impl<'r> Parent<'r> {
         self.window.get(1).map(|(id, len, _)| (*id, *len))
     }
 
+    /// The length of the parent chunk in reach that starts with the same bytes as a new
+    /// chunk with `sketch` (the one [`Parent::observe`] will suggest first).
+    pub(crate) fn same_head_len(&mut self, sketch: i64) -> Option<u32> {
+        self.fill();
+        let h = resemble::head(sketch);
+        let k = self.find(|(.., ws)| ws.map(resemble::head) == Some(h))?;
+        if k >= 0 {
+            self.window.get(k.unsigned_abs()).map(|w| w.1)
+        } else {
+            let j = self.behind.len().checked_sub(k.unsigned_abs())?;
+            self.behind.get(j).map(|w| w.1)
+        }
+    }
+
     /// The same for the chunks of the new tree stream, against the parent's tree chunks.
     /// Tree chunks carry no sketches, and on a nightly dump every tree chunk is new (a fifth
     /// of the chunk ids change), so no match realigns anything; but both tree streams list

@@ -53,11 +53,15 @@ pub fn sketch(data: &[u8]) -> Option<i64> {
     sampled.then(|| {
         // The low half is never zero, so no sketch is mistaken for an empty one.
         let feature = (features.iter().fold(0x5eed, |acc, f| mix(acc ^ f)) as u32).max(1);
-        let head = data[..HEAD_LEN].chunks_exact(8).fold(0x4ead, |acc, w| {
-            mix(acc ^ u64::from_le_bytes(w.try_into().expect("8 bytes")))
-        }) as u32;
-        (u64::from(head) << 32 | u64::from(feature)).cast_signed()
+        (u64::from(head_hash(data)) << 32 | u64::from(feature)).cast_signed()
     })
+}
+
+/// The hash of the first [`HEAD_LEN`] bytes of `data`, which must have that many.
+fn head_hash(data: &[u8]) -> u32 {
+    data[..HEAD_LEN].chunks_exact(8).fold(0x4ead, |acc, w| {
+        mix(acc ^ u64::from_le_bytes(w.try_into().expect("8 bytes")))
+    }) as u32
 }
 
 /// The head half of a sketch: a hash of the chunk's first [`HEAD_LEN`] bytes.

@@ -186,3 +186,62 @@ fn new_rows_before_a_run_of_changed_chunks_do_not_cost_the_run_its_bases() {
     );
     assert_eq!(dump(&repo, summary.snapshot, "t.sql").unwrap(), new);
 }
+
+#[test]
+fn a_glued_chunk_whose_parts_both_changed_is_cut_where_its_parent_chunk_ended() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let data = noise(1 << 20, 9);
+    let first = backup_bytes(&mut repo, "f", &data).unwrap();
+    let before = chunk_ids(&repo, first);
+    // Erase the cut point after chunk k (its last bytes change) and change the middle of
+    // chunk k + 1 as well: the new chunk glues two changed parent chunks, so neither ends
+    // it exactly. Cut at the length of the parent chunk it starts like, each piece is a
+    // small delta against its own parent chunk.
+    let cutter =
+        masclet_engine::chunker::Cutter::new(repo.config().chunker, repo.keys().chunker_seed());
+    let (k, changed) = (5..before.len() - 2)
+        .find_map(|k| {
+            let (a, b) = (before[k].1 as usize, before[k + 1].1 as usize);
+            if a < 4096 || b < 4096 {
+                return None;
+            }
+            let end: usize = before[..=k].iter().map(|c| c.1 as usize).sum();
+            let mut changed = data.clone();
+            for x in &mut changed[end - 8..end] {
+                *x ^= 0x5a;
+            }
+            changed[end + b / 2] ^= 1;
+            let start = end - a;
+            let cuts = cutter.cut(&changed, true, usize::MAX);
+            cuts.iter()
+                .any(|c| c.start == start && c.end == end + b)
+                .then_some((k, changed))
+        })
+        .expect("some change glues two chunks");
+    let src = masclet_engine::Source::Stream {
+        name: b"f".to_vec(),
+        reader: Box::new(std::io::Cursor::new(changed.clone())),
+    };
+    let summary = masclet_engine::backup(
+        &mut repo,
+        src,
+        &masclet_engine::BackupOptions::default(),
+        &masclet_engine::NoProgress,
+    )
+    .unwrap();
+    let after = chunk_ids(&repo, summary.snapshot);
+    let at = |list: &[(ChunkId, u32)], i: usize| -> usize {
+        list[..i].iter().map(|c| c.1 as usize).sum()
+    };
+    let start = at(&before, k);
+    let j = (0..after.len())
+        .find(|&j| at(&after, j) == start)
+        .expect("a chunk starts where the changed parent chunk did");
+    assert_eq!(after[j].1, before[k].1, "cut at the parent chunk's length");
+    assert_eq!(after[j + 1].1, before[k + 1].1);
+    // Both pieces (and the tree) are new; the data pieces are deltas of a few bytes.
+    assert!(summary.delta_chunks >= 2, "{summary:?}");
+    assert!(summary.stats.bytes_added < 4096, "{:?}", summary.stats);
+    assert_eq!(dump(&repo, summary.snapshot, "f").unwrap(), changed);
+}
