@@ -63,6 +63,11 @@ pub struct RestoreSummary {
 /// one being written).
 const CHUNKS_PER_READ: usize = 256;
 
+/// Bytes of content loaded together, whatever the chunks' sizes: a batch's delta chunks
+/// hold their bases' plaintexts while they load, one chain level at a time (up to 4 levels
+/// as this build writes them), so a batch costs up to about five times its own size.
+const BYTES_PER_READ: u64 = 2 << 20;
+
 /// Tree records per batch when they carry no chunks (trees of many empty files or links).
 const OPS_PER_BATCH: usize = 4096;
 
@@ -106,7 +111,7 @@ fn load_batch(repo: &Repo, batch: &mut [Op]) -> Result<()> {
 fn load_all(repo: &Repo, snap: &Snapshot, batches: &SyncSender<Option<Vec<Op>>>) -> Result<()> {
     let mut reader = repo.tree_reader(snap);
     let mut batch = Vec::new();
-    let mut chunks = 0;
+    let (mut chunks, mut bytes) = (0, 0u64);
     loop {
         let rec = reader.next_record()?;
         let done = rec.is_none();
@@ -118,19 +123,24 @@ fn load_all(repo: &Repo, snap: &Snapshot, batches: &SyncSender<Option<Vec<Op>>>)
             Some(Record::FileChunk(id, len)) => {
                 batch.push(Op::Chunk(id, len, Vec::new()));
                 chunks += 1;
+                bytes += u64::from(len);
             }
             Some(Record::FileEnd { size, content_hash }) => batch.push(Op::FileEnd {
                 size,
                 hash: content_hash,
             }),
         }
-        if done || chunks >= CHUNKS_PER_READ || batch.len() >= OPS_PER_BATCH {
+        if done
+            || chunks >= CHUNKS_PER_READ
+            || bytes >= BYTES_PER_READ
+            || batch.len() >= OPS_PER_BATCH
+        {
             crate::check_interrupt()?;
             load_batch(repo, &mut batch)?;
             if batches.send(Some(std::mem::take(&mut batch))).is_err() {
                 return Ok(());
             }
-            chunks = 0;
+            (chunks, bytes) = (0, 0);
         }
         if done {
             let _ = batches.send(None);

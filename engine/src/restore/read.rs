@@ -1,7 +1,7 @@
 //! Reading a snapshot without restoring it: one file's content to a writer (`dump`), and
 //! every entry (`ls`).
 
-use super::CHUNKS_PER_READ;
+use super::{BYTES_PER_READ, CHUNKS_PER_READ};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
 use crate::repo::Repo;
@@ -18,6 +18,7 @@ pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> R
     let mut reader = repo.tree_reader(snap);
     let mut hasher = None::<blake3::Hasher>;
     let mut pending = Vec::new();
+    let mut bytes = 0u64;
     let flush = |pending: &mut Vec<crate::id::ChunkId>,
                  h: &mut blake3::Hasher,
                  out: &mut dyn Write|
@@ -39,10 +40,12 @@ pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> R
                     display_path(path)
                 )));
             }
-            (Some(h), Record::FileChunk(id, _)) => {
+            (Some(h), Record::FileChunk(id, len)) => {
                 pending.push(id);
-                if pending.len() >= CHUNKS_PER_READ {
+                bytes += u64::from(len);
+                if pending.len() >= CHUNKS_PER_READ || bytes >= BYTES_PER_READ {
                     flush(&mut pending, h, out)?;
+                    bytes = 0;
                 }
             }
             (Some(h), Record::FileEnd { size, content_hash }) => {
