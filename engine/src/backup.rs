@@ -166,7 +166,6 @@ impl<'r> Writer<'r> {
         parent: &mut Parent<'r>,
         data: &[u8],
         piece: Piece,
-        seen: &mut HashSet<ChunkId>,
     ) -> Result<Vec<Piece>> {
         let Range { start, end } = piece.range;
         let following = parent.following().filter(|(next, len)| {
@@ -192,8 +191,8 @@ impl<'r> Writer<'r> {
         };
         let head = start..cut;
         let head_id = repo.keys.chunk_id(&data[head.clone()]);
-        let mut is_new = |id: ChunkId| -> Result<bool> {
-            Ok(!repo.index.contains(&id)? && !in_pack.contains(&id) && seen.insert(id))
+        let is_new = |id: ChunkId| -> Result<bool> {
+            Ok(!repo.index.contains(&id)? && !in_pack.contains(&id))
         };
         let tail = cut..end;
         let next = match following {
@@ -258,12 +257,15 @@ impl<'r> Writer<'r> {
         // it ends before sealing, which may index a pack.
         let read = repo.index.read_tx()?;
         let present = repo.index.contains_many(&ids)?;
-        let mut seen = HashSet::new();
+        // Absent from the repository. Whether a chunk is stored is decided only when the
+        // walk below emits it (`stored`): a chunk cut apart there is never stored itself,
+        // so a later copy of it in the batch must not count on it.
         let is_new: Vec<bool> = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| !present[i] && !self.in_pack.contains(id) && seen.insert(*id))
+            .map(|(i, id)| !present[i] && !self.in_pack.contains(id))
             .collect();
+        let mut stored = HashSet::new();
         // Sketches of new file chunks (unchanged chunks inherit the parent's).
         // Without a parent nothing asks for sketches before sealing (they only go into the
         // tree, for the next backup): they are then computed by the sealing workers, in the
@@ -296,11 +298,13 @@ impl<'r> Writer<'r> {
             };
             let split = match (&mut self.parent, ty) {
                 (Some(p), ObjectType::Data) if piece.new => {
-                    Self::resync(repo, &self.in_pack, p, &batch.data, piece, &mut seen)?
+                    Self::resync(repo, &self.in_pack, p, &batch.data, piece)?
                 }
                 _ => vec![piece],
             };
             for mut piece in split {
+                // Stored once, by its first emitted copy; later copies refer to it.
+                piece.new = piece.new && stored.insert(piece.id);
                 let hint = match (&mut self.parent, ty) {
                     (Some(p), ObjectType::Data) => {
                         let (hints, known) =

@@ -25,7 +25,8 @@ use std::collections::VecDeque;
 /// Parent chunks looked at ahead of the current position.
 const WINDOW: usize = 1024;
 
-/// How far ahead a same-sketch parent chunk realigns the position.
+/// How far ahead a same-sketch parent chunk realigns the position (a same-head one also
+/// realigns it from anywhere behind).
 const REALIGN: usize = 4;
 
 /// Parent chunks kept behind the current position.
@@ -390,7 +391,11 @@ impl<'r> Parent<'r> {
     pub(crate) fn same_head_len(&mut self, sketch: i64) -> Option<u32> {
         self.fill();
         let h = resemble::head(sketch);
-        let k = self.find(|(.., ws)| ws.map(resemble::head) == Some(h))?;
+        // Only where `observe` then moves the position, so the tail's suggestions are the
+        // chunks after this one.
+        let k = self
+            .find(|(.., ws)| ws.map(resemble::head) == Some(h))
+            .filter(|&k| k < REALIGN as isize)?;
         if k >= 0 {
             self.window.get(k.unsigned_abs()).map(|w| w.1)
         } else {

@@ -65,7 +65,9 @@ const CHUNKS_PER_READ: usize = 256;
 
 /// Bytes of content loaded together, whatever the chunks' sizes: a batch's delta chunks
 /// hold their bases' plaintexts while they load, one chain level at a time (up to 4 levels
-/// as this build writes them), so a batch costs up to about five times its own size.
+/// as this build writes them). Bases are usually the size of their deltas' chunks, so a
+/// batch typically costs a few times its own size; the bound is 256 chunks of the maximum
+/// size a level.
 const BYTES_PER_READ: u64 = 2 << 20;
 
 /// Tree records per batch when they carry no chunks (trees of many empty files or links).

@@ -57,8 +57,9 @@ pub enum Record {
     FileStart(EntryMeta),
     /// The next chunk of the current file and its length.
     FileChunk(ChunkId, u32),
-    /// Format 2: the resemblance sketch (a super-feature, see `resemble`) of the next file
-    /// chunk, so a later backup can find a similar chunk in this snapshot to delta against.
+    /// Format 2: the resemblance sketch (a hash of its first bytes and a super-feature, see
+    /// `resemble`) of the next file chunk, so a later backup can find a similar chunk in
+    /// this snapshot to delta against.
     Sketch(i64),
     /// The end of the current file.
     FileEnd {

@@ -187,27 +187,23 @@ fn new_rows_before_a_run_of_changed_chunks_do_not_cost_the_run_its_bases() {
     assert_eq!(dump(&repo, summary.snapshot, "t.sql").unwrap(), new);
 }
 
-#[test]
-fn a_glued_chunk_whose_parts_both_changed_is_cut_where_its_parent_chunk_ended() {
-    let r = LocalRepo::new();
-    let mut repo = r.open();
-    let data = noise(1 << 20, 9);
-    let first = backup_bytes(&mut repo, "f", &data).unwrap();
-    let before = chunk_ids(&repo, first);
-    // Erase the cut point after chunk k (its last bytes change) and change the middle of
-    // chunk k + 1 as well: the new chunk glues two changed parent chunks, so neither ends
-    // it exactly. Cut at the length of the parent chunk it starts like, each piece is a
-    // small delta against its own parent chunk.
+/// `data` with the cut point after one of `before`'s chunks (k) erased and the middle of
+/// chunk k + 1 changed too, so that the new chunk glues two changed parent chunks.
+fn glue_two_changed_chunks(
+    repo: &masclet_engine::Repo,
+    data: &[u8],
+    before: &[(ChunkId, u32)],
+) -> (usize, Vec<u8>) {
     let cutter =
         masclet_engine::chunker::Cutter::new(repo.config().chunker, repo.keys().chunker_seed());
-    let (k, changed) = (5..before.len() - 2)
+    (3..before.len() - 2)
         .find_map(|k| {
             let (a, b) = (before[k].1 as usize, before[k + 1].1 as usize);
             if a < 4096 || b < 4096 {
                 return None;
             }
             let end: usize = before[..=k].iter().map(|c| c.1 as usize).sum();
-            let mut changed = data.clone();
+            let mut changed = data.to_vec();
             for x in &mut changed[end - 8..end] {
                 *x ^= 0x5a;
             }
@@ -218,18 +214,34 @@ fn a_glued_chunk_whose_parts_both_changed_is_cut_where_its_parent_chunk_ended() 
                 .any(|c| c.start == start && c.end == end + b)
                 .then_some((k, changed))
         })
-        .expect("some change glues two chunks");
+        .expect("some change glues two chunks")
+}
+
+fn backup_stream(repo: &mut masclet_engine::Repo, data: &[u8]) -> masclet_engine::BackupSummary {
     let src = masclet_engine::Source::Stream {
         name: b"f".to_vec(),
-        reader: Box::new(std::io::Cursor::new(changed.clone())),
+        reader: Box::new(std::io::Cursor::new(data.to_vec())),
     };
-    let summary = masclet_engine::backup(
-        &mut repo,
+    masclet_engine::backup(
+        repo,
         src,
         &masclet_engine::BackupOptions::default(),
         &masclet_engine::NoProgress,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_glued_chunk_whose_parts_both_changed_is_cut_where_its_parent_chunk_ended() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let data = noise(1 << 20, 9);
+    let first = backup_bytes(&mut repo, "f", &data).unwrap();
+    let before = chunk_ids(&repo, first);
+    // Neither parent chunk ends the glued one exactly. Cut at the length of the parent
+    // chunk it starts like, each piece is a small delta against its own parent chunk.
+    let (k, changed) = glue_two_changed_chunks(&repo, &data, &before);
+    let summary = backup_stream(&mut repo, &changed);
     let after = chunk_ids(&repo, summary.snapshot);
     let at = |list: &[(ChunkId, u32)], i: usize| -> usize {
         list[..i].iter().map(|c| c.1 as usize).sum()
@@ -244,4 +256,21 @@ fn a_glued_chunk_whose_parts_both_changed_is_cut_where_its_parent_chunk_ended() 
     assert!(summary.delta_chunks >= 2, "{summary:?}");
     assert!(summary.stats.bytes_added < 4096, "{:?}", summary.stats);
     assert_eq!(dump(&repo, summary.snapshot, "f").unwrap(), changed);
+}
+
+#[test]
+fn a_second_copy_of_a_chunk_cut_apart_in_the_same_batch_is_still_stored() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let data = noise(480_000, 13);
+    let first = backup_bytes(&mut repo, "f", &data).unwrap();
+    let before = chunk_ids(&repo, first);
+    // The glued chunk appears twice in one read batch; the first copy is cut apart and
+    // never stored whole, so the second must not count on it being stored.
+    let (_, changed) = glue_two_changed_chunks(&repo, &data, &before);
+    let twice = [changed.as_slice(), changed.as_slice()].concat();
+    assert!(twice.len() < masclet_engine::backup::BATCH_BYTES);
+    let summary = backup_stream(&mut repo, &twice);
+    assert_eq!(dump(&repo, summary.snapshot, "f").unwrap(), twice);
+    assert!(check_ok(&repo, true));
 }
