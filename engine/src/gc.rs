@@ -19,6 +19,9 @@
 pub(crate) mod live;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::{
+    ENVELOPE_HEADER_LEN, PACK_FOOTER_LEN, PACK_HEADER_LEN, TAG_LEN, TRAILER_ENTRY_LEN,
+};
 use crate::id::{PackId, to_hex};
 use crate::pack::{PackBuilder, read_trailer_with};
 use crate::packer::{Durable, PackWriter};
@@ -30,6 +33,11 @@ use std::collections::{HashMap, HashSet};
 
 /// Chunk entries of new packs gathered before they are moved in one index transaction.
 const MOVE_BATCH: usize = 1 << 16;
+
+/// Bytes of a pack that are no chunk's, besides the trailer entries: header, the trailer's
+/// envelope and entry count, footer.
+const PACK_OVERHEAD: u64 =
+    (PACK_HEADER_LEN + ENVELOPE_HEADER_LEN + TAG_LEN + 4 + PACK_FOOTER_LEN) as u64;
 
 /// Options of a gc.
 #[derive(Debug, Clone, Copy)]
@@ -218,9 +226,12 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
     let allowed = |kept: u64| (kept as f64 * opts.max_unused) as u64;
     for (_, p) in candidates {
         if unused > allowed(kept_size) {
+            // The live chunks move to new packs, whose trailer entries (and header, trailer
+            // envelope and footer) the next gc counts as unused, as it does every pack's.
             let dead = p.size - p.live_bytes.min(p.size);
-            unused -= dead;
-            kept_size -= dead;
+            let overhead = p.live_chunks * TRAILER_ENTRY_LEN as u64 + PACK_OVERHEAD;
+            unused = unused - dead + overhead;
+            kept_size = kept_size - dead + overhead;
             plan.bytes_to_free += p.size;
             plan.bytes_to_copy += p.live_bytes;
             plan.repack.push(p);
