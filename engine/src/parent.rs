@@ -261,7 +261,7 @@ impl<'r> Parent<'r> {
         // back wherever the bytes around them did, so the new chunk begins where that one
         // began, whatever rows were removed or added before it. Behind the position too:
         // new rows before this chunk took parent chunks by position that they do not hold.
-        let same_head = head.and_then(|h| self.find(|(.., ws)| ws.map(resemble::head) == Some(h)));
+        let same_head = head.and_then(|h| self.find_head(h));
         // A chunk with the same sketch a few places ahead means the new stream has moved
         // past the parent chunks before it (a cut point vanished, so one new chunk covers
         // two of the parent's): realign on it, keeping the old position as a candidate.
@@ -274,7 +274,7 @@ impl<'r> Parent<'r> {
                     .map(|k| k as isize)
             })
         });
-        let by_head = same_head.and_then(|k| self.get(k));
+        let by_head = same_head.and_then(|k| self.get(k)).map(|w| w.0);
         let skipped = match near {
             Some(k) if k != 0 => {
                 let first = self.window.front().map(|(b, ..)| *b);
@@ -315,13 +315,18 @@ impl<'r> Parent<'r> {
             .map(|j| -(j as isize) - 1)
     }
 
-    /// The parent chunk at place `k` relative to the current position.
-    fn get(&self, k: isize) -> Option<ChunkId> {
+    /// The place of the nearest parent chunk (as [`Parent::find`]) that starts with head `h`.
+    fn find_head(&self, h: u32) -> Option<isize> {
+        self.find(|(.., ws)| ws.map(resemble::head) == Some(h))
+    }
+
+    /// The parent chunk (id, length, sketch) at place `k` relative to the current position.
+    fn get(&self, k: isize) -> Option<&(ChunkId, u32, Option<i64>)> {
         if k >= 0 {
-            self.window.get(k as usize).map(|w| w.0)
+            self.window.get(k.unsigned_abs())
         } else {
             let j = self.behind.len().checked_sub(k.unsigned_abs())?;
-            self.behind.get(j).map(|w| w.0)
+            self.behind.get(j)
         }
     }
 
@@ -390,18 +395,12 @@ impl<'r> Parent<'r> {
     /// chunk with `sketch` (the one [`Parent::observe`] will suggest first).
     pub(crate) fn same_head_len(&mut self, sketch: i64) -> Option<u32> {
         self.fill();
-        let h = resemble::head(sketch);
         // Only where `observe` then moves the position, so the tail's suggestions are the
         // chunks after this one.
         let k = self
-            .find(|(.., ws)| ws.map(resemble::head) == Some(h))
+            .find_head(resemble::head(sketch))
             .filter(|&k| k < REALIGN as isize)?;
-        if k >= 0 {
-            self.window.get(k.unsigned_abs()).map(|w| w.1)
-        } else {
-            let j = self.behind.len().checked_sub(k.unsigned_abs())?;
-            self.behind.get(j).map(|w| w.1)
-        }
+        self.get(k).map(|w| w.1)
     }
 
     /// The same for the chunks of the new tree stream, against the parent's tree chunks.
