@@ -29,8 +29,8 @@ impl ChunkerParams {
     /// (format-spec.md, "Choice of chunk sizes").
     pub const DEFAULT: Self = Self {
         min_size: 512,
-        avg_size: 16 * 1024,
-        max_size: 128 * 1024,
+        avg_size: 128 * 1024,
+        max_size: 512 * 1024,
         // Normalization 1 stores as much a night as 0 on average over chunker seeds, and
         // keeps an unlucky seed (one that makes a window repeated in many rows a cut point)
         // from cutting a dump into 2.5 times as many chunks.

@@ -99,7 +99,7 @@ fn chunk_ids(repo: &masclet_engine::Repo, snap: masclet_engine::SnapshotId) -> V
 
 #[test]
 fn a_change_that_erases_a_cut_point_does_not_store_the_next_chunk_again() {
-    let r = LocalRepo::new();
+    let r = LocalRepo::small_chunks();
     let mut repo = r.open();
     let data = noise(1 << 20, 5);
     let first = backup_bytes(&mut repo, "f", &data).unwrap();
@@ -218,7 +218,7 @@ fn glue_two_changed_chunks(
 
 #[test]
 fn a_glued_chunk_whose_parts_both_changed_is_cut_where_its_parent_chunk_ended() {
-    let r = LocalRepo::new();
+    let r = LocalRepo::small_chunks();
     let mut repo = r.open();
     let data = noise(1 << 20, 9);
     let first = backup_bytes(&mut repo, "f", &data).unwrap();
@@ -245,7 +245,7 @@ fn a_glued_chunk_whose_parts_both_changed_is_cut_where_its_parent_chunk_ended() 
 
 #[test]
 fn a_second_copy_of_a_chunk_cut_apart_in_the_same_batch_is_still_stored() {
-    let r = LocalRepo::new();
+    let r = LocalRepo::small_chunks();
     let mut repo = r.open();
     let data = noise(480_000, 13);
     let first = backup_bytes(&mut repo, "f", &data).unwrap();

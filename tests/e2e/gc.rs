@@ -235,7 +235,7 @@ fn referenced_chunk_missing_from_the_index_makes_gc_refuse() {
 /// A repository (closed) holding snapshot `b` of noise (length, seed), after snapshot `a`
 /// was backed up first and forgotten.
 fn a_forgotten_b_kept(a: (usize, u64), b: (usize, u64)) -> LocalRepo {
-    let r = LocalRepo::new();
+    let r = LocalRepo::small_chunks();
     let mut repo = r.open();
     let first = backup_bytes(&mut repo, "a", &noise(a.0, a.1)).unwrap();
     backup_bytes(&mut repo, "b", &noise(b.0, b.1)).unwrap();

@@ -28,6 +28,20 @@ impl LocalRepo {
         Self::with_config(RepoConfig::new_default())
     }
 
+    /// Create a fresh repository that cuts ~16 KiB chunks (the default before 128 KiB), for
+    /// tests that need many chunks from little data; the writer's policy does not depend on
+    /// the sizes.
+    pub fn small_chunks() -> Self {
+        let mut config = RepoConfig::new_default();
+        config.chunker = masclet_engine::chunker::ChunkerParams {
+            min_size: 512,
+            avg_size: 16 * 1024,
+            max_size: 128 * 1024,
+            normalization: 1,
+        };
+        Self::with_config(config)
+    }
+
     /// Create a fresh repository with `config`.
     pub fn with_config(config: RepoConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
