@@ -1,12 +1,15 @@
 //! Resemblance sketches: a cheap fingerprint that stays the same when a chunk changes a
 //! little, so a new chunk can find last night's version of itself to delta against.
 //!
-//! A gear rolling hash (64-byte window) is sampled where its top bits are zero (about one
-//! byte in 32); for each of three linear transforms the maximum transformed sample is a
-//! feature; the three features hashed together are the sketch (a "super-feature": Shilane
-//! et al., "WAN optimized replication", 2012). Editing a row touches a handful of sampled
-//! windows out of ~250 in an 8 KiB chunk, so the sketch usually survives it, while unrelated
-//! chunks almost never share one. That super-feature is the low 32 bits of a sketch; the
+//! Over a chunk's last 16 KiB, a gear rolling hash (64-byte window) is sampled where its top
+//! bits are zero (about one byte in 32); for each of three linear transforms the maximum
+//! transformed sample is a feature; the three features hashed together are the sketch (a
+//! "super-feature": Shilane et al., "WAN optimized replication", 2012). Editing a row touches
+//! a handful of sampled windows out of ~500, so the sketch usually survives it, while
+//! unrelated chunks almost never share one. The span is the chunk's end because the head
+//! (below) already recognises a chunk whose start survived; the feature is for chunks whose
+//! start changed. Sampling all of a 128 KiB chunk cost a tenth of a first backup's CPU and
+//! found no more bases (docs/benchmarks.md). That super-feature is the low 32 bits of a sketch; the
 //! high 32 bits hash the chunk's first 32 bytes (its head). Content-defined cut points come
 //! back wherever the bytes around them do, so a changed chunk usually starts exactly where
 //! last night's version started, even when rows removed or added before it moved it, or
@@ -16,6 +19,8 @@
 
 /// Chunks shorter than this get no sketch (they would all look alike).
 pub const MIN_SKETCH_LEN: usize = 512;
+/// Bytes at a chunk's end the super-feature is sampled from.
+const FEATURE_SPAN: usize = 16 * 1024;
 /// Bytes of a chunk's start that make the head half of its sketch.
 const HEAD_LEN: usize = 32;
 /// Sample where these top bits of the rolling hash are all zero (1 byte in 32).
@@ -49,7 +54,7 @@ pub fn sketch(data: &[u8]) -> Option<i64> {
         .as_ref()
         .try_into()
         .expect("a gear table has 256 entries");
-    let (features, sampled) = features(data, gear);
+    let (features, sampled) = features(&data[data.len().saturating_sub(FEATURE_SPAN)..], gear);
     sampled.then(|| {
         // The low half is never zero, so no sketch is mistaken for an empty one.
         let feature = (features.iter().fold(0x5eed, |acc, f| mix(acc ^ f)) as u32).max(1);
@@ -184,6 +189,24 @@ mod tests {
         );
         assert_ne!(feature(sketch(&rows(200, 99)).unwrap()), feature(sa));
         assert_ne!(feature(sa), 0);
+    }
+
+    #[test]
+    fn the_feature_reads_only_the_chunks_last_16_kib() {
+        let a = rows(2000, 0);
+        assert!(a.len() > 3 * FEATURE_SPAN);
+        let mut b = a.clone();
+        let before_span = a.len() - FEATURE_SPAN - 100;
+        b[before_span..before_span + 64].fill(b'X');
+        assert_eq!(feature(sketch(&a).unwrap()), feature(sketch(&b).unwrap()));
+        // The same edit in the span moves at least one of twenty features.
+        let moved = (0..20).any(|k| {
+            let mut c = a.clone();
+            let at = a.len() - FEATURE_SPAN + 200 + k * 700;
+            c[at..at + 64].fill(b'X');
+            feature(sketch(&a).unwrap()) != feature(sketch(&c).unwrap())
+        });
+        assert!(moved, "edits inside the span must reach the feature");
     }
 
     /// The walk in lanes must give exactly what one walk from the start gives: sketches are
