@@ -10,8 +10,7 @@
 //! Memory is bounded by one read batch, its sealed copies and one open pack, whatever the
 //! size of the input (format-spec.md states the figure).
 
-use crate::chunker::{Batch, Cutter};
-use crate::delta::{candidate_chains, seal_chunk};
+use crate::chunker::Cutter;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
 use crate::id::{ChunkId, SnapshotId};
@@ -20,19 +19,17 @@ use crate::packer::{Durable, PackWriter};
 use crate::parent::{self, Parent};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
-use crate::resemble::sketch;
 use crate::snapshot::{BackupStats, Snapshot};
 use crate::tree::{EntryMeta, Record, TreeWriter, check_path, path_cmp};
 use chrono::{DateTime, Utc};
-use rayon::prelude::*;
 use std::collections::HashSet;
 use std::io::Read;
-use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
 mod files;
+mod store;
 use files::top_level_name;
 
 /// Bytes of input per parallel batch.
@@ -112,8 +109,8 @@ pub struct BackupSummary {
 pub(crate) struct Writer<'r> {
     pub(crate) repo: &'r Repo,
     pack: PackBuilder,
-    /// Chunks stored by this backup but not indexed yet (in the open pack or in one being
-    /// written): deduplication must see them as stored.
+    /// Chunks this backup stores but has not indexed yet (being sealed, in the open pack or
+    /// in one being written): deduplication must see them as stored.
     in_pack: HashSet<ChunkId>,
     packs: PackWriter,
     stats: BackupStats,
@@ -136,90 +133,7 @@ type Sealed = (Vec<u8>, Option<ChunkId>);
 /// memory.
 const REUSE_MAX_CHUNKS: usize = 65_536;
 
-/// A stretch of a read batch on its way to the repository.
-struct Piece {
-    range: Range<usize>,
-    id: ChunkId,
-    new: bool,
-    sketch: Option<i64>,
-}
-
-impl Piece {
-    fn len(&self) -> u32 {
-        u32::try_from(self.range.len()).expect("chunks are below 4 GiB")
-    }
-}
-
 impl<'r> Writer<'r> {
-    /// A change that erases a cut point glues the changed parent chunk to the next one:
-    /// stored as is, the glued chunk would be one delta against one of them, carrying the
-    /// other's bytes as literals. When the new chunk ends with exactly the parent's
-    /// following chunk (same length, same keyed id), cut it off again: the tail
-    /// deduplicates and only the head is new. Otherwise, when it starts like a parent chunk
-    /// (same head) and is longer by at least [`GLUED_MIN`], cut it at that chunk's length:
-    /// each piece then finds its own base (the head that chunk, the tail the one after it),
-    /// and next night the same cut gives the same pieces. Chunk boundaries are the writer's
-    /// choice (format-spec.md, "Chunking"), so this changes nothing for readers.
-    fn resync(
-        repo: &Repo,
-        in_pack: &HashSet<ChunkId>,
-        parent: &mut Parent<'r>,
-        data: &[u8],
-        piece: Piece,
-    ) -> Result<Vec<Piece>> {
-        let Range { start, end } = piece.range;
-        let following = parent.following().filter(|(next, len)| {
-            (*len as usize) < end - start
-                && repo.keys.chunk_id(&data[end - *len as usize..end]) == *next
-        });
-        let cut = match following {
-            Some((_, len)) => end - len as usize,
-            None => {
-                // A glued chunk that starts where a parent chunk started: cut it at that
-                // chunk's length, so the head is a delta against that chunk and the tail
-                // one against the chunk after it, instead of one delta carrying the tail's
-                // bytes as literals. Next night the same cut reproduces both pieces.
-                let Some(len) = piece.sketch.and_then(|s| parent.same_head_len(s)) else {
-                    return Ok(vec![piece]);
-                };
-                let len = len as usize;
-                if len < GLUED_MIN || end - start < len + GLUED_MIN {
-                    return Ok(vec![piece]);
-                }
-                start + len
-            }
-        };
-        let head = start..cut;
-        let head_id = repo.keys.chunk_id(&data[head.clone()]);
-        let is_new = |id: ChunkId| -> Result<bool> {
-            Ok(!repo.index.contains(&id)? && !in_pack.contains(&id))
-        };
-        let tail = cut..end;
-        let next = match following {
-            Some((next, _)) => next,
-            None => repo.keys.chunk_id(&data[tail.clone()]),
-        };
-        let head_new = is_new(head_id)?;
-        let tail_new = is_new(next)?;
-        let sketch_of = |r: &Range<usize>, new: bool| {
-            if new { sketch(&data[r.clone()]) } else { None }
-        };
-        Ok(vec![
-            Piece {
-                sketch: sketch_of(&head, head_new),
-                range: head,
-                id: head_id,
-                new: head_new,
-            },
-            Piece {
-                sketch: sketch_of(&tail, tail_new),
-                range: tail,
-                id: next,
-                new: tail_new,
-            },
-        ])
-    }
-
     pub(crate) fn new(repo: &'r Repo, progress: &'r dyn Progress) -> Self {
         let target = repo.config.pack_target as usize;
         Self {
@@ -236,146 +150,6 @@ impl<'r> Writer<'r> {
             unchanged_files: 0,
             progress,
         }
-    }
-
-    /// Store the chunks of `batch` the repository lacks; return every chunk's id, length
-    /// and (for file content) resemblance sketch.
-    pub(crate) fn store(
-        &mut self,
-        ty: ObjectType,
-        batch: &Batch,
-    ) -> Result<Vec<(ChunkId, u32, Option<i64>)>> {
-        crate::check_interrupt()?;
-        let repo = self.repo;
-        let keys = &repo.keys;
-        let bytes = |i: usize| &batch.data[batch.chunks[i].clone()];
-        let ids: Vec<ChunkId> = (0..batch.chunks.len())
-            .into_par_iter()
-            .map(|i| keys.chunk_id(bytes(i)))
-            .collect();
-        // The lookups below (presence, resync, base chains) share one read transaction;
-        // it ends before sealing, which may index a pack.
-        let read = repo.index.read_tx()?;
-        let present = repo.index.contains_many(&ids)?;
-        // Absent from the repository. Whether a chunk is stored is decided only when the
-        // walk below emits it (`stored`): a chunk cut apart there is never stored itself,
-        // so a later copy of it in the batch must not count on it.
-        let is_new: Vec<bool> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| !present[i] && !self.in_pack.contains(id))
-            .collect();
-        let mut stored = HashSet::new();
-        // Sketches of new file chunks (unchanged chunks inherit the parent's).
-        // Without a parent nothing asks for sketches before sealing (they only go into the
-        // tree, for the next backup): they are then computed by the sealing workers, in the
-        // same pass over the chunk.
-        let late_sketch = ty == ObjectType::Data && self.parent.is_none();
-        let sketches: Vec<Option<i64>> = if late_sketch {
-            vec![None; ids.len()]
-        } else {
-            (0..ids.len())
-                .into_par_iter()
-                .map(|i| {
-                    if ty == ObjectType::Data && is_new[i] {
-                        sketch(bytes(i))
-                    } else {
-                        None
-                    }
-                })
-                .collect()
-        };
-        // Walk the chunks in order beside the parent, cutting merged chunks apart again
-        // (see `resync`); `pieces` is what gets stored and listed from here on.
-        let mut pieces: Vec<Piece> = Vec::with_capacity(ids.len());
-        let mut bases = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            let piece = Piece {
-                range: batch.chunks[i].clone(),
-                id: *id,
-                new: is_new[i],
-                sketch: sketches[i],
-            };
-            let split = match (&mut self.parent, ty) {
-                (Some(p), ObjectType::Data) if piece.new => {
-                    Self::resync(repo, &self.in_pack, p, &batch.data, piece)?
-                }
-                _ => vec![piece],
-            };
-            for mut piece in split {
-                // Stored once, by its first emitted copy; later copies refer to it.
-                piece.new = piece.new && stored.insert(piece.id);
-                let hint = match (&mut self.parent, ty) {
-                    (Some(p), ObjectType::Data) => {
-                        let (hints, known) =
-                            p.observe(&piece.id, piece.len(), piece.new, piece.sketch);
-                        if !piece.new {
-                            piece.sketch = known;
-                        }
-                        hints
-                    }
-                    (Some(p), _) => {
-                        let [a, b, c] = p.observe_tree(piece.new, piece.len());
-                        [a, b, c, None, None]
-                    }
-                    (None, _) => [None; 5],
-                };
-                if ty == ObjectType::Data && !piece.new && piece.sketch.is_none() {
-                    piece.sketch = sketch(&batch.data[piece.range.clone()]);
-                }
-                if piece.new {
-                    bases.push(candidate_chains(repo, &hint, &piece.id)?);
-                }
-                pieces.push(piece);
-            }
-        }
-        drop(read);
-        let level = i32::from(repo.config.zstd_level);
-        let storage = repo.storage.as_ref();
-        let fresh: Vec<&Piece> = pieces.iter().filter(|p| p.new).collect();
-        let sealed: Vec<(Result<Sealed>, Option<i64>)> = fresh
-            .par_iter()
-            .zip(bases)
-            .map(|(p, base)| {
-                let plain = &batch.data[p.range.clone()];
-                let sealed = seal_chunk(keys, storage, ty, &p.id, plain, base, level);
-                (sealed, if late_sketch { sketch(plain) } else { None })
-            })
-            .collect();
-        let mut late = Vec::with_capacity(if late_sketch { sealed.len() } else { 0 });
-        for (p, (s, sk)) in fresh.iter().zip(sealed) {
-            if late_sketch {
-                late.push(sk);
-            }
-            let (s, base) = s?;
-            let raw = p.range.len();
-            self.stats.new_chunks += 1;
-            if ty == ObjectType::Data {
-                self.stats.new_raw_bytes += raw as u64;
-            }
-            self.stats.bytes_added += s.len() as u64;
-            self.deltas += u64::from(base.is_some());
-            self.pack.add(
-                ty,
-                p.id,
-                s,
-                u32::try_from(raw).expect("chunks are below 4 GiB"),
-                base,
-            );
-            self.in_pack.insert(p.id);
-            if self.pack.is_full() {
-                self.seal_pack()?;
-            }
-        }
-        let mut late = late.into_iter();
-        for p in pieces.iter_mut().filter(|p| late_sketch && p.new) {
-            p.sketch = late.next().flatten();
-        }
-        self.stats.chunks += pieces.len() as u64;
-        Ok(pieces
-            .into_iter()
-            .map(|p| (p.id, p.len(), p.sketch))
-            .collect())
     }
 
     /// Hand the open pack to the pack writer thread, and index the packs it has made

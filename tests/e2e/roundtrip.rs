@@ -203,3 +203,34 @@ fn unchanged_files_are_listed_from_the_parent_without_reading() {
     assert_eq!(digest(&target.join("src")), digest(&src));
     assert!(check_ok(&repo, true));
 }
+
+/// A stream's next batch is planned while the one before it is still being sealed: content
+/// repeated a batch later must find the first copy's chunks stored (once), not store them
+/// again nor refer to chunks that never reach a pack.
+#[test]
+fn content_repeated_a_batch_later_is_stored_once() {
+    let r = LocalRepo::small_chunks();
+    let mut repo = r.open();
+    let max = u64::from(repo.config().chunker.max_size);
+    for (len, seed) in [(600_000, 41), (900_000, 42), (1_300_000, 43)] {
+        let block = noise(len, seed);
+        let data = [block.as_slice(), block.as_slice(), block.as_slice()].concat();
+        let src = Source::Stream {
+            name: format!("r{seed}").into_bytes(),
+            reader: Box::new(std::io::Cursor::new(data.clone())),
+        };
+        let s =
+            masclet_engine::backup(&mut repo, src, &BackupOptions::default(), &NoProgress).unwrap();
+        // The second and third copies cost only the chunks around where they start and the
+        // stream's last chunk.
+        assert!(
+            s.stats.new_raw_bytes <= len as u64 + 3 * max,
+            "{len}: {:?}",
+            s.stats
+        );
+        let out = r.scratch(&format!("out{seed}"));
+        restore(&repo, s.snapshot, &out).unwrap();
+        assert_eq!(std::fs::read(out.join(format!("r{seed}"))).unwrap(), data);
+    }
+    assert!(check_ok(&repo, true));
+}
