@@ -128,9 +128,9 @@ pub(crate) struct Writer<'r> {
 /// A sealed chunk and the base it is a delta of, if any.
 type Sealed = (Vec<u8>, Option<ChunkId>);
 
-/// Most chunks an unchanged file may have for the parent's record of it to be reused (a
-/// 1 GiB file at the default average chunk size); larger files are read, which bounds
-/// memory.
+/// Most chunks an unchanged file may have for the parent's record of it to be reused (an
+/// 8 GiB file at the default average chunk size, 1 GiB at the 16 KiB of older
+/// repositories); larger files are read, which bounds memory (~3 MiB of references).
 const REUSE_MAX_CHUNKS: usize = 65_536;
 
 impl<'r> Writer<'r> {
