@@ -163,22 +163,25 @@ impl<R: Read> Chunker<R> {
         }
     }
 
+    /// Read until the buffer holds `want` bytes or the reader is exhausted.
+    ///
+    /// `read_to_end` reads into the buffer's spare capacity without zero-filling it first;
+    /// resizing the buffer to `want` before reading wrote 1.5 MiB of zeros for every file,
+    /// however small (a sixth of the CPU of backing up a source tree).
     fn fill(&mut self, want: usize) -> std::io::Result<()> {
-        while !self.eof && self.buf.len() < want {
-            let len = self.buf.len();
-            self.buf.resize(want, 0);
-            match self.reader.read(&mut self.buf[len..]) {
-                Ok(0) => {
-                    self.buf.truncate(len);
-                    self.eof = true;
-                }
-                Ok(n) => self.buf.truncate(len + n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(len),
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e);
-                }
-            }
+        if self.eof || self.buf.len() >= want {
+            return Ok(());
+        }
+        let need = want - self.buf.len();
+        // Grown as the reader delivers: a small file gets a small buffer.
+        self.buf.reserve(need.min(64 << 10));
+        // On an error the bytes read before it stay in the buffer, as after a short read.
+        let got = (&mut self.reader)
+            .take(need as u64)
+            .read_to_end(&mut self.buf)?;
+        // `take` stops at `need`; fewer means the reader itself ended.
+        if got < need {
+            self.eof = true;
         }
         Ok(())
     }
@@ -275,6 +278,59 @@ mod tests {
             assert_eq!(lens, whole, "batch target {target}");
             assert_eq!(c.content_hash(), *blake3::hash(&data).as_bytes());
         }
+    }
+
+    /// A reader that hands out a few bytes at a time (a pipe), is sometimes interrupted,
+    /// and can fail at a given offset.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        pos: usize,
+        calls: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(7) {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            if self.fail_at.is_some_and(|f| self.pos >= f) {
+                return Err(std::io::Error::other("disk went away"));
+            }
+            let n = buf.len().min(4093).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn short_and_interrupted_reads_cut_the_same_and_errors_surface() {
+        let data = noise(2 << 20, 7);
+        let p = ChunkerParams::DEFAULT;
+        let cut = |r: Trickle| {
+            let mut c = Chunker::new(r, p, 5, 1 << 20);
+            let mut lens = vec![];
+            loop {
+                match c.next_batch() {
+                    Ok(Some(b)) => lens.extend(b.chunks.iter().map(ExactSizeIterator::len)),
+                    Ok(None) => return Ok((lens, c.content_hash())),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let trickle = |fail_at| Trickle {
+            data: &data,
+            pos: 0,
+            calls: 0,
+            fail_at,
+        };
+        let (lens, hash) = cut(trickle(None)).unwrap();
+        assert_eq!(lens, chunk_lengths(&data, p, 5));
+        assert_eq!(hash, *blake3::hash(&data).as_bytes());
+        let err = cut(trickle(Some(1_500_000))).unwrap_err();
+        assert_eq!(err.to_string(), "disk went away");
     }
 
     proptest! {
