@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 mod files;
+mod queue;
 mod store;
 use files::top_level_name;
 
@@ -123,6 +124,8 @@ pub(crate) struct Writer<'r> {
     /// Files listed from the parent snapshot without reading them.
     unchanged_files: u64,
     progress: &'r dyn Progress,
+    /// Batches being sealed and the tree records behind them (queue.rs).
+    queue: queue::Queue,
 }
 
 /// A sealed chunk and the base it is a delta of, if any.
@@ -149,6 +152,7 @@ impl<'r> Writer<'r> {
             force_read: false,
             unchanged_files: 0,
             progress,
+            queue: queue::Queue::default(),
         }
     }
 
@@ -188,7 +192,8 @@ impl<'r> Writer<'r> {
         Ok(())
     }
 
-    pub(crate) fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
+    /// Add a record to the tree stream now, storing the tree chunks it completes.
+    fn write_tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
         if let Some(batch) = tree.push(r) {
             let ids = self.store(ObjectType::Tree, &batch)?;
             self.tree_chunks
@@ -275,6 +280,7 @@ pub fn backup(
             (vec![name], "stdin")
         }
     };
+    w.drain(0, 0, &mut tree)?;
     if let Some(batch) = tree.finish() {
         let ids = w.store(ObjectType::Tree, &batch)?;
         w.tree_chunks

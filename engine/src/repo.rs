@@ -54,7 +54,8 @@ impl OpenOptions {
 /// An open repository: keys, config, verified index and (usually) a lock.
 pub struct Repo {
     pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) keys: Keys,
+    /// Shared with the sealing jobs a backup queues on the thread pool.
+    pub(crate) keys: Arc<Keys>,
     pub(crate) config: RepoConfig,
     pub(crate) index: Index,
     lock: Option<LockGuard>,
@@ -147,7 +148,7 @@ impl Repo {
         };
         Ok(Self {
             storage,
-            keys,
+            keys: Arc::new(keys),
             config,
             index,
             lock,

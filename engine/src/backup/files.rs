@@ -2,26 +2,18 @@
 //! on a thread of their own, and files the parent snapshot records unchanged listed from
 //! it without reading.
 
-use super::store::{Plan, SealOut};
 use super::{BATCH_BYTES, REUSE_MAX_CHUNKS, Writer};
 use crate::chunker::{Batch, Chunker};
 use crate::error::{Error, Result};
-use crate::format::ObjectType;
 use crate::id::ChunkId;
 use crate::parent::ParentFile;
 use crate::tree::{EntryMeta, Record, TreeWriter};
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-
-/// A planned batch whose sealing jobs are queued: the plan, where the jobs answer (each with
-/// its index), and how many there are.
-type Queued = (Plan, Receiver<(usize, SealOut)>, usize);
+use std::sync::mpsc::RecvTimeoutError;
 
 /// Where a regular file's content comes from.
 enum Content {
@@ -58,7 +50,7 @@ impl Writer<'_> {
                 .next_batch()
                 .map_err(|e| Error::io(format!("reading {}", what()), e))?
             {
-                self.store_batch(&batch, tree)?;
+                self.enqueue(batch, tree)?;
             }
             self.stats.bytes_read += chunker.total();
             return Ok((chunker.total(), chunker.content_hash()));
@@ -83,46 +75,17 @@ impl Writer<'_> {
             .map_err(|e| Error::io("starting the reader thread", e))?;
         // On an error, `rx` drops here and the reader is left to finish alone. Waiting for a
         // batch wakes up to notice Ctrl-C: the reader may be blocked on a silent producer.
-        // Each batch is planned here while the one before it is sealed: its chunks are
-        // queued as jobs on the sealing pool behind the earlier batch's (store.rs), and a
-        // batch is finished (packed, listed) once its own jobs are done.
-        let repo = self.repo;
-        let level = i32::from(repo.config.zstd_level);
-        let (keys, storage) = (&repo.keys, repo.storage.as_ref());
-        rayon::in_place_scope(|s| -> Result<()> {
-            let mut queued: VecDeque<Queued> = VecDeque::with_capacity(2);
-            loop {
-                match rx.recv_timeout(std::time::Duration::from_millis(100)) {
-                    Ok(batch) => {
-                        let batch = Arc::new(
-                            batch.map_err(|e| Error::io(format!("reading {}", what()), e))?,
-                        );
-                        self.progress.inc(batch.data.len() as u64);
-                        let mut plan = self.plan(ObjectType::Data, &batch)?;
-                        let jobs = plan.jobs();
-                        let (tx, done) = channel();
-                        let count = jobs.len();
-                        for (i, job) in jobs.into_iter().enumerate() {
-                            let (tx, batch) = (tx.clone(), Arc::clone(&batch));
-                            s.spawn(move |_| {
-                                // The receiver is gone only when the backup failed.
-                                let _ = tx.send((i, job.run(keys, storage, level, &batch.data)));
-                            });
-                        }
-                        queued.push_back((plan, done, count));
-                        if queued.len() > 1 {
-                            self.finish_queued(queued.pop_front(), tree)?;
-                        }
-                    }
-                    Err(RecvTimeoutError::Timeout) => crate::check_interrupt()?,
-                    Err(RecvTimeoutError::Disconnected) => break,
+        // Each batch is planned and queued for sealing as it arrives (queue.rs).
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(batch) => {
+                    let batch = batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
+                    self.enqueue(batch, tree)?;
                 }
+                Err(RecvTimeoutError::Timeout) => crate::check_interrupt()?,
+                Err(RecvTimeoutError::Disconnected) => break,
             }
-            while !queued.is_empty() {
-                self.finish_queued(queued.pop_front(), tree)?;
-            }
-            Ok(())
-        })?;
+        }
         // The channel closed: the reader has sent its last batch (or its error, returned
         // above) and is returning.
         let (total, hash) = reading
@@ -130,48 +93,6 @@ impl Writer<'_> {
             .map_err(|_| Error::internal(format!("the reader of {} panicked", what())))?;
         self.stats.bytes_read += total;
         Ok((total, hash))
-    }
-
-    /// Store one batch of file content and list its chunks in the tree.
-    fn store_batch(&mut self, batch: &Batch, tree: &mut TreeWriter) -> Result<()> {
-        self.progress.inc(batch.data.len() as u64);
-        let pieces = self.store(ObjectType::Data, batch)?;
-        self.list(pieces, tree)
-    }
-
-    /// Wait for a queued batch's sealing jobs, then finish and list it.
-    fn finish_queued(&mut self, queued: Option<Queued>, tree: &mut TreeWriter) -> Result<()> {
-        let Some((plan, done, count)) = queued else {
-            return Ok(());
-        };
-        let mut sealed: Vec<Option<SealOut>> = (0..count).map(|_| None).collect();
-        for _ in 0..count {
-            let (i, out) = done
-                .recv()
-                .map_err(|_| Error::internal("a sealing job stopped without a result"))?;
-            sealed[i] = Some(out);
-        }
-        let sealed = sealed
-            .into_iter()
-            .map(|o| o.expect("every job answered"))
-            .collect();
-        let pieces = self.finish(plan, sealed)?;
-        self.list(pieces, tree)
-    }
-
-    /// List a stored batch's chunks (and their sketches) in the tree.
-    fn list(
-        &mut self,
-        pieces: Vec<(ChunkId, u32, Option<i64>)>,
-        tree: &mut TreeWriter,
-    ) -> Result<()> {
-        for (id, len, sk) in pieces {
-            if let Some(sk) = sk {
-                self.tree(tree, &Record::Sketch(sk))?;
-            }
-            self.tree(tree, &Record::FileChunk(id, len))?;
-        }
-        Ok(())
     }
 
     /// The parent's record of the file at `entry`'s path when the file looks unchanged: same

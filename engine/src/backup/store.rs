@@ -2,12 +2,11 @@
 //! parent snapshot, delta base candidates) on the writer's thread, *seal* (compress or
 //! delta, encrypt, verify) on all cores, then *finish* (into the open pack, in order).
 //!
-//! The three steps are apart so that a stream's chunks are sealed as one stream of jobs
-//! (`files.rs`): the next batch is planned and its chunks queued while the one before is
-//! still being sealed. With one batch at a time, the cores idled at the end of every
-//! batch's sealing (a batch holds a handful of 128 KiB chunks) and during every plan. A
-//! chunk counts as stored from the moment a plan decides to store it, so a later batch
-//! planned before it is sealed refers to it instead of storing it twice.
+//! The three steps are apart so that sealing runs as one stream of jobs on the thread pool
+//! (queue.rs): the next batch, or the next file, is planned and its chunks queued while the
+//! ones before are still being sealed. A chunk counts as stored from the moment a plan
+//! decides to store it, so a later batch planned before it is sealed refers to it instead
+//! of storing it twice.
 
 use super::{GLUED_MIN, Sealed, Writer};
 use crate::chunker::Batch;

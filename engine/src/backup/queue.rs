@@ -1,0 +1,153 @@
+//! The writer's queue: read batches whose chunks are being sealed on the thread pool, and
+//! the tree records that must follow them, in stream order.
+//!
+//! A batch is planned on the writer's thread as soon as it is read (store.rs), its new
+//! chunks go to the pool as independent jobs, and the writer moves on to the next batch or
+//! the next file. Tree records written meanwhile wait in the queue behind the batch, so the
+//! tree lists everything in walk order. The queue is drained (batches finished into the
+//! pack, records written) oldest first, whenever it holds more than two read batches' worth
+//! of bytes, and completely before the tree is closed. With one batch sealed at a time, the
+//! cores idled at the end of every batch, and a tree of small files (one batch each) was
+//! sealed file by file on one core.
+
+use super::store::{Plan, SealOut};
+use super::{BATCH_BYTES, Writer};
+use crate::chunker::Batch;
+use crate::error::{Error, Result};
+use crate::format::ObjectType;
+use crate::tree::{Record, TreeWriter};
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+
+/// Bytes of queued batches beyond which the writer finishes the oldest: one batch being
+/// sealed while the next is planned and queued.
+const QUEUED_BYTES: usize = 2 * BATCH_BYTES;
+/// Queued batches beyond which the writer finishes the oldest (a small file is a batch):
+/// bounds the records waiting behind them.
+const QUEUED_BATCHES: usize = 256;
+
+/// Work queued in stream order.
+enum Deferred {
+    /// A tree record written while batches before it were still being sealed.
+    Record(Record),
+    /// A planned batch whose sealing jobs answer on `done`, each with its index.
+    Batch {
+        plan: Plan,
+        done: Receiver<(usize, SealOut)>,
+        jobs: usize,
+        bytes: usize,
+    },
+}
+
+/// The queue and what it holds.
+#[derive(Default)]
+pub(super) struct Queue {
+    items: VecDeque<Deferred>,
+    batches: usize,
+    bytes: usize,
+}
+
+impl Writer<'_> {
+    /// Plan `batch` (file content) and queue its new chunks for sealing; its chunk records
+    /// reach the tree once it is finished, in order.
+    pub(super) fn enqueue(&mut self, batch: Batch, tree: &mut TreeWriter) -> Result<()> {
+        self.progress.inc(batch.data.len() as u64);
+        let batch = Arc::new(batch);
+        let mut plan = self.plan(ObjectType::Data, &batch)?;
+        let jobs = plan.jobs();
+        let (tx, done) = channel();
+        let count = jobs.len();
+        let level = i32::from(self.repo.config.zstd_level);
+        for (i, job) in jobs.into_iter().enumerate() {
+            let (tx, batch) = (tx.clone(), Arc::clone(&batch));
+            let keys = Arc::clone(&self.repo.keys);
+            let storage = Arc::clone(&self.repo.storage);
+            rayon::spawn(move || {
+                // A panic becomes this chunk's error: rayon would abort the process.
+                let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    job.run(&keys, storage.as_ref(), level, &batch.data)
+                }))
+                .unwrap_or_else(|_| (Err(Error::internal("a sealing job panicked")), None));
+                // The receiver is gone only when the backup failed.
+                let _ = tx.send((i, out));
+            });
+        }
+        let bytes = batch.data.len();
+        self.queue.items.push_back(Deferred::Batch {
+            plan,
+            done,
+            jobs: count,
+            bytes,
+        });
+        self.queue.batches += 1;
+        self.queue.bytes += bytes;
+        self.drain(QUEUED_BATCHES, QUEUED_BYTES, tree)
+    }
+
+    /// Add a record to the tree: at once when nothing is queued, else behind the queue.
+    pub(crate) fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
+        if self.queue.items.is_empty() {
+            self.write_tree(tree, r)
+        } else {
+            self.queue.items.push_back(Deferred::Record(r.clone()));
+            Ok(())
+        }
+    }
+
+    /// Finish queued batches and write queued records, oldest first, until at most
+    /// `batches` batches of at most `bytes` bytes are queued and the queue starts with a
+    /// batch; `drain(0, 0, …)` empties it.
+    pub(super) fn drain(
+        &mut self,
+        batches: usize,
+        bytes: usize,
+        tree: &mut TreeWriter,
+    ) -> Result<()> {
+        loop {
+            let over = self.queue.batches > batches || self.queue.bytes > bytes;
+            match self.queue.items.front() {
+                None => return Ok(()),
+                Some(Deferred::Batch { .. }) if !over => return Ok(()),
+                Some(_) => {}
+            }
+            match self.queue.items.pop_front() {
+                Some(Deferred::Record(r)) => self.write_tree(tree, &r)?,
+                Some(Deferred::Batch {
+                    plan,
+                    done,
+                    jobs,
+                    bytes,
+                }) => {
+                    self.queue.batches -= 1;
+                    self.queue.bytes -= bytes;
+                    let sealed = collect(&done, jobs)?;
+                    let pieces = self.finish(plan, sealed)?;
+                    for (id, len, sk) in pieces {
+                        if let Some(sk) = sk {
+                            self.write_tree(tree, &Record::Sketch(sk))?;
+                        }
+                        self.write_tree(tree, &Record::FileChunk(id, len))?;
+                    }
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The answers of a batch's `jobs` sealing jobs, in job order.
+fn collect(done: &Receiver<(usize, SealOut)>, jobs: usize) -> Result<Vec<SealOut>> {
+    let mut sealed: Vec<Option<SealOut>> = (0..jobs).map(|_| None).collect();
+    for _ in 0..jobs {
+        let (i, out) = done
+            .recv()
+            .map_err(|_| Error::internal("a sealing job stopped without a result"))?;
+        sealed[i] = Some(out);
+    }
+    Ok(sealed
+        .into_iter()
+        .map(|o| o.expect("every job answered once"))
+        .collect())
+}
