@@ -9,11 +9,11 @@
 //! unrelated chunks almost never share one. The span is the chunk's end because the head
 //! (below) already recognises a chunk whose start survived; the feature is for chunks whose
 //! start changed. Sampling all of a 128 KiB chunk cost a tenth of a first backup's CPU and
-//! found no more bases (docs/benchmarks.md). That super-feature is the low 32 bits of a sketch; the
-//! high 32 bits hash the chunk's first 32 bytes (its head). Content-defined cut points come
-//! back wherever the bytes around them do, so a changed chunk usually starts exactly where
-//! last night's version started, even when rows removed or added before it moved it, or
-//! removed rows inside it erased the cut point at its end. Sketches travel in the tree
+//! found no more bases (docs/benchmarks.md). That super-feature is the low 32 bits of a
+//! sketch; the high 32 bits hash the chunk's first 32 bytes (its head). Content-defined cut
+//! points come back wherever the bytes around them do, so a changed chunk usually starts
+//! exactly where last night's version started, even when rows removed or added before it
+//! moved it, or removed rows inside it erased the cut point at its end. Sketches travel in the tree
 //! stream next to each chunk reference; a backup compares a new chunk's sketch with those
 //! of the parent snapshot's chunks near the same place.
 

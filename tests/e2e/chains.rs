@@ -107,22 +107,7 @@ fn a_change_that_erases_a_cut_point_does_not_store_the_next_chunk_again() {
     // Rewrite the last bytes of a chunk so that the cut point after it, which depends on
     // them, goes: plain content-defined chunking glues the changed chunk and the whole next
     // one into a single chunk (not every change does exactly that, so look for one that does).
-    let cutter =
-        masclet_engine::chunker::Cutter::new(repo.config().chunker, repo.keys().chunker_seed());
-    let (k, changed) = (5..before.len() - 2)
-        .find_map(|k| {
-            let end: usize = before[..=k].iter().map(|c| c.1 as usize).sum();
-            let mut changed = data.clone();
-            for b in &mut changed[end - 8..end] {
-                *b ^= 0x5a;
-            }
-            let (start, next_end) = (end - before[k].1 as usize, end + before[k + 1].1 as usize);
-            let cuts = cutter.cut(&changed, true, usize::MAX);
-            cuts.iter()
-                .any(|c| c.start == start && c.end == next_end)
-                .then_some((k, changed))
-        })
-        .expect("some change erases a cut point");
+    let (k, changed) = glue_chunks(&repo, &data, &before, 5, 0, false);
     let summary = backup_stream(&mut repo, "f", &changed);
     let after = chunk_ids(&repo, summary.snapshot);
     // The following chunk is unchanged, so it is listed again, and only the changed chunk's
@@ -186,19 +171,24 @@ fn new_rows_before_a_run_of_changed_chunks_do_not_cost_the_run_its_bases() {
     assert_eq!(dump(&repo, summary.snapshot, "t.sql").unwrap(), new);
 }
 
-/// `data` with the cut point after one of `before`'s chunks (k) erased and the middle of
-/// chunk k + 1 changed too, so that the new chunk glues two changed parent chunks.
-fn glue_two_changed_chunks(
+/// `data` with the cut point after one of `before`'s chunks (k, from `first` on, both k and
+/// k + 1 at least `min_len` long) erased, so that k and k + 1 are cut as one chunk; with
+/// `edit_next`, the middle of chunk k + 1 changed too, so that the glued chunk joins two
+/// changed parent chunks. Not every change erases a cut point, so look for one that does.
+fn glue_chunks(
     repo: &masclet_engine::Repo,
     data: &[u8],
     before: &[(ChunkId, u32)],
+    first: usize,
+    min_len: usize,
+    edit_next: bool,
 ) -> (usize, Vec<u8>) {
     let cutter =
         masclet_engine::chunker::Cutter::new(repo.config().chunker, repo.keys().chunker_seed());
-    (3..before.len() - 2)
+    (first..before.len() - 2)
         .find_map(|k| {
             let (a, b) = (before[k].1 as usize, before[k + 1].1 as usize);
-            if a < 4096 || b < 4096 {
+            if a < min_len || b < min_len {
                 return None;
             }
             let end: usize = before[..=k].iter().map(|c| c.1 as usize).sum();
@@ -206,11 +196,12 @@ fn glue_two_changed_chunks(
             for x in &mut changed[end - 8..end] {
                 *x ^= 0x5a;
             }
-            changed[end + b / 2] ^= 1;
-            let start = end - a;
+            if edit_next {
+                changed[end + b / 2] ^= 1;
+            }
             let cuts = cutter.cut(&changed, true, usize::MAX);
             cuts.iter()
-                .any(|c| c.start == start && c.end == end + b)
+                .any(|c| c.start == end - a && c.end == end + b)
                 .then_some((k, changed))
         })
         .expect("some change glues two chunks")
@@ -225,7 +216,7 @@ fn a_glued_chunk_whose_parts_both_changed_is_cut_where_its_parent_chunk_ended() 
     let before = chunk_ids(&repo, first);
     // Neither parent chunk ends the glued one exactly. Cut at the length of the parent
     // chunk it starts like, each piece is a small delta against its own parent chunk.
-    let (k, changed) = glue_two_changed_chunks(&repo, &data, &before);
+    let (k, changed) = glue_chunks(&repo, &data, &before, 3, 4096, true);
     let summary = backup_stream(&mut repo, "f", &changed);
     let after = chunk_ids(&repo, summary.snapshot);
     let at = |list: &[(ChunkId, u32)], i: usize| -> usize {
@@ -252,7 +243,7 @@ fn a_second_copy_of_a_chunk_cut_apart_in_the_same_batch_is_still_stored() {
     let before = chunk_ids(&repo, first);
     // The glued chunk appears twice in one read batch; the first copy is cut apart and
     // never stored whole, so the second must not count on it being stored.
-    let (_, changed) = glue_two_changed_chunks(&repo, &data, &before);
+    let (_, changed) = glue_chunks(&repo, &data, &before, 3, 4096, true);
     let twice = [changed.as_slice(), changed.as_slice()].concat();
     assert!(twice.len() < masclet_engine::backup::BATCH_BYTES);
     let summary = backup_stream(&mut repo, "f", &twice);

@@ -105,23 +105,21 @@ impl Writer<'_> {
         bytes: usize,
         tree: &mut TreeWriter,
     ) -> Result<()> {
-        loop {
+        while let Some(front) = self.queue.items.front() {
             let over = self.queue.batches > batches || self.queue.bytes > bytes;
-            match self.queue.items.front() {
-                None => return Ok(()),
-                Some(Deferred::Batch { .. }) if !over => return Ok(()),
-                Some(_) => {}
+            if matches!(front, Deferred::Batch { .. }) && !over {
+                break;
             }
-            match self.queue.items.pop_front() {
-                Some(Deferred::Record(r)) => self.write_tree(tree, &r)?,
-                Some(Deferred::Batch {
+            match self.queue.items.pop_front().expect("the front exists") {
+                Deferred::Record(r) => self.write_tree(tree, &r)?,
+                Deferred::Batch {
                     plan,
                     done,
                     jobs,
-                    bytes,
-                }) => {
+                    bytes: size,
+                } => {
                     self.queue.batches -= 1;
-                    self.queue.bytes -= bytes;
+                    self.queue.bytes -= size;
                     let sealed = collect(&done, jobs)?;
                     let pieces = self.finish(plan, sealed)?;
                     for (id, len, sk) in pieces {
@@ -131,9 +129,9 @@ impl Writer<'_> {
                         self.write_tree(tree, &Record::FileChunk(id, len))?;
                     }
                 }
-                None => return Ok(()),
             }
         }
+        Ok(())
     }
 }
 

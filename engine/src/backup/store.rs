@@ -85,14 +85,7 @@ impl SealJob {
     ) -> SealOut {
         let plain = &data[self.range];
         let sealed = seal_chunk(keys, storage, self.ty, &self.id, plain, self.bases, level);
-        (
-            sealed,
-            if self.late_sketch {
-                sketch(plain)
-            } else {
-                None
-            },
-        )
+        (sealed, self.late_sketch.then(|| sketch(plain)).flatten())
     }
 }
 
@@ -308,16 +301,11 @@ impl<'r> Writer<'r> {
         plan: Plan,
         sealed: Vec<SealOut>,
     ) -> Result<Vec<(ChunkId, u32, Option<i64>)>> {
-        let Plan {
-            ty,
-            mut pieces,
-            late_sketch,
-            ..
-        } = plan;
-        let mut late = Vec::with_capacity(if late_sketch { sealed.len() } else { 0 });
-        for (p, (s, sk)) in pieces.iter().filter(|p| p.new).zip(sealed) {
-            if late_sketch {
-                late.push(sk);
+        let Plan { ty, mut pieces, .. } = plan;
+        for (p, (s, late_sketch)) in pieces.iter_mut().filter(|p| p.new).zip(sealed) {
+            // Only sketches computed while sealing come back; planned ones stay.
+            if late_sketch.is_some() {
+                p.sketch = late_sketch;
             }
             let (s, base) = s?;
             let raw = p.range.len();
@@ -337,10 +325,6 @@ impl<'r> Writer<'r> {
             if self.pack.is_full() {
                 self.seal_pack()?;
             }
-        }
-        let mut late = late.into_iter();
-        for p in pieces.iter_mut().filter(|p| late_sketch && p.new) {
-            p.sketch = late.next().flatten();
         }
         self.stats.chunks += pieces.len() as u64;
         Ok(pieces
