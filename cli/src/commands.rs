@@ -56,12 +56,23 @@ fn repo_path(cli: &Cli) -> Result<PathBuf> {
 }
 
 pub fn open(cli: &Cli, operation: &str, lock: Option<LockMode>) -> Result<Repo> {
+    open_with(cli, OpenOptions::new(operation, lock))
+}
+
+/// Open for a command that only reads: it works on a repository on read-only media.
+fn open_read_only(cli: &Cli, operation: &str) -> Result<Repo> {
+    open_with(
+        cli,
+        OpenOptions::new(operation, Some(LockMode::Shared)).read_only(),
+    )
+}
+
+fn open_with(cli: &Cli, opts: OpenOptions) -> Result<Repo> {
     let path = repo_path(cli)?;
     let storage = LocalStorage::open(&path)?;
     let index = storage.index_path();
     let pw = password::read(false)?;
-    let opts =
-        OpenOptions::new(operation, lock).lock_wait(Duration::from_secs(cli.global.lock_wait));
+    let opts = opts.lock_wait(Duration::from_secs(cli.global.lock_wait));
     let mut repo = Repo::open(Arc::new(storage), &index, &pw, &opts)?;
     for w in repo.take_warnings() {
         eprintln!("masclet: warning: {w}");
@@ -176,7 +187,7 @@ fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
 }
 
 fn snapshots(cli: &Cli) -> Result<u8> {
-    let repo = open(cli, "snapshots", Some(LockMode::Shared))?;
+    let repo = open_read_only(cli, "snapshots")?;
     let (snaps, bad) = repo.snapshots()?;
     for (id, e) in &bad {
         eprintln!(
@@ -229,7 +240,7 @@ fn snapshots(cli: &Cli) -> Result<u8> {
 }
 
 fn restore(cli: &Cli, a: &RestoreArgs, bars: &Bars) -> Result<u8> {
-    let repo = open(cli, "restore", Some(LockMode::Shared))?;
+    let repo = open_read_only(cli, "restore")?;
     let (id, snap) = repo.resolve(&a.snapshot)?;
     let s = engine::restore(
         &repo,
@@ -258,7 +269,7 @@ fn restore(cli: &Cli, a: &RestoreArgs, bars: &Bars) -> Result<u8> {
 }
 
 fn dump(cli: &Cli, snapshot: &str, path: &str) -> Result<u8> {
-    let repo = open(cli, "dump", Some(LockMode::Shared))?;
+    let repo = open_read_only(cli, "dump")?;
     let (_, snap) = repo.resolve(snapshot)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -268,7 +279,7 @@ fn dump(cli: &Cli, snapshot: &str, path: &str) -> Result<u8> {
 }
 
 fn ls(cli: &Cli, snapshot: &str, long: bool) -> Result<u8> {
-    let repo = open(cli, "ls", Some(LockMode::Shared))?;
+    let repo = open_read_only(cli, "ls")?;
     let (_, snap) = repo.resolve(snapshot)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -305,7 +316,7 @@ fn ls(cli: &Cli, snapshot: &str, long: bool) -> Result<u8> {
 }
 
 fn check(cli: &Cli, read_data: bool, bars: &Bars) -> Result<u8> {
-    let repo = open(cli, "check", Some(LockMode::Shared))?;
+    let repo = open_read_only(cli, "check")?;
     let r = engine::check(&repo, engine::CheckOptions::new(read_data), bars)?;
     if cli.global.json {
         let mut v = serde_json::to_value(&r)?;

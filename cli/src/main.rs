@@ -56,7 +56,9 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             if let Some(e) = err.downcast_ref::<masclet_engine::Error>() {
-                if e.kind() == ErrorKind::Io && e.message().contains("Broken pipe") {
+                // A reader that went away (`masclet ls | head`) is not a failure.
+                if e.kind() == ErrorKind::Io && e.io_kind() == Some(std::io::ErrorKind::BrokenPipe)
+                {
                     return ExitCode::SUCCESS;
                 }
                 eprintln!("masclet: error: {e}");

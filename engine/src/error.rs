@@ -90,14 +90,41 @@ impl Error {
     /// Wrap an I/O error on the repository side. A full disk gets its own wording because
     /// the operator's fix (free space, then rerun; nothing was committed) differs.
     pub fn storage(what: impl fmt::Display, err: std::io::Error) -> Self {
-        let message = if err.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+        let message = if err.kind() == std::io::ErrorKind::StorageFull {
             format!(
-                "repository storage full while {what}: free space and rerun (nothing was committed)"
+                "repository storage full while {what}: it is on a full disk; free space and rerun (nothing was committed)"
             )
         } else {
             format!("{what}: {err}")
         };
         Self::new(ErrorKind::Storage, message).with_source(err)
+    }
+
+    /// An SQLite error on the index database at `path`, classified by its code: the
+    /// disk under the index (cannot open, read-only, full, I/O error, permission) is
+    /// [`ErrorKind::Storage`] and `repair index` would not help; a damaged database is
+    /// [`ErrorKind::IndexUnavailable`]; a writer holding it is [`ErrorKind::Locked`].
+    pub fn sqlite(path: &std::path::Path, err: rusqlite::Error) -> Self {
+        sqlite_error(Some(path), err)
+    }
+
+    /// The I/O error kind behind this error, if an I/O error caused it: for callers that
+    /// must tell a read-only or full filesystem from other failures without reading text.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                return Some(io.kind());
+            }
+            if let Some(e) = c.downcast_ref::<Error>() {
+                return e.io_kind();
+            }
+            cause = c.source();
+        }
+        None
     }
 
     /// The kind of failure.
@@ -143,19 +170,46 @@ impl std::error::Error for Error {
 }
 
 impl From<rusqlite::Error> for Error {
-    /// SQLite trouble means the index cannot be trusted: the fix is `repair index`.
+    /// SQLite trouble, classified by code (see [`Error::sqlite`]).
     fn from(err: rusqlite::Error) -> Self {
-        // Busy is the exception: the index is sound, another process holds its write lock
-        // (a masclet process that is stopped, hung, or stuck on slow storage).
-        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+        sqlite_error(None, err)
+    }
+}
+
+fn sqlite_error(path: Option<&std::path::Path>, err: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    let db = path.map_or_else(
+        || "the index database".to_string(),
+        |p| format!("index database {}", p.display()),
+    );
+    match err.sqlite_error_code() {
+        // The index is sound, another process holds its write lock (a masclet process that
+        // is stopped, hung, or stuck on slow storage).
+        Some(C::DatabaseBusy) => {
             let message = format!(
-                "the index database stayed locked by another process ({err}); a masclet process may be suspended or hung: find it with `ps` and let it finish or stop it"
+                "{db} stayed locked by another process ({err}); a masclet process may be suspended or hung: find it with `ps` and let it finish or stop it"
             );
-            return Self::new(ErrorKind::Locked, message).with_source(err);
+            Error::new(ErrorKind::Locked, message).with_source(err)
         }
-        let message =
-            format!("index database error ({err}); if it persists run `masclet repair index`");
-        Self::new(ErrorKind::IndexUnavailable, message).with_source(err)
+        Some(C::DiskFull) => {
+            let message = format!(
+                "the disk holding {db} is full ({err}): free space and rerun (nothing was committed)"
+            );
+            Error::new(ErrorKind::Storage, message).with_source(err)
+        }
+        // The disk or its permissions failed, not the database: rebuilding the index
+        // would fail the same way.
+        Some(C::CannotOpen | C::ReadOnly | C::SystemIoFailure | C::PermissionDenied) => {
+            let message =
+                format!("storage failure on {db} ({err}): check the disk and its permissions");
+            Error::new(ErrorKind::Storage, message).with_source(err)
+        }
+        _ => {
+            let message = format!(
+                "{db} is damaged or unreadable ({err}); if it persists run `masclet repair index`"
+            );
+            Error::new(ErrorKind::IndexUnavailable, message).with_source(err)
+        }
     }
 }
 
@@ -176,5 +230,39 @@ mod tests {
         let e = Error::storage("writing pack", io);
         assert_eq!(e.kind(), ErrorKind::Storage);
         assert!(e.to_string().contains("storage full"), "{e}");
+        assert_eq!(e.io_kind(), Some(std::io::ErrorKind::StorageFull));
+    }
+
+    /// SQLite errors keep their true kind: the disk under the index is Storage (repairing
+    /// the index cannot help), damage is IndexUnavailable, a held write lock is Locked.
+    #[test]
+    fn sqlite_errors_map_by_code() {
+        use rusqlite::ffi;
+        let kind = |code: i32| {
+            let err = rusqlite::Error::SqliteFailure(ffi::Error::new(code), None);
+            Error::sqlite(std::path::Path::new("/r/index/index.sqlite"), err)
+        };
+        for code in [
+            ffi::SQLITE_CANTOPEN,
+            ffi::SQLITE_READONLY,
+            ffi::SQLITE_FULL,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_PERM,
+        ] {
+            let e = kind(code);
+            assert_eq!(e.kind(), ErrorKind::Storage, "code {code}: {e}");
+            assert!(e.to_string().contains("/r/index/index.sqlite"), "{e}");
+            assert!(!e.to_string().contains("repair index"), "{e}");
+        }
+        assert!(kind(ffi::SQLITE_FULL).to_string().contains("is full"));
+        for code in [ffi::SQLITE_CORRUPT, ffi::SQLITE_NOTADB] {
+            let e = kind(code);
+            assert_eq!(e.kind(), ErrorKind::IndexUnavailable, "code {code}: {e}");
+            assert!(e.to_string().contains("repair index"), "{e}");
+        }
+        assert_eq!(kind(ffi::SQLITE_BUSY).kind(), ErrorKind::Locked);
+        let plain: Error =
+            rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_FULL), None).into();
+        assert_eq!(plain.kind(), ErrorKind::Storage);
     }
 }

@@ -74,6 +74,8 @@ impl ChunkLocation {
 /// An open, verified index.
 pub struct Index {
     conn: Connection,
+    /// Opened for reading only: no checkpoint on drop, no writes.
+    read_only: bool,
 }
 
 fn unavailable(path: &Path, why: impl std::fmt::Display) -> Error {
@@ -94,14 +96,70 @@ fn open_flags() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
 }
 
+/// Read-only opening for commands that never write the index. On a directory this process
+/// cannot write (read-only media, a copy without write permission) SQLite could not create
+/// the WAL's shared-memory file, so the database is opened `immutable`: nothing can change
+/// it there while we read.
+fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok() {
+        return Connection::open_with_flags(path, flags);
+    }
+    Connection::open_with_flags(format!("file:{}?immutable=1", uri_path(path)), flags)
+}
+
+/// `path` escaped for an SQLite `file:` URI (`%`, `?` and `#` would end or bend it).
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// SQLite reports a full disk under its shared-memory file, or a read-only filesystem, as
+/// a plain I/O or open error; the filesystem's state tells the operator the true cause.
+fn name_full_disk(path: &Path, e: Error) -> Error {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let Ok(st) = rustix::fs::statvfs(dir) else {
+        return e;
+    };
+    let why = if e.kind() != ErrorKind::Storage {
+        return e;
+    } else if st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+        "is on a read-only filesystem (only snapshots, ls, dump, restore and check work there)"
+    } else if st.f_bavail == 0 {
+        "is on a full disk: free space and rerun (nothing was committed)"
+    } else {
+        return e;
+    };
+    let message = format!("{} {why} ({})", path.display(), e.message());
+    Error::new(ErrorKind::Storage, message).with_source(e)
+}
+
+fn configure_read_only(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(busy_secs()))
+}
+
+fn busy_secs() -> u64 {
+    std::env::var("MASCLET_INDEX_BUSY_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60u64)
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Commits are short, so a minute of waiting means the holder is stopped or hung. The
     // override exists for tests that freeze a process on purpose.
-    let busy = std::env::var("MASCLET_INDEX_BUSY_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60u64);
-    conn.busy_timeout(std::time::Duration::from_secs(busy))?;
+    conn.busy_timeout(std::time::Duration::from_secs(busy_secs()))?;
     // WAL lets backups read while another commits; FULL because the snapshot written right
     // after an index commit must never reference rows a power loss could take back.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -115,6 +173,9 @@ impl Drop for Index {
     fn drop(&mut self) {
         // Fold the WAL into the database so an idle repository carries no WAL at all. Best
         // effort: another process may be reading, and the WAL is valid either way.
+        if self.read_only {
+            return;
+        }
         let _ = self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
     }
 }
@@ -149,7 +210,10 @@ impl Index {
             [SCHEMA_VERSION],
         )?;
         conn.execute("INSERT INTO meta VALUES ('repo_id', ?1)", [&repo_id.0[..]])?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            read_only: false,
+        })
     }
 
     /// Open and verify the index of repository `repo_id`.
@@ -157,16 +221,48 @@ impl Index {
     /// # Errors
     /// [`ErrorKind::IndexUnavailable`] when it is missing, damaged, from another repository
     /// or of another schema version; the message names `masclet repair index`.
+    /// [`ErrorKind::Storage`] when the disk under it fails (full, read-only, I/O error).
     pub fn open(path: &Path, repo_id: RepoId) -> Result<Self> {
-        if !path.is_file() {
-            return Err(unavailable(path, "missing"));
+        Self::open_mode(path, repo_id, false)
+    }
+
+    /// [`Index::open`] for commands that only read: works on read-only media.
+    ///
+    /// # Errors
+    /// As [`Index::open`].
+    pub fn open_read_only(path: &Path, repo_id: RepoId) -> Result<Self> {
+        Self::open_mode(path, repo_id, true)
+    }
+
+    fn open_mode(path: &Path, repo_id: RepoId, read_only: bool) -> Result<Self> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(unavailable(path, "not a file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(unavailable(path, "missing"));
+            }
+            Err(e) => return Err(Error::storage(format!("opening {}", path.display()), e)),
         }
-        let conn =
-            Connection::open_with_flags(path, open_flags()).map_err(|e| unavailable(path, e))?;
-        configure(&conn).map_err(|e| unavailable(path, e))?;
+        // Damage keeps the wording that names `repair index`; the disk's failures do not.
+        let sql = |e: rusqlite::Error| {
+            let text = e.to_string();
+            match Error::sqlite(path, e) {
+                err if err.kind() == ErrorKind::IndexUnavailable => unavailable(path, text),
+                err => name_full_disk(path, err),
+            }
+        };
+        let conn = if read_only {
+            let conn = open_read_only(path).map_err(sql)?;
+            configure_read_only(&conn).map_err(sql)?;
+            conn
+        } else {
+            let conn = Connection::open_with_flags(path, open_flags()).map_err(sql)?;
+            configure(&conn).map_err(sql)?;
+            conn
+        };
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| unavailable(path, e))?;
+            .map_err(sql)?;
         if check != "ok" {
             return Err(unavailable(path, format!("integrity check: {check}")));
         }
@@ -174,7 +270,8 @@ impl Index {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .optional()
         };
-        match meta("schema_version").map_err(|e| unavailable(path, e))? {
+        let meta = |key: &str| meta(key).map_err(sql);
+        match meta("schema_version")? {
             Some(rusqlite::types::Value::Integer(SCHEMA_VERSION)) => {}
             other => {
                 return Err(unavailable(
@@ -183,11 +280,11 @@ impl Index {
                 ));
             }
         }
-        match meta("repo_id").map_err(|e| unavailable(path, e))? {
+        match meta("repo_id")? {
             Some(rusqlite::types::Value::Blob(b)) if b == repo_id.0 => {}
             _ => return Err(unavailable(path, "it belongs to another repository")),
         }
-        Ok(Self { conn })
+        Ok(Self { conn, read_only })
     }
 
     /// Run `f` inside `BEGIN IMMEDIATE … COMMIT`: writers take the write lock up front, so

@@ -31,6 +31,9 @@ pub struct OpenOptions {
     pub operation: String,
     /// How long to wait for a conflicting lock.
     pub lock_wait: Duration,
+    /// The command only reads: the index opens read-only, and on read-only media the
+    /// command runs without a lock (it cannot be written, so no writer can conflict).
+    pub read_only: bool,
 }
 
 impl OpenOptions {
@@ -40,7 +43,15 @@ impl OpenOptions {
             lock,
             operation: operation.to_string(),
             lock_wait: Duration::from_secs(60),
+            read_only: false,
         }
+    }
+
+    /// Mark the command as read-only (see [`OpenOptions::read_only`]).
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
     }
 
     /// Set the lock wait.
@@ -111,12 +122,19 @@ pub fn unlock(storage: &dyn Storage, passphrase: &[u8]) -> Result<(Keys, RepoCon
         }
     }
     Err(match last_err {
-        // A slot with out-of-bounds KDF parameters says so; anything else reads as a wrong passphrase.
-        Some(e) if e.kind() == ErrorKind::Corrupt && e.to_string().contains("out of bounds") => e,
-        Some(_) => Error::new(
+        // A damaged slot (bad magic, KDF parameters out of bounds) is an unreadable key
+        // slot, which the operator meets as exit 3 like a wrong passphrase; its message
+        // says which.
+        Some(e) if e.kind() == ErrorKind::Corrupt => Error::new(
+            ErrorKind::WrongPassword,
+            format!("unreadable key slot: {}", e.message()),
+        ),
+        Some(e) if e.kind() == ErrorKind::WrongPassword => Error::new(
             ErrorKind::WrongPassword,
             "wrong passphrase or damaged key slot",
         ),
+        // Storage failures and unknown slot versions keep their kind.
+        Some(e) => e,
         None => Error::corrupt("repository has no key slots"),
     })
 }
@@ -134,16 +152,31 @@ impl Repo {
         opts: &OpenOptions,
     ) -> Result<Self> {
         let (keys, config) = unlock(storage.as_ref(), passphrase)?;
-        let index = Index::open(index_path, keys.repo_id())?;
+        let index = if opts.read_only {
+            Index::open_read_only(index_path, keys.repo_id())?
+        } else {
+            Index::open(index_path, keys.repo_id())?
+        };
         let mut warnings = Vec::new();
         let lock = match opts.lock {
-            Some(mode) => Some(lock::acquire(
-                Arc::clone(&storage),
-                mode,
-                &opts.operation,
-                opts.lock_wait,
-                &mut warnings,
-            )?),
+            Some(mode) => {
+                match lock::acquire(
+                    Arc::clone(&storage),
+                    mode,
+                    &opts.operation,
+                    opts.lock_wait,
+                    &mut warnings,
+                ) {
+                    Ok(guard) => Some(guard),
+                    Err(e) if opts.read_only && cannot_write_here(&e) => {
+                        warnings.push(format!(
+                            "the repository cannot be written ({e}); reading it without a lock, which is safe only if no other process can change it (read-only media)"
+                        ));
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             None => None,
         };
         Ok(Self {
@@ -332,6 +365,16 @@ impl Repo {
         let ids = snap.tree.iter().map(|(id, _)| *id).collect();
         TreeReader::new(ids, move |id| self.load_chunk(id, ObjectType::Tree))
     }
+}
+
+/// Whether `e` says the repository refuses writes (read-only media or no write permission),
+/// as opposed to failing them (full disk, I/O error).
+fn cannot_write_here(e: &Error) -> bool {
+    e.kind() == ErrorKind::Storage
+        && matches!(
+            e.io_kind(),
+            Some(std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied)
+        )
 }
 
 /// The base a delta names inside its envelope must be the one its pack trailer records:

@@ -4,6 +4,7 @@
 mod crash;
 mod flow;
 mod index;
+mod media;
 mod ops;
 mod retention;
 mod secrets;
