@@ -11,7 +11,7 @@
 //! size of the input (format-spec.md states the figure).
 
 use crate::chunker::Cutter;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::format::ObjectType;
 use crate::id::{ChunkId, SnapshotId};
 use crate::pack::PackBuilder;
@@ -302,15 +302,7 @@ pub fn backup(
         tree: std::mem::take(&mut w.tree_chunks),
     };
     w.repo.ensure_lock()?;
-    let id = snapshot
-        .save(w.repo.storage.as_ref(), &w.repo.keys)
-        .map_err(|e| {
-            if e.kind() == ErrorKind::Storage {
-                e.context("writing the snapshot (nothing was committed)")
-            } else {
-                e
-            }
-        })?;
+    let id = snapshot.save(w.repo.storage.as_ref(), &w.repo.keys)?;
     Ok(BackupSummary {
         snapshot: id,
         stats: w.stats,

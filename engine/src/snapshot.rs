@@ -194,11 +194,26 @@ impl Snapshot {
     /// Seal and store as a new snapshot object: the commit point of a backup.
     ///
     /// # Errors
-    /// `Storage` errors.
+    /// `Storage` errors. A failed write may still have put the snapshot in place (an
+    /// error syncing the directory after the rename): the message then says it is
+    /// committed with its durability unconfirmed, and otherwise that nothing was committed.
     pub fn save(&self, storage: &dyn Storage, keys: &Keys) -> Result<SnapshotId> {
         let id = SnapshotId::random();
         let sealed = keys.seal(ObjectType::Snapshot, &id.0, &self.encode(), Some(3));
-        storage.put(Kind::Snapshot, &id.to_hex(), &sealed)?;
+        storage
+            .put(Kind::Snapshot, &id.to_hex(), &sealed)
+            .map_err(|e| {
+                if e.kind() != ErrorKind::Storage {
+                    return e;
+                }
+                match storage.get(Kind::Snapshot, &id.to_hex()) {
+                    Ok(stored) if stored == sealed => e.context(format!(
+                        "snapshot {} is committed (it is in the repository, whole), but storage reported an error while making it durable, so surviving a power loss is unconfirmed",
+                        id.short()
+                    )),
+                    _ => e.context("writing the snapshot (nothing was committed)"),
+                }
+            })?;
         Ok(id)
     }
 

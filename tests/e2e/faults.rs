@@ -181,3 +181,66 @@ fn a_backup_that_lost_its_lock_indexes_no_more_packs() {
         );
     }
 }
+
+/// A write that takes effect and then reports an error (an EIO from the directory fsync
+/// after the rename), at every mutation of a backup: when the new snapshot is in the
+/// repository the error says it is committed with durability unconfirmed, and otherwise
+/// that nothing was committed; it never says one while the other is true.
+#[test]
+fn an_error_after_the_snapshot_is_in_place_says_it_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx_dir = dir.path().join("idx");
+    std::fs::create_dir_all(&idx_dir).unwrap();
+    let (mem, index) = memory_repo(&idx_dir);
+    drop(open(mem.clone() as Arc<dyn Storage>, &index).unwrap());
+    let image: Image = mem.dump();
+    let data = noise(1 << 20, 9);
+    let counter = Arc::new(FaultyStorage::new(
+        MemoryStorage::from_dump(image.clone()),
+        u64::MAX,
+        FaultMode::Fail,
+    ));
+    let count_dir = dir.path().join("count");
+    copy_tree(&idx_dir, &count_dir);
+    let mut repo = open(
+        counter.clone() as Arc<dyn Storage>,
+        &count_dir.join("index.sqlite"),
+    )
+    .unwrap();
+    backup_bytes(&mut repo, "db.dump", &data).unwrap();
+    drop(repo);
+    let mut saw_committed = false;
+    for n in 0..counter.mutations() {
+        let run = dir.path().join(format!("run-{n}"));
+        copy_tree(&idx_dir, &run);
+        let faulty = Arc::new(FaultyStorage::new(
+            MemoryStorage::from_dump(image.clone()),
+            n,
+            FaultMode::Applied,
+        ));
+        let Ok(mut repo) = open(
+            faulty.clone() as Arc<dyn Storage>,
+            &run.join("index.sqlite"),
+        ) else {
+            continue;
+        };
+        let result = backup_bytes(&mut repo, "db.dump", &data);
+        drop(repo);
+        let stored = faulty.inner().list(Kind::Snapshot).unwrap().len();
+        if let Err(e) = result {
+            let msg = e.to_string();
+            if stored == 1 {
+                saw_committed = true;
+                assert!(msg.contains("is committed"), "at {n}: {msg}");
+                assert!(!msg.contains("nothing was committed"), "at {n}: {msg}");
+            } else {
+                assert!(!msg.contains("is committed"), "at {n}: {msg}");
+            }
+        }
+        std::fs::remove_dir_all(&run).unwrap();
+    }
+    assert!(
+        saw_committed,
+        "the fault hit the snapshot's write at some point"
+    );
+}

@@ -16,6 +16,9 @@ pub enum FaultMode {
     Fail,
     /// A put leaves the first half of its bytes under the final name, then fails.
     Torn,
+    /// The operation takes effect, then reports failure: an EIO from the directory fsync
+    /// after a rename, where the object is in place but its durability is unconfirmed.
+    Applied,
 }
 
 /// Wraps a store; fails the `fail_at`-th mutation (0-based) and all after it.
@@ -63,16 +66,22 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         if !failing {
             return self.inner.put(kind, name, data);
         }
-        if first && self.mode == FaultMode::Torn {
-            self.inner.put(kind, name, &data[..data.len() / 2])?;
+        match self.mode {
+            FaultMode::Torn if first => self.inner.put(kind, name, &data[..data.len() / 2])?,
+            FaultMode::Applied if first => self.inner.put(kind, name, data)?,
+            _ => {}
         }
         Err(Self::fault("put"))
     }
     fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> Result<()> {
-        if self.tick().0 {
-            return Err(Self::fault("replace"));
+        let (failing, first) = self.tick();
+        if !failing {
+            return self.inner.replace(kind, name, data);
         }
-        self.inner.replace(kind, name, data)
+        if first && self.mode == FaultMode::Applied {
+            self.inner.replace(kind, name, data)?;
+        }
+        Err(Self::fault("replace"))
     }
     fn get(&self, kind: Kind, name: &str) -> Result<Vec<u8>> {
         self.inner.get(kind, name)
@@ -84,9 +93,13 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         self.inner.list(kind)
     }
     fn delete(&self, kind: Kind, name: &str) -> Result<()> {
-        if self.tick().0 {
-            return Err(Self::fault("delete"));
+        let (failing, first) = self.tick();
+        if !failing {
+            return self.inner.delete(kind, name);
         }
-        self.inner.delete(kind, name)
+        if first && self.mode == FaultMode::Applied {
+            self.inner.delete(kind, name)?;
+        }
+        Err(Self::fault("delete"))
     }
 }
