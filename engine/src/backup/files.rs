@@ -203,12 +203,15 @@ impl Writer<'_> {
             // Decided from metadata alone: a file listed from the parent is not even opened.
             let source = match self.unchanged(&entry, &meta)? {
                 Some(prev) => Content::Unchanged(prev),
-                None => match File::options()
-                    .read(true)
-                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
-                    .open(fs_path)
-                {
-                    Ok(f) => Content::Read(f),
+                None => match open_listed(fs_path, &meta) {
+                    Ok(Some(f)) => Content::Read(f),
+                    Ok(None) => {
+                        self.progress.warn(&format!(
+                            "{} changed during the backup (it is no longer the regular file listed); skipped",
+                            fs_path.display()
+                        ));
+                        return Ok(());
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         return self.vanished(fs_path);
                     }
@@ -237,6 +240,38 @@ impl Writer<'_> {
     }
 }
 
+/// Open the regular file `listed` describes, or `None` when something else now stands at
+/// `path`. The open never blocks (a FIFO swapped in after the lstat would wait for a writer
+/// forever, with the repository lock held) and follows no symlink; the open descriptor
+/// must then be the same file (type, device, inode) as the lstat saw.
+pub(super) fn open_listed(
+    path: &Path,
+    listed: &std::fs::Metadata,
+) -> std::io::Result<Option<File>> {
+    use rustix::fs::OFlags;
+    let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    let f = match File::options()
+        .read(true)
+        .custom_flags(flags.bits().cast_signed())
+        .open(path)
+    {
+        Ok(f) => f,
+        // ELOOP: a symlink now stands where the file was.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let now = f.metadata()?;
+    if !now.file_type().is_file() || now.dev() != listed.dev() || now.ino() != listed.ino() {
+        return Ok(None);
+    }
+    // Back to blocking reads: a regular file ignores the flag, but say what we mean.
+    let fl = rustix::fs::fcntl_getfl(&f)?;
+    rustix::fs::fcntl_setfl(&f, fl - OFlags::NONBLOCK)?;
+    Ok(Some(f))
+}
+
 pub(super) fn top_level_name(path: &Path) -> Result<Vec<u8>> {
     let name = path.file_name().ok_or_else(|| {
         Error::invalid(format!(
@@ -245,4 +280,42 @@ pub(super) fn top_level_name(path: &Path) -> Result<Vec<u8>> {
         ))
     })?;
     Ok(name.as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FIFO standing where the walk listed a regular file (swapped in between lstat and
+    /// open), or a FIFO itself, is not opened for reading: the open returns at once with
+    /// `None` instead of waiting for a writer forever.
+    #[test]
+    fn a_fifo_swapped_in_after_the_lstat_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"data").unwrap();
+        let listed = std::fs::symlink_metadata(&p).unwrap();
+        assert!(open_listed(&p, &listed).unwrap().is_some());
+        std::fs::remove_file(&p).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(open_listed(&p, &listed).unwrap().is_none());
+        let fifo = std::fs::symlink_metadata(&p).unwrap();
+        assert!(open_listed(&p, &fifo).unwrap().is_none());
+        // Another regular file (new inode) under the same name is not the one listed.
+        std::fs::remove_file(&p).unwrap();
+        let keep = dir.path().join("keep");
+        std::fs::write(&keep, b"x").unwrap();
+        std::fs::write(&p, b"other").unwrap();
+        assert!(open_listed(&p, &listed).unwrap().is_none());
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&keep, &p).unwrap();
+        assert!(open_listed(&p, &listed).unwrap().is_none());
+    }
 }
