@@ -220,7 +220,8 @@ pub fn acquire(
         operation: operation.to_string(),
         mode,
     };
-    let deadline = Instant::now() + wait;
+    // A wait too long to represent (`--lock-wait` of centuries) waits forever.
+    let deadline = Instant::now().checked_add(wait);
     let mut pause = Duration::from_millis(50);
     loop {
         let id = LockId::random();
@@ -243,7 +244,7 @@ pub fn acquire(
                     "interrupted while waiting for the repository lock",
                 ));
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(locked_by(&holder));
             }
             // Random jitter breaks the tie when two exclusive lockers keep seeing each other.

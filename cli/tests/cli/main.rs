@@ -2,6 +2,7 @@
 //! messages as an operator sees them. One test binary; the modules group the scenarios.
 
 mod crash;
+mod extremes;
 mod flow;
 mod index;
 mod media;
