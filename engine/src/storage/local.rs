@@ -23,15 +23,41 @@ pub struct LocalStorage {
     open_files: Mutex<HashMap<PathBuf, Arc<File>>>,
 }
 
+/// Create a private directory if absent. A new directory's entry lives in its parent, so
+/// the parent is synced too: otherwise a power loss could take back `packs/ab/` along with
+/// a pack the index already points at.
 fn mkdir_private(path: &Path) -> std::io::Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(path) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other,
+        Err(e) => Err(e),
+        Ok(()) => match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => sync_dir(parent),
+            None => sync_dir(Path::new(".")),
+        },
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Directories synced by this thread, for the tests of what gets synced.
+    static SYNCED: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn sync_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg(test)]
+    SYNCED.with(|s| s.borrow_mut().push(path.to_path_buf()));
     File::open(path)?.sync_all()
+}
+
+/// The size of a listed regular file; `None` for anything else, and for an entry that
+/// vanished since the directory was read (a lock released by another process meanwhile).
+fn listed_size(e: &fs::DirEntry) -> std::io::Result<Option<u64>> {
+    match e.metadata() {
+        Ok(m) if m.is_file() => Ok(Some(m.len())),
+        Ok(_) => Ok(None),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 impl LocalStorage {
@@ -262,7 +288,13 @@ impl Storage for LocalStorage {
         let mut out = Vec::new();
         for dir in dirs {
             let wrap = |e| Error::storage(format!("listing {}", dir.display()), e);
-            for e in fs::read_dir(&dir).map_err(wrap)? {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                // A pack directory removed since the packs/ listing holds nothing now.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir != base => continue,
+                Err(e) => return Err(wrap(e)),
+            };
+            for e in entries {
                 let e = e.map_err(wrap)?;
                 let Some(name) = e.file_name().to_str().map(str::to_string) else {
                     continue;
@@ -270,9 +302,8 @@ impl Storage for LocalStorage {
                 if check_name(kind, &name).is_err() {
                     continue;
                 }
-                let meta = e.metadata().map_err(wrap)?;
-                if meta.is_file() {
-                    out.push((name, meta.len()));
+                if let Some(len) = listed_size(&e).map_err(wrap)? {
+                    out.push((name, len));
                 }
             }
         }
@@ -318,6 +349,37 @@ impl Storage for LocalStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every directory a repository creates is synced in its parent: the repository in
+    /// its parent at init, and a new `packs/xx/` in `packs/` when its first pack lands.
+    #[test]
+    fn new_directories_are_synced_in_their_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        SYNCED.with(|s| s.borrow_mut().clear());
+        let s = LocalStorage::create(&root).unwrap();
+        let synced = SYNCED.with(|s| s.borrow().clone());
+        assert!(synced.contains(&dir.path().to_path_buf()), "{synced:?}");
+        assert!(synced.contains(&root), "{synced:?}");
+        SYNCED.with(|s| s.borrow_mut().clear());
+        s.put(Kind::Pack, &"cd".repeat(32), b"pack").unwrap();
+        let synced = SYNCED.with(|s| s.borrow().clone());
+        assert!(synced.contains(&root.join("packs")), "{synced:?}");
+        assert!(synced.contains(&root.join("packs/cd")), "{synced:?}");
+    }
+
+    /// An entry that vanishes between readdir and stat (another process releasing its
+    /// lock) is skipped, not a failed listing.
+    #[test]
+    fn an_entry_vanishing_between_readdir_and_stat_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        fs::write(&p, b"x").unwrap();
+        let e = fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap();
+        assert_eq!(listed_size(&e).unwrap(), Some(1));
+        fs::remove_file(&p).unwrap();
+        assert_eq!(listed_size(&e).unwrap(), None);
+    }
 
     /// More pieces than one `writev` takes (1024), some empty, some large: the object is
     /// their concatenation, and it exists only once whole.
