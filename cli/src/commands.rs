@@ -83,14 +83,12 @@ fn open_with(cli: &Cli, opts: OpenOptions) -> Result<Repo> {
 fn init(cli: &Cli, a: &InitArgs) -> Result<u8> {
     let path = repo_path(cli)?;
     let pw = password::read(true)?;
+    let config = engine::RepoConfig::new_default();
+    engine::check_init(&pw, &config)?;
+    let existed = path.exists();
     let storage = LocalStorage::create(&path)?;
-    let id = engine::init(
-        &storage,
-        &storage.index_path(),
-        &pw,
-        engine::RepoConfig::new_default(),
-        kdf_params(a),
-    )?;
+    let id = engine::init(&storage, &storage.index_path(), &pw, config, kdf_params(a))
+        .inspect_err(|_| undo_init(&path, existed))?;
     if cli.global.json {
         print_json(&json!({ "id": id, "path": path }));
     } else {
@@ -102,6 +100,23 @@ fn init(cli: &Cli, a: &InitArgs) -> Result<u8> {
         println!("keep the passphrase safe: without it the backups cannot be read");
     }
     Ok(0)
+}
+
+/// Remove what a failed init created (the directory was absent or empty before, as
+/// `LocalStorage::create` requires), so that the retry finds no half-made repository.
+fn undo_init(path: &std::path::Path, existed: bool) {
+    if !existed {
+        let _ = std::fs::remove_dir_all(path);
+        return;
+    }
+    for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        let p = e.path();
+        let _ = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+    }
 }
 
 /// The key slot's KDF: the flags, unless the test-suite override asks for the cheapest.

@@ -77,7 +77,7 @@ pub use keys::KdfParams;
 pub use lock::LockMode;
 pub use progress::{NoProgress, Progress, Unit};
 pub use repair::{RepairReport, repair_index};
-pub use repo::{OpenOptions, Repo, init, unlock};
+pub use repo::{OpenOptions, Repo, check_init, init, unlock};
 pub use restore::{LsEntry, RestoreOptions, RestoreSummary, dump, list, restore};
 pub use retention::{ForgetPlan, KeepPolicy, SnapshotRef};
 pub use snapshot::{BackupStats, Snapshot};

@@ -73,6 +73,18 @@ pub struct Repo {
     warnings: Vec<String>,
 }
 
+/// Refuse what [`init`] would refuse, so that a caller can check before it creates the
+/// repository's directory: a failed init must leave nothing that blocks the retry.
+///
+/// # Errors
+/// `InvalidInput` for an empty passphrase; `Corrupt` for a config out of bounds.
+pub fn check_init(passphrase: &[u8], config: &RepoConfig) -> Result<()> {
+    if passphrase.is_empty() {
+        return Err(Error::invalid("refusing an empty passphrase"));
+    }
+    config.check()
+}
+
 /// Create a repository in `storage` with its index at `index_path`.
 ///
 /// # Errors
@@ -84,7 +96,7 @@ pub fn init(
     config: RepoConfig,
     kdf: KdfParams,
 ) -> Result<RepoId> {
-    config.check()?;
+    check_init(passphrase, &config)?;
     let repo_id = RepoId::random();
     let master = MasterKey::generate();
     let key_id = KeyId::random();

@@ -95,3 +95,33 @@ fn an_abandoned_lock_is_removed_with_a_warning() {
         "{err}"
     );
 }
+
+/// A failed init (an empty passphrase, refused before anything is created; or a failure
+/// after the directory was made) leaves nothing behind, so the retry works.
+#[test]
+fn a_failed_init_leaves_nothing_that_blocks_the_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        repo: dir.path().join("repo"),
+        dir,
+    };
+    let o = env
+        .cmd(&["init"])
+        .env("MASCLET_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("empty passphrase"));
+    assert!(!env.repo.exists(), "nothing created");
+    // An empty directory given by the operator stays, and stays empty.
+    std::fs::create_dir(&env.repo).unwrap();
+    let o = env
+        .cmd(&["init"])
+        .env("MASCLET_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read_dir(&env.repo).unwrap().count(), 0);
+    env.ok(&["init"]);
+    env.ok(&["snapshots"]);
+}
