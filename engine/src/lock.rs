@@ -266,10 +266,20 @@ pub fn acquire(
 }
 
 fn locked_by(holder: &LockInfo) -> Error {
+    // `unlock` removes only this host's dead holders; another host's lock needs `--all`,
+    // which is safe only once the operator knows nothing runs there.
+    let fix = if holder.host == hostname() {
+        "run `masclet unlock`".to_string()
+    } else {
+        format!(
+            "run `masclet unlock --all` once you know nothing runs on host {}",
+            holder.host
+        )
+    };
     Error::new(
         ErrorKind::Locked,
         format!(
-            "repository is locked by host {} pid {} ({}, {} lock, last seen {}); wait for it to finish, or if that process is gone, run `masclet unlock`",
+            "repository is locked by host {} pid {} ({}, {} lock, last seen {}); wait for it to finish, or if that process is gone, {fix}",
             holder.host,
             holder.pid,
             holder.operation,
@@ -390,6 +400,7 @@ mod tests {
                 .contains(&format!("pid {}", std::process::id())),
             "{err}"
         );
+        assert!(err.to_string().contains("run `masclet unlock`"), "{err}");
         drop(a);
         drop(_b);
         let _x = take(&s, LockMode::Exclusive, "gc", Duration::ZERO).unwrap();
@@ -429,6 +440,8 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("host elsewhere pid 1"), "{err}");
+        // Plain `unlock` leaves another host's lock: the advice must be `--all`.
+        assert!(err.to_string().contains("`masclet unlock --all`"), "{err}");
         assert_eq!(
             s.list(Kind::Lock).unwrap().len(),
             1,
