@@ -234,6 +234,21 @@ impl Index {
         Self::open_mode(path, repo_id, true)
     }
 
+    /// The repository id an index file records, read without any check; `None` when it
+    /// cannot be read. For diagnosing a config whose id was damaged.
+    pub(crate) fn recorded_repo_id(path: &Path) -> Option<RepoId> {
+        if !path.is_file() {
+            return None;
+        }
+        let conn = open_read_only(path).ok()?;
+        let b: Vec<u8> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| {
+                r.get(0)
+            })
+            .ok()?;
+        Some(RepoId(b.try_into().ok()?))
+    }
+
     fn open_mode(path: &Path, repo_id: RepoId, read_only: bool) -> Result<Self> {
         match std::fs::metadata(path) {
             Ok(m) if m.is_file() => {}

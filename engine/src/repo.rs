@@ -163,7 +163,10 @@ impl Repo {
         passphrase: &[u8],
         opts: &OpenOptions,
     ) -> Result<Self> {
-        let (keys, config) = unlock(storage.as_ref(), passphrase)?;
+        let (keys, config) = unlock(storage.as_ref(), passphrase).map_err(|e| match e.kind() {
+            ErrorKind::WrongPassword => config_id_damage(storage.as_ref(), index_path).unwrap_or(e),
+            _ => e,
+        })?;
         let index = if opts.read_only {
             Index::open_read_only(index_path, keys.repo_id())?
         } else {
@@ -377,6 +380,23 @@ impl Repo {
         let ids = snap.tree.iter().map(|(id, _)| *id).collect();
         TreeReader::new(ids, move |id| self.load_chunk(id, ObjectType::Tree))
     }
+}
+
+/// Key slots are bound to the repository id in the config's plaintext header, so a
+/// damaged id fails every slot like a wrong passphrase would. The index records the id
+/// too: when it disagrees, the config is the likelier culprit, and saying "wrong
+/// passphrase" would send the operator after the wrong thing.
+fn config_id_damage(storage: &dyn Storage, index_path: &Path) -> Option<Error> {
+    let config = storage.get(Kind::Config, CONFIG_NAME).ok()?;
+    let (id, _) = RepoConfig::decode_header(&config).ok()?;
+    let recorded = Index::recorded_repo_id(index_path)?;
+    (recorded != id).then(|| {
+        Error::corrupt(format!(
+            "the repository id in the config header ({}) differs from the one the index records ({}): the config is damaged (no key slot can open with a wrong id), or the index belongs to another repository",
+            id.short(),
+            recorded.short()
+        ))
+    })
 }
 
 /// Whether `e` says the repository refuses writes (read-only media or no write permission),

@@ -213,3 +213,19 @@ fn init_writes_the_kdf_parameters_asked_for() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("kdf-memory"));
     assert!(!repo.exists(), "nothing created on a usage error");
 }
+
+/// A flipped byte in the config header's repository id fails every key slot like a wrong
+/// passphrase; it is reported as a damaged config (exit 5), not "wrong passphrase" (3).
+#[test]
+fn a_damaged_config_repository_id_is_not_a_wrong_passphrase() {
+    let env = Env::new();
+    let config = env.repo.join("config");
+    let mut b = std::fs::read(&config).unwrap();
+    b[20] ^= 0x40;
+    std::fs::write(&config, &b).unwrap();
+    let err = env.fails(&["snapshots"], 5, "config is damaged");
+    assert!(!err.contains("wrong passphrase"), "{err}");
+    b[20] ^= 0x40;
+    std::fs::write(&config, &b).unwrap();
+    env.ok(&["snapshots"]);
+}
