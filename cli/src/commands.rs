@@ -3,7 +3,7 @@
 use crate::args::{BackupArgs, Cli, Command, InitArgs, RepairCommand, RestoreArgs};
 use crate::exit;
 use crate::maintenance;
-use crate::output::{bytes, local_time, print_json, rfc3339};
+use crate::output::{bytes, escape, local_time, print_json, rfc3339};
 use crate::password;
 use crate::progress::Bars;
 use anyhow::{Context, Result, anyhow};
@@ -240,14 +240,14 @@ fn snapshots(cli: &Cli) -> Result<u8> {
             let paths: Vec<_> = s
                 .paths
                 .iter()
-                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .map(|p| escape(&String::from_utf8_lossy(p)).into_owned())
                 .collect();
             println!(
                 "{:<8}  {:<19}  {:<12}  {:<20}  {:>9}  {}",
                 id.short(),
                 local_time(&s.time),
-                s.host,
-                s.tags.join(","),
+                escape(&s.host),
+                escape(&s.tags.join(",")),
                 bytes(s.stats.bytes_read),
                 paths.join(" ")
             );
@@ -314,14 +314,17 @@ fn ls(cli: &Cli, snapshot: &str, long: bool) -> Result<u8> {
             let target = e
                 .target
                 .as_ref()
-                .map(|t| format!(" -> {t}"))
+                .map(|t| format!(" -> {}", escape(t)))
                 .unwrap_or_default();
             format!(
                 "{:<7} {:04o} {:>12} {t}  {}{target}",
-                e.kind, e.mode, e.size, e.path
+                e.kind,
+                e.mode,
+                e.size,
+                escape(&e.path)
             )
         } else {
-            e.path
+            escape(&e.path).into_owned()
         };
         writeln!(out, "{line}").map_err(|err| engine::Error::io("writing output", err))
     })?;

@@ -31,6 +31,25 @@ pub fn rfc3339(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A name from a snapshot (path, link target, host, tag) for text output: control
+/// characters are escaped (`\n`, `\t`, `\u{1b}`), so a name cannot forge extra lines or
+/// terminal escapes, and a backslash is doubled so an escape cannot be mistaken for the
+/// name. JSON output carries names as they are.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || c == '\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Print a JSON value on stdout.
 pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
@@ -42,5 +61,12 @@ mod tests {
     fn human_bytes() {
         assert_eq!(super::bytes(999), "999 B");
         assert_eq!(super::bytes(1_500_000), "1.5 MB");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::escape("plain name.txt"), "plain name.txt");
+        assert_eq!(super::escape("a\nb\tc\u{1b}[2J"), "a\\nb\\tc\\u{1b}[2J");
+        assert_eq!(super::escape("back\\slash"), "back\\\\slash");
     }
 }

@@ -124,3 +124,37 @@ fn summary_reports_bytes_stored_against_bytes_read() {
     let expect = json["bytes_added"].as_f64().unwrap() / json["bytes_read"].as_f64().unwrap();
     assert!((ratio - expect).abs() < 1e-9, "{json}");
 }
+
+/// Names with control characters (a newline, a terminal escape) are escaped in `ls`,
+/// `ls -l` and `snapshots` text output, so a name cannot forge lines; JSON keeps them.
+#[test]
+fn text_output_escapes_control_characters_in_names() {
+    let env = Env::new();
+    let src = env.path("sr\nc");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("evil\nforged.txt"), b"x").unwrap();
+    std::fs::write(src.join("esc\u{1b}[2J"), b"y").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let ls = env.ok(&["ls", "latest"]);
+    assert_eq!(
+        ls.lines().collect::<Vec<_>>(),
+        vec!["sr\\nc", "sr\\nc/esc\\u{1b}[2J", "sr\\nc/evil\\nforged.txt"],
+        "{ls:?}"
+    );
+    let long = env.ok(&["ls", "-l", "latest"]);
+    assert_eq!(long.lines().count(), 3, "{long:?}");
+    assert!(!long.contains('\u{1b}'), "{long:?}");
+    let snaps = env.ok(&["snapshots"]);
+    assert_eq!(
+        snaps.lines().count(),
+        3,
+        "header, one snapshot, count: {snaps:?}"
+    );
+    assert!(snaps.contains("sr\\nc"), "{snaps:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["ls", "--json", "latest"])).unwrap();
+    assert!(
+        json.to_string().contains("evil\\nforged.txt"),
+        "JSON keeps the name: {json}"
+    );
+}
