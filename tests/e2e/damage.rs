@@ -1,0 +1,181 @@
+//! Damage must not spread: a lost pack is healed by the next backup instead of being
+//! deduplicated against, and `repair index` adopts every chunk it can still decode and
+//! nothing it cannot.
+
+use masclet_engine::{BackupSummary, LockMode, OpenOptions, RepairReport, Repo};
+use masclet_tests::*;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn backup_stream(repo: &mut Repo, name: &str, data: &[u8]) -> BackupSummary {
+    let src = masclet_engine::Source::Stream {
+        name: name.as_bytes().to_vec(),
+        reader: Box::new(std::io::Cursor::new(data.to_vec())),
+    };
+    masclet_engine::backup(
+        repo,
+        src,
+        &masclet_engine::BackupOptions::default(),
+        &masclet_engine::NoProgress,
+    )
+    .unwrap()
+}
+
+fn pack_files(r: &LocalRepo) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for d in std::fs::read_dir(r.path.join("packs")).unwrap() {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            out.insert(f.unwrap().path());
+        }
+    }
+    out
+}
+
+fn repair(r: &LocalRepo) -> RepairReport {
+    let storage = Arc::new(masclet_engine::LocalStorage::open(&r.path).unwrap());
+    let opts = OpenOptions::new("test", Some(LockMode::Exclusive));
+    masclet_engine::repair_index(
+        storage,
+        &r.index_path(),
+        PASSWORD,
+        &opts,
+        &masclet_engine::NoProgress,
+    )
+    .unwrap()
+}
+
+/// `data` with one byte changed every `every` bytes: each chunk changes a little, so a
+/// backup after `data` stores its chunks as deltas.
+fn touched(data: &[u8], every: usize) -> Vec<u8> {
+    let mut out = data.to_vec();
+    for i in (every / 2..out.len()).step_by(every) {
+        out[i] ^= 0x55;
+    }
+    out
+}
+
+#[test]
+fn a_backup_after_a_pack_is_lost_stores_its_chunks_again_and_restores() {
+    let r = LocalRepo::small_chunks();
+    let mut repo = r.open();
+    let data = noise(400_000, 1);
+    let first = backup_stream(&mut repo, "f", &data);
+    for p in pack_files(&r) {
+        std::fs::remove_file(p).unwrap();
+    }
+    // Without the pack listing this backup deduplicated everything and could not restore.
+    let second = backup_stream(&mut repo, "f", &data);
+    let h = second.healing;
+    assert_eq!(h.missing_packs, 1, "{second:?}");
+    assert_eq!(h.untrusted_chunks, first.stats.new_chunks, "{second:?}");
+    // All but the old tree chunk (this stream's time differs) were read again.
+    assert_eq!(h.stored_again + 1, h.untrusted_chunks, "{second:?}");
+    assert_eq!(
+        second.stats.new_chunks, first.stats.new_chunks,
+        "{second:?}"
+    );
+    assert_eq!(dump(&repo, second.snapshot, "f").unwrap(), data);
+    // Healed: the next backup finds nothing missing and stores nothing.
+    let third = backup_stream(&mut repo, "f", &data);
+    assert_eq!(third.healing.missing_packs, 0);
+    assert_eq!(third.stats.new_chunks, 0, "{third:?}");
+}
+
+#[test]
+fn deltas_whose_base_pack_is_lost_are_neither_deduplicated_nor_used_as_bases() {
+    let r = LocalRepo::small_chunks();
+    let mut repo = r.open();
+    let data = noise(400_000, 2);
+    backup_stream(&mut repo, "f", &data);
+    let first_packs = pack_files(&r);
+    let changed = touched(&data, 20_000);
+    let second = backup_stream(&mut repo, "f", &changed);
+    assert!(second.delta_chunks > 0, "{second:?}");
+    // The deltas' pack stays; their bases' pack goes.
+    for p in &first_packs {
+        std::fs::remove_file(p).unwrap();
+    }
+    let third = backup_stream(&mut repo, "f", &changed);
+    assert_eq!(third.healing.missing_packs, 1, "{third:?}");
+    assert!(
+        third.healing.untrusted_chunks > first_packs.len() as u64 + second.delta_chunks - 1,
+        "the deltas went with their bases: {third:?}"
+    );
+    assert_eq!(dump(&repo, third.snapshot, "f").unwrap(), changed);
+    let fourth = backup_stream(&mut repo, "f", &touched(&changed, 30_000));
+    assert_eq!(
+        dump(&repo, fourth.snapshot, "f").unwrap(),
+        touched(&changed, 30_000)
+    );
+}
+
+#[test]
+fn repair_leaves_out_dead_deltas_whose_base_gc_deleted() {
+    let r = LocalRepo::small_chunks();
+    let mut repo = r.open();
+    let a = noise(300_000, 3);
+    let b = noise(3_000_000, 4);
+    let first = backup_stream(&mut repo, "f", &a);
+    // The deltas of `a` share their pack with `b`, which a third snapshot keeps alive.
+    let mut ab = touched(&a, 20_000);
+    ab.extend_from_slice(&b);
+    let second = backup_stream(&mut repo, "f", &ab);
+    assert!(second.delta_chunks > 0, "{second:?}");
+    let third = backup_stream(&mut repo, "g", &b);
+    forget_ids(&repo, &[first.snapshot, second.snapshot]);
+    gc(&mut repo).unwrap();
+    assert!(check_ok(&repo, true));
+    drop(repo);
+    // The pack of `b` was kept with the dead deltas in it; their bases are gone.
+    let report = repair(&r);
+    assert!(
+        report.undecodable_chunks >= second.delta_chunks,
+        "{report:?}"
+    );
+    let repo = r.open();
+    assert!(check_ok(&repo, true), "repair adopted undecodable deltas");
+    assert_eq!(dump(&repo, third.snapshot, "g").unwrap(), b);
+}
+
+#[test]
+fn repair_salvages_the_chunks_of_a_pack_whose_magic_is_damaged() {
+    let r = LocalRepo::small_chunks();
+    let mut repo = r.open();
+    let data = noise(400_000, 5);
+    let snap = backup_stream(&mut repo, "f", &data);
+    drop(repo);
+    let packs = pack_files(&r);
+    assert_eq!(packs.len(), 1);
+    let pack = packs.into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(&pack, bytes).unwrap();
+    assert_eq!(dump(&r.open(), snap.snapshot, "f").unwrap(), data);
+    let report = repair(&r);
+    assert!(report.damaged_packs.is_empty(), "{report:?}");
+    assert_eq!(report.salvaged_packs.len(), 1, "{report:?}");
+    assert_eq!(report.salvaged_packs[0].lost, 0, "{report:?}");
+    assert_eq!(report.chunks, snap.stats.new_chunks, "{report:?}");
+    assert!(report.incomplete_snapshots.is_empty(), "{report:?}");
+    assert_eq!(dump(&r.open(), snap.snapshot, "f").unwrap(), data);
+}
+
+#[test]
+fn repair_salvage_leaves_out_chunks_that_fail_authentication() {
+    let r = LocalRepo::small_chunks();
+    let mut repo = r.open();
+    let data = noise(400_000, 6);
+    let snap = backup_stream(&mut repo, "f", &data);
+    drop(repo);
+    let pack = pack_files(&r).into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[1] ^= 0x01; // the magic
+    bytes[100] ^= 0x01; // the first chunk's body
+    std::fs::write(&pack, bytes).unwrap();
+    let report = repair(&r);
+    assert_eq!(report.salvaged_packs.len(), 1, "{report:?}");
+    assert_eq!(report.salvaged_packs[0].lost, 1, "{report:?}");
+    assert_eq!(report.chunks, snap.stats.new_chunks - 1, "{report:?}");
+    assert_eq!(report.incomplete_snapshots.len(), 1, "{report:?}");
+}
