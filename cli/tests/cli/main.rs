@@ -2,6 +2,7 @@
 //! messages as an operator sees them. One test binary; the modules group the scenarios.
 
 mod crash;
+mod damage;
 mod flow;
 mod index;
 mod ops;
