@@ -79,7 +79,7 @@ fn a_backup_after_a_pack_is_lost_stores_its_chunks_again_and_restores() {
     // Healed: the next backup finds nothing missing and stores nothing.
     let third = backup_stream(&mut repo, "f", &data);
     assert_eq!(third.healing.missing_packs, 0);
-    assert_eq!(third.stats.new_chunks, 0, "{third:?}");
+    assert_eq!(third.stats.new_raw_bytes, 0, "{third:?}");
 }
 
 #[test]
@@ -178,4 +178,94 @@ fn repair_salvage_leaves_out_chunks_that_fail_authentication() {
     assert_eq!(report.salvaged_packs[0].lost, 1, "{report:?}");
     assert_eq!(report.chunks, snap.stats.new_chunks - 1, "{report:?}");
     assert_eq!(report.incomplete_snapshots.len(), 1, "{report:?}");
+}
+
+/// A snapshot whose file `f` holds `content` in one chunk, its records changed by `edit`.
+fn crafted(
+    r: &LocalRepo,
+    content: &[u8],
+    edit: impl FnOnce(&mut Vec<masclet_engine::tree::Record>),
+) -> masclet_engine::SnapshotId {
+    use masclet_engine::tree::{EntryMeta, Record};
+    let mut repo = r.open();
+    let id = masclet_engine::hazmat::store_chunk(
+        &mut repo,
+        masclet_engine::format::ObjectType::Data,
+        content,
+    )
+    .unwrap();
+    let len = u32::try_from(content.len()).unwrap();
+    let mut records = vec![
+        Record::FileStart(EntryMeta {
+            path: b"f".to_vec(),
+            mode: 0o644,
+            mtime: 1_700_000_000,
+            mtime_nsec: 0,
+        }),
+        Record::FileChunk(id, len),
+        Record::FileEnd {
+            size: u64::from(len),
+            content_hash: *blake3::hash(content).as_bytes(),
+        },
+    ];
+    edit(&mut records);
+    masclet_engine::hazmat::commit_records(&mut repo, &records, vec![]).unwrap()
+}
+
+/// Each snapshot restore refuses (a chunk length that differs from the chunk's, a content
+/// hash that does not match, an invalid mode) is one `check --read-data` reports damaged;
+/// the length and the mode are found without reading data too.
+#[test]
+fn check_refuses_every_snapshot_restore_refuses() {
+    use masclet_engine::tree::Record;
+    type Edit = fn(&mut Vec<Record>);
+    let cases: [(&str, Edit, bool); 3] = [
+        (
+            "chunk length",
+            |v| {
+                if let Record::FileChunk(_, len) = &mut v[1] {
+                    *len += 1;
+                }
+                if let Record::FileEnd { size, .. } = &mut v[2] {
+                    *size += 1;
+                }
+            },
+            true,
+        ),
+        (
+            "content hash",
+            |v| {
+                if let Record::FileEnd { content_hash, .. } = &mut v[2] {
+                    content_hash[0] ^= 1;
+                }
+            },
+            false,
+        ),
+        (
+            "mode",
+            |v| {
+                if let Record::FileStart(m) = &mut v[0] {
+                    m.mode = 0o100_644;
+                }
+            },
+            true,
+        ),
+    ];
+    for (what, edit, without_data) in cases {
+        let r = LocalRepo::new();
+        let id = crafted(&r, b"some content", edit);
+        let repo = r.open();
+        let target = r.scratch("t");
+        assert!(
+            restore(&repo, id, &target).is_err(),
+            "{what}: restore accepted it"
+        );
+        assert!(
+            !check_ok(&repo, true),
+            "{what}: check --read-data passed it"
+        );
+        if without_data {
+            assert!(!check_ok(&repo, false), "{what}: check passed it");
+        }
+    }
 }
