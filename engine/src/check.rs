@@ -125,8 +125,11 @@ fn verify_pack(
     // A delta gc already forgot (still in a pack below the repack threshold) may have lost
     // its base to that same gc: it is garbage awaiting a repack, not damage.
     for e in entries.iter().filter(|e| e.base.is_some()) {
-        if !repo.index.contains(&e.id).unwrap_or(true) {
-            continue;
+        match repo.index.contains(&e.id) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            // Not damage of this pack: the check itself cannot go on.
+            Err(err) => return (Err(err), bad),
         }
         let opened = slice(e)
             .ok_or_else(|| crate::Error::corrupt("out of range"))
@@ -187,10 +190,18 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
         }
         let (entries, bad) = verify_pack(repo, *id, *size, opts.read_data);
         match entries {
-            Err(e) => {
+            // A pack that vanished since the listing is as lost as a missing one.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Corrupt | ErrorKind::Unsupported | ErrorKind::NotFound
+                ) =>
+            {
                 problem(&mut report, format!("pack {name}"), e.to_string());
                 bad_packs.insert(*id);
             }
+            // A failing read or index is not damage: report it as what it is.
+            Err(e) => return Err(e.context(format!("checking pack {name}"))),
             Ok(entries) => {
                 // Every index row placing a chunk in this pack must be one of the trailer's
                 // entries, field for field: count the rows that are, and compare with all

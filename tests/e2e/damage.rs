@@ -269,3 +269,30 @@ fn check_refuses_every_snapshot_restore_refuses() {
         }
     }
 }
+
+/// gc that cannot read a snapshot's tree because storage fails (a pack that reads as a
+/// directory: EISDIR) refuses with a storage error, not with "corrupt": the kind decides
+/// what the operator does next.
+#[test]
+fn gc_keeps_the_kind_of_a_failing_tree_read() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    backup_stream(&mut repo, "f", &noise(100_000, 7));
+    drop(repo);
+    for p in pack_files(&r) {
+        std::fs::remove_file(&p).unwrap();
+        std::fs::create_dir(&p).unwrap();
+    }
+    let repo = r.open();
+    let err = masclet_engine::gc::plan(
+        &repo,
+        &masclet_engine::GcOptions::default(),
+        &masclet_engine::NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), masclet_engine::ErrorKind::Storage, "{err}");
+    assert!(
+        err.to_string().contains("refusing to delete anything"),
+        "{err}"
+    );
+}
