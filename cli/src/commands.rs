@@ -332,6 +332,13 @@ fn check(cli: &Cli, read_data: bool, bars: &Bars) -> Result<u8> {
                 r.orphan_packs.len()
             );
         }
+        if r.leftovers.0 > 0 {
+            println!(
+                "info: {} temporary files of interrupted writes ({}) in tmp/; `masclet gc` removes them",
+                r.leftovers.0,
+                bytes(r.leftovers.1)
+            );
+        }
         let what = if read_data {
             format!(", {} chunks read and verified", r.chunks_read)
         } else {

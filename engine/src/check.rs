@@ -62,6 +62,9 @@ pub struct CheckReport {
     pub damaged_snapshots: BTreeMap<String, u64>,
     /// Packs present but not indexed (harmless; gc reclaims them).
     pub orphan_packs: Vec<String>,
+    /// Temporary files of killed writes, idle past the lock stale limit, and their bytes
+    /// (harmless; gc removes them).
+    pub leftovers: (u64, u64),
 }
 
 impl CheckReport {
@@ -155,6 +158,7 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
         .cloned()
         .collect();
     report.orphan_packs.sort();
+    report.leftovers = repo.storage().leftovers(crate::lock::stale_after())?;
 
     let per_pack = repo.index.chunks_per_pack()?;
     progress.start("checking packs", Some(indexed.len() as u64), Unit::Items);

@@ -296,3 +296,42 @@ fn gc_keeps_the_kind_of_a_failing_tree_read() {
         "{err}"
     );
 }
+
+/// Temporary files of writes killed long ago (idle past the lock stale limit) are reported
+/// by check and removed by gc; a recent one, which a live writer may still rename into
+/// place, is left alone.
+#[test]
+fn gc_removes_temporary_files_of_killed_writes_and_check_reports_them() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    backup_stream(&mut repo, "f", &noise(50_000, 8));
+    let old = r
+        .path
+        .join("tmp")
+        .join(format!("{}.0011aabb.tmp", "ab".repeat(32)));
+    let recent = r
+        .path
+        .join("tmp")
+        .join(format!("{}.ccdd0011.tmp", "cd".repeat(32)));
+    std::fs::write(&old, vec![7u8; 100_000]).unwrap();
+    std::fs::write(&recent, vec![7u8; 10]).unwrap();
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(4 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let report = masclet_engine::check(
+        &repo,
+        masclet_engine::CheckOptions::new(false),
+        &masclet_engine::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.leftovers, (1, 100_000));
+    assert!(report.ok(), "leftovers are not damage");
+    let summary = gc(&mut repo).unwrap();
+    assert_eq!(summary.leftovers_removed, 1);
+    assert!(!old.exists());
+    assert!(recent.exists());
+}
