@@ -171,6 +171,14 @@ fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
         bars,
     )?;
     let st = &s.stats;
+    let h = &s.healing;
+    if h.missing_packs > 0 {
+        // Printed in JSON mode too: it is damage the operator should know of.
+        eprintln!(
+            "masclet: warning: {} packs listed in the index are missing from storage; their {} chunks are no longer trusted: {} of them were in this backup's input and were stored again (run `masclet check` to see which snapshots lost data)",
+            h.missing_packs, h.untrusted_chunks, h.stored_again
+        );
+    }
     // Bytes stored against bytes read: what the night cost. Counting new chunks' plaintext
     // instead would call a chunk stored as a 300-byte delta "new" in full.
     #[allow(clippy::cast_precision_loss)]
@@ -352,8 +360,15 @@ fn check(cli: &Cli, read_data: bool, bars: &Bars) -> Result<u8> {
         }
         if !r.orphan_packs.is_empty() {
             println!(
-                "info: {} packs are not indexed (left by an interrupted backup; `masclet gc` reclaims them, or `masclet repair index` adopts them)",
+                "info: {} packs are not indexed (left by an interrupted backup; `masclet gc` reclaims them, or `masclet repair index` adopts every chunk in them that still authenticates)",
                 r.orphan_packs.len()
+            );
+        }
+        if r.leftovers.0 > 0 {
+            println!(
+                "info: {} temporary files of interrupted writes ({}) in tmp/; `masclet gc` removes them",
+                r.leftovers.0,
+                bytes(r.leftovers.1)
             );
         }
         let what = if read_data {
@@ -392,6 +407,18 @@ fn repair_index(cli: &Cli, bars: &Bars) -> Result<u8> {
         println!("index rebuilt: {} packs, {} chunks", r.packs, r.chunks);
         for (p, why) in &r.damaged_packs {
             println!("damaged pack left out: {p}: {why}");
+        }
+        for p in &r.salvaged_packs {
+            println!(
+                "damaged pack salvaged: {}: {}; adopted {} chunks that still authenticate, left out {}",
+                p.pack, p.damage, p.adopted, p.lost
+            );
+        }
+        if r.undecodable_chunks > 0 {
+            println!(
+                "left out {} delta chunks whose base is not stored (nothing can decode them)",
+                r.undecodable_chunks
+            );
         }
         for s in &r.incomplete_snapshots {
             println!("snapshot {s} references data no pack holds");

@@ -108,13 +108,14 @@ fn print_gc(r: &GcReport) {
     let p = &r.plan;
     match &r.summary {
         Some(s) => println!(
-            "gc: {} snapshots, {} live chunks; deleted {} packs, repacked {} into {} new; dropped {} dead chunks; freed {}",
+            "gc: {} snapshots, {} live chunks; deleted {} packs, repacked {} into {} new; dropped {} dead chunks; removed {} temporary files of interrupted writes; freed {}",
             p.snapshots,
             p.live_chunks,
             s.packs_deleted,
             s.packs_repacked,
             s.packs_written,
             s.chunks_dropped,
+            s.leftovers_removed,
             bytes(s.bytes_freed)
         ),
         None => println!(

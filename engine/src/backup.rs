@@ -29,9 +29,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 mod files;
+mod heal;
 mod queue;
 mod store;
 use files::top_level_name;
+pub use heal::Healing;
 
 /// Bytes of input per parallel batch.
 pub const BATCH_BYTES: usize = 1 << 20;
@@ -105,6 +107,8 @@ pub struct BackupSummary {
     pub unchanged_files: u64,
     /// Wall time in seconds.
     pub duration_secs: f64,
+    /// Packs the index listed that storage no longer has, and what that cost.
+    pub healing: Healing,
 }
 
 pub(crate) struct Writer<'r> {
@@ -126,6 +130,9 @@ pub(crate) struct Writer<'r> {
     progress: &'r dyn Progress,
     /// Batches being sealed and the tree records behind them (queue.rs).
     queue: queue::Queue,
+    /// Chunks whose index rows were dropped because their pack is gone (heal.rs).
+    untrusted: HashSet<ChunkId>,
+    healing: Healing,
 }
 
 /// A sealed chunk and the base it is a delta of, if any.
@@ -153,6 +160,8 @@ impl<'r> Writer<'r> {
             unchanged_files: 0,
             progress,
             queue: queue::Queue::default(),
+            untrusted: HashSet::new(),
+            healing: Healing::default(),
         }
     }
 
@@ -221,6 +230,7 @@ pub fn backup(
     let repo: &Repo = repo;
     let mut w = Writer::new(repo, progress);
     w.force_read = opts.force_read;
+    w.untrust_missing_packs()?;
     progress.start("backup", None, Unit::Bytes);
     let (paths, kind) = match source {
         Source::Paths(paths) => {
@@ -310,5 +320,6 @@ pub fn backup(
         delta_chunks: w.deltas,
         unchanged_files: w.unchanged_files,
         duration_secs: started.elapsed().as_secs_f64(),
+        healing: w.healing,
     })
 }

@@ -13,10 +13,15 @@ use crate::id::{ChunkId, PackId};
 use crate::pack::{PackEntry, read_trailer, read_trailer_with};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
+use crate::restore::verify::{FileContent, chunk_len};
 use crate::storage::Kind;
 use crate::tree::Record;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The file being walked in a snapshot: its path, the snapshot's damage count when it
+/// started, and its chunks with the lengths the tree gives.
+type FileSeen = (Vec<u8>, u64, Vec<(ChunkId, u32)>);
 
 /// Options of a check.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,6 +62,9 @@ pub struct CheckReport {
     pub damaged_snapshots: BTreeMap<String, u64>,
     /// Packs present but not indexed (harmless; gc reclaims them).
     pub orphan_packs: Vec<String>,
+    /// Temporary files of killed writes, idle past the lock stale limit, and their bytes
+    /// (harmless; gc removes them).
+    pub leftovers: (u64, u64),
 }
 
 impl CheckReport {
@@ -120,8 +128,11 @@ fn verify_pack(
     // A delta gc already forgot (still in a pack below the repack threshold) may have lost
     // its base to that same gc: it is garbage awaiting a repack, not damage.
     for e in entries.iter().filter(|e| e.base.is_some()) {
-        if !repo.index.contains(&e.id).unwrap_or(true) {
-            continue;
+        match repo.index.contains(&e.id) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            // Not damage of this pack: the check itself cannot go on.
+            Err(err) => return (Err(err), bad),
         }
         let opened = slice(e)
             .ok_or_else(|| crate::Error::corrupt("out of range"))
@@ -147,6 +158,7 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
         .cloned()
         .collect();
     report.orphan_packs.sort();
+    report.leftovers = repo.storage().leftovers(crate::lock::stale_after())?;
 
     let per_pack = repo.index.chunks_per_pack()?;
     progress.start("checking packs", Some(indexed.len() as u64), Unit::Items);
@@ -182,10 +194,18 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
         }
         let (entries, bad) = verify_pack(repo, *id, *size, opts.read_data);
         match entries {
-            Err(e) => {
+            // A pack that vanished since the listing is as lost as a missing one.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Corrupt | ErrorKind::Unsupported | ErrorKind::NotFound
+                ) =>
+            {
                 problem(&mut report, format!("pack {name}"), e.to_string());
                 bad_packs.insert(*id);
             }
+            // A failing read or index is not damage: report it as what it is.
+            Err(e) => return Err(e.context(format!("checking pack {name}"))),
             Ok(entries) => {
                 // Every index row placing a chunk in this pack must be one of the trailer's
                 // entries, field for field: count the rows that are, and compare with all
@@ -232,6 +252,9 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
         problem(&mut report, format!("snapshot {id}"), e.to_string());
         report.damaged_snapshots.insert(id.to_hex(), 1);
     }
+    // Files whose content was verified, by their list of chunks, size and hash: the same
+    // file in many snapshots is read once.
+    let mut verified = HashSet::new();
     progress.start("checking snapshots", Some(snaps.len() as u64), Unit::Items);
     for (sid, snap) in &snaps {
         crate::check_interrupt()?;
@@ -239,6 +262,7 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
         progress.inc(1);
         let mut damage = 0u64;
         let mut seen_missing = HashSet::new();
+        let mut file: Option<FileSeen> = None;
         let mut reader = repo.tree_reader(snap);
         loop {
             let rec = match reader.next_record() {
@@ -251,9 +275,34 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
                 }
                 Err(e) => return Err(e),
             };
-            let Record::FileChunk(cid, _) = rec else {
-                continue;
+            let (cid, len) = match rec {
+                Record::FileChunk(cid, len) => (cid, len),
+                Record::FileStart(m) => {
+                    file = Some((m.path, damage, Vec::new()));
+                    continue;
+                }
+                Record::FileEnd { size, content_hash } => {
+                    let Some((path, before, chunks)) = file.take() else {
+                        continue;
+                    };
+                    // A file whose chunks are already reported damaged is not read again.
+                    if opts.read_data && damage == before {
+                        let file = (path.as_slice(), size, &content_hash);
+                        if let Err(e) = file_content(repo, file, &chunks, &mut verified) {
+                            if e.kind() != ErrorKind::Corrupt {
+                                return Err(e);
+                            }
+                            problem(&mut report, format!("snapshot {sid}"), e.to_string());
+                            damage += 1;
+                        }
+                    }
+                    continue;
+                }
+                _ => continue,
             };
+            if let Some((_, _, chunks)) = file.as_mut() {
+                chunks.push((cid, len));
+            }
             match repo.index.locate(&cid)? {
                 None => {
                     if seen_missing.insert(cid) {
@@ -270,6 +319,12 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
                 }
                 Some(loc) if bad_packs.contains(&loc.pack) || bad_chunks.contains_key(&cid) => {
                     damage += 1
+                }
+                Some(loc) if loc.raw_len != len => {
+                    let e =
+                        chunk_len(&cid, len, loc.raw_len as usize).expect_err("the lengths differ");
+                    problem(&mut report, format!("snapshot {sid}"), e.to_string());
+                    damage += 1;
                 }
                 Some(loc) if loc.ty != ObjectType::Data => {
                     problem(
@@ -288,4 +343,33 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
     }
     progress.finish();
     Ok(report)
+}
+
+/// Read a file's content as restore would and apply restore's rules to it (restore/verify.rs),
+/// unless a file with the same chunks, size and hash was verified already.
+fn file_content(
+    repo: &Repo,
+    (path, size, hash): (&[u8], u64, &[u8; 32]),
+    chunks: &[(ChunkId, u32)],
+    verified: &mut HashSet<[u8; 32]>,
+) -> Result<()> {
+    let mut key = blake3::Hasher::new();
+    for (id, len) in chunks {
+        key.update(&id.0).update(&len.to_le_bytes());
+    }
+    key.update(&size.to_le_bytes()).update(hash);
+    let key = *key.finalize().as_bytes();
+    if verified.contains(&key) {
+        return Ok(());
+    }
+    let mut content = FileContent::new();
+    for part in chunks.chunks(64) {
+        let ids: Vec<ChunkId> = part.iter().map(|(id, _)| *id).collect();
+        for ((id, len), data) in part.iter().zip(repo.load_chunks(&ids, ObjectType::Data)?) {
+            content.chunk(id, *len, &data)?;
+        }
+    }
+    content.end(path, size, hash)?;
+    verified.insert(key);
+    Ok(())
 }

@@ -141,6 +141,8 @@ pub struct GcSummary {
     pub chunks_dropped: u64,
     /// Net bytes given back to the filesystem (the seed's `espacio_liberado`).
     pub bytes_freed: u64,
+    /// Temporary files of writes killed long ago, removed.
+    pub leftovers_removed: u64,
 }
 
 /// Mark live chunks and decide what to delete and repack. Writes nothing to the repository.
@@ -396,7 +398,12 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
     }
     progress.finish();
 
-    summary.bytes_freed = freed.saturating_sub(written);
+    // Under the exclusive lock, a temporary file idle for longer than a lock may go without
+    // a refresh cannot belong to a writer that still holds a live lock.
+    repo.ensure_lock()?;
+    let (n, bytes) = repo.storage.remove_leftovers(crate::lock::stale_after())?;
+    summary.leftovers_removed = n;
+    summary.bytes_freed = (freed + bytes).saturating_sub(written);
     Ok(summary)
 }
 

@@ -16,6 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 mod gc;
+mod untrust;
 pub use gc::PackUsage;
 
 /// Schema version stored in `meta`; a mismatch means "rebuild", never "migrate".

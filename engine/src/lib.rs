@@ -64,7 +64,7 @@ pub mod snapshot;
 pub mod storage;
 pub mod tree;
 
-pub use backup::{BackupOptions, BackupSummary, Source, backup};
+pub use backup::{BackupOptions, BackupSummary, Healing, Source, backup};
 pub use check::{CheckOptions, CheckReport, Problem, check};
 pub use chunker::ChunkerParams;
 pub use config::RepoConfig;
@@ -76,7 +76,7 @@ pub use index::Index;
 pub use keys::KdfParams;
 pub use lock::LockMode;
 pub use progress::{NoProgress, Progress, Unit};
-pub use repair::{RepairReport, repair_index};
+pub use repair::{RepairReport, SalvagedPack, repair_index};
 pub use repo::{OpenOptions, Repo, check_init, init, unlock};
 pub use restore::{LsEntry, RestoreOptions, RestoreSummary, dump, list, restore};
 pub use retention::{ForgetPlan, KeepPolicy, SnapshotRef};

@@ -319,6 +319,35 @@ pub fn read_trailer_with(
             format!("pack {} has format v{version}, not supported", id.short()),
         ));
     }
+    read_trailer_past_header(keys, id, size, version, read)
+}
+
+/// The trailer of a pack of format `version`, read without looking at the pack's header:
+/// what `repair index` uses to salvage a pack whose header is damaged. The trailer is
+/// authenticated under the pack's id, so entries it yields are the ones its writer sealed.
+///
+/// # Errors
+/// `Corrupt` for a damaged footer or trailer, or one that does not fit `size`.
+pub(crate) fn read_trailer_past_header(
+    keys: &Keys,
+    id: PackId,
+    size: u64,
+    version: u32,
+    read: &dyn Fn(u64, u64) -> Result<Vec<u8>>,
+) -> Result<Vec<PackEntry>> {
+    let ctx = |e: Error| {
+        if e.kind() == ErrorKind::Corrupt {
+            e.context(format!("pack {}", id.short()))
+        } else {
+            e
+        }
+    };
+    let min = (PACK_HEADER_LEN + PACK_FOOTER_LEN + ENVELOPE_HEADER_LEN + TAG_LEN) as u64;
+    if size < min || size > MAX_PACK_SIZE {
+        return Err(ctx(Error::corrupt(format!(
+            "pack truncated or oversized ({size} bytes)"
+        ))));
+    }
     let footer = read(size - PACK_FOOTER_LEN as u64, PACK_FOOTER_LEN as u64).map_err(ctx)?;
     if &footer[4..] != PACK_END_MAGIC {
         return Err(ctx(Error::corrupt("pack truncated (no end magic)")));

@@ -1,16 +1,23 @@
 //! `repair index`: rebuild the SQLite index from the packs' own trailers.
 //!
 //! The new index is built beside the old one and swapped in only when complete, so an
-//! interrupted repair leaves the old state (usable or not) and can simply be rerun. Packs
-//! whose trailer cannot be read are left out and reported; snapshots that then reference
-//! chunks no pack holds are reported too.
+//! interrupted repair leaves the old state (usable or not) and can simply be rerun.
+//!
+//! Every chunk that can still be read is adopted, and only those (format-spec.md, "Repair"):
+//! a pack whose header is damaged but whose trailer authenticates is salvaged chunk by
+//! chunk (each chunk authenticated; the ones that fail are left out), and a delta whose base
+//! chain does not end in adopted whole chunks is dropped (a dead delta gc left in a kept
+//! pack after deleting its base, say): a backup deduplicating against it would reference
+//! data nobody can decode. Packs whose trailer cannot be read are left out and reported;
+//! snapshots that then reference chunks no pack holds are reported too.
 
-use crate::error::Result;
-use crate::format::ObjectType;
+use crate::crypto::Keys;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{FORMAT_VERSION, OLDEST_READABLE_FORMAT, ObjectType, PACK_HEADER_LEN};
 use crate::id::PackId;
 use crate::index::{Index, remove_files};
 use crate::lock::{self, LockMode};
-use crate::pack::read_trailer;
+use crate::pack::{PackEntry, read_trailer, read_trailer_past_header};
 use crate::progress::{Progress, Unit};
 use crate::repo::{OpenOptions, Repo, unlock};
 use crate::storage::{Kind, Storage};
@@ -28,8 +35,90 @@ pub struct RepairReport {
     pub chunks: u64,
     /// Packs left out, with the reason.
     pub damaged_packs: Vec<(String, String)>,
+    /// Damaged packs whose trailer still authenticates: the pack, why it failed the strict
+    /// read, and how many of its chunks were adopted and left out.
+    pub salvaged_packs: Vec<SalvagedPack>,
+    /// Delta chunks left out because their base chain is not stored.
+    pub undecodable_chunks: u64,
     /// Snapshots that reference chunks no pack holds.
     pub incomplete_snapshots: Vec<String>,
+}
+
+/// A damaged pack some of whose chunks were adopted.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SalvagedPack {
+    /// The pack.
+    pub pack: String,
+    /// Why its strict read failed.
+    pub damage: String,
+    /// Chunks adopted.
+    pub adopted: u64,
+    /// Chunks that failed authentication, left out.
+    pub lost: u64,
+}
+
+/// What reading one pack gave: its entries (salvaged ones with the strict read's error
+/// and the count left out), or why nothing of it can be used.
+type PackRead = Result<(Vec<PackEntry>, Option<(Error, u64)>)>;
+
+/// The entries of pack `id`, salvaging a damaged one when its trailer authenticates.
+fn read_pack(storage: &dyn Storage, keys: &Keys, id: PackId, size: u64) -> PackRead {
+    match read_trailer(storage, keys, id, size) {
+        Ok(entries) => Ok((entries, None)),
+        Err(e) if e.kind() == ErrorKind::Corrupt || e.kind() == ErrorKind::Unsupported => {
+            match salvage(storage, keys, id) {
+                Ok((entries, lost)) if !entries.is_empty() => Ok((entries, Some((e, lost)))),
+                // Nothing salvaged: the strict read's error says what is wrong.
+                Ok(_) => Err(e),
+                Err(s) if s.kind() == ErrorKind::Corrupt => Err(e),
+                Err(s) => Err(s),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Salvage a pack that fails the strict read (a flipped byte in its magic or version):
+/// read its trailer without trusting the header, trying each format version it could be,
+/// and keep each chunk that authenticates. Returns the kept entries and how many failed.
+/// A pack whose trailer is damaged cannot be salvaged: chunk boundaries and ids are
+/// known only from it.
+fn salvage(storage: &dyn Storage, keys: &Keys, id: PackId) -> Result<(Vec<PackEntry>, u64)> {
+    let bytes = storage.get(Kind::Pack, &id.to_hex())?;
+    let read = |off: u64, len: u64| -> Result<Vec<u8>> {
+        let a = usize::try_from(off).ok();
+        let b = off.checked_add(len).and_then(|e| usize::try_from(e).ok());
+        a.zip(b)
+            .and_then(|(a, b)| bytes.get(a..b))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::corrupt("pack shorter than its trailer says"))
+    };
+    let size = bytes.len() as u64;
+    let stated = bytes
+        .get(8..PACK_HEADER_LEN)
+        .map(|v| u32::from_le_bytes(v.try_into().expect("4 bytes")));
+    let mut versions: Vec<u32> = stated.into_iter().collect();
+    versions.extend((OLDEST_READABLE_FORMAT..=FORMAT_VERSION).rev());
+    let mut last = Error::corrupt("pack has no readable trailer");
+    for v in versions {
+        if !(OLDEST_READABLE_FORMAT..=FORMAT_VERSION).contains(&v) {
+            continue;
+        }
+        match read_trailer_past_header(keys, id, size, v, &read) {
+            Ok(entries) => {
+                let (good, bad): (Vec<PackEntry>, Vec<PackEntry>) =
+                    entries.into_iter().partition(|e| {
+                        read(e.offset, u64::from(e.sealed_len)).is_ok_and(|sealed| {
+                            keys.authenticate_chunk(e.ty, &e.id, &sealed, e.base.as_ref())
+                                .is_ok()
+                        })
+                    });
+                return Ok((good, bad.len() as u64));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Rebuild the index of the repository in `storage` at `index_path`.
@@ -63,7 +152,7 @@ pub fn repair_index(
         .map(|(name, size)| {
             progress.inc(1);
             let r = PackId::from_hex(name)
-                .and_then(|id| read_trailer(storage.as_ref(), &keys, id, *size).map(|e| (id, e)));
+                .and_then(|id| read_pack(storage.as_ref(), &keys, id, *size).map(|e| (id, e)));
             (name.clone(), *size, r)
         })
         .collect();
@@ -75,15 +164,30 @@ pub fn repair_index(
     let index = Index::create(&tmp, keys.repo_id())?;
     for (name, size, r) in trailers {
         match r {
-            Ok((id, entries)) => {
+            Ok((id, (entries, salvaged))) => {
                 crate::check_interrupt()?;
                 index.add_pack(id, size, &entries)?;
                 report.packs += 1;
                 report.chunks += entries.len() as u64;
+                if let Some((damage, lost)) = salvaged {
+                    report.salvaged_packs.push(SalvagedPack {
+                        pack: name,
+                        damage: damage.to_string(),
+                        adopted: entries.len() as u64,
+                        lost,
+                    });
+                }
             }
-            Err(e) => report.damaged_packs.push((name, e.to_string())),
+            // Storage failures stop the repair: a pack that could not be read is not
+            // damaged, and leaving it out would lose its chunks from the index.
+            Err(e) if e.kind() == ErrorKind::Corrupt || e.kind() == ErrorKind::Unsupported => {
+                report.damaged_packs.push((name, e.to_string()));
+            }
+            Err(e) => return Err(e.context(format!("reading pack {name}"))),
         }
     }
+    report.undecodable_chunks = index.drop_undecodable()?;
+    report.chunks -= report.undecodable_chunks;
     drop(index);
     lock.ensure_held()?;
     // Swap: the stale WAL must go first, or SQLite would replay it onto the new database.
@@ -110,32 +214,39 @@ pub fn repair_index(
         .incomplete_snapshots
         .extend(unreadable.into_iter().map(|(id, _)| id.to_hex()));
     for (sid, snap) in snaps {
-        let complete = snap
-            .tree
-            .iter()
-            .all(|(id, _)| repo.index.contains(id).unwrap_or(false))
-            && {
-                let mut reader = repo.tree_reader(&snap);
-                let mut ok = true;
-                loop {
-                    match reader.next_record() {
-                        Ok(Some(Record::FileChunk(id, _))) => {
-                            ok &= repo
-                                .index
-                                .locate(&id)
-                                .ok()
-                                .flatten()
-                                .is_some_and(|l| l.ty == ObjectType::Data)
-                        }
-                        Ok(Some(_)) => {}
-                        Ok(None) => break ok,
-                        Err(_) => break false,
-                    }
-                }
-            };
-        if !complete {
+        if !snapshot_complete(&repo, &snap)? {
             report.incomplete_snapshots.push(sid.to_hex());
         }
     }
     Ok(report)
+}
+
+/// Whether every chunk `snap` references is indexed with the right type. Damage in its tree
+/// makes it incomplete; index and storage failures are errors, not damage.
+fn snapshot_complete(repo: &Repo, snap: &crate::snapshot::Snapshot) -> Result<bool> {
+    for (id, _) in &snap.tree {
+        if !repo.index.contains(id)? {
+            return Ok(false);
+        }
+    }
+    let mut reader = repo.tree_reader(snap);
+    loop {
+        match reader.next_record() {
+            Ok(Some(Record::FileChunk(id, _))) => {
+                let data = repo
+                    .index
+                    .locate(&id)?
+                    .is_some_and(|l| l.ty == ObjectType::Data);
+                if !data {
+                    return Ok(false);
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(true),
+            Err(e) if e.kind() == ErrorKind::Corrupt || e.kind() == ErrorKind::NotFound => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

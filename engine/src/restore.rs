@@ -16,6 +16,7 @@
 
 mod read;
 mod target;
+pub(crate) mod verify;
 
 pub use read::{LsEntry, dump, list};
 

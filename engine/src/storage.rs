@@ -124,6 +124,28 @@ pub trait Storage: Send + Sync {
     fn delete_many(&self, kind: Kind, names: &[String]) -> Result<()> {
         names.iter().try_for_each(|n| self.delete(kind, n))
     }
+
+    /// Leftovers of writes that never finished (the temporary files of a killed process)
+    /// untouched for at least `idle`: how many and their bytes. Stores that write objects
+    /// whole have none (the default).
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Storage`] on I/O failure.
+    fn leftovers(&self, idle: std::time::Duration) -> Result<(u64, u64)> {
+        let _ = idle;
+        Ok((0, 0))
+    }
+
+    /// Remove the leftovers [`Storage::leftovers`] counts. Only under the exclusive lock,
+    /// with `idle` at least the lock stale limit: a writer that holds a live lock touches
+    /// its temporary file more recently than that.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Storage`] on I/O failure.
+    fn remove_leftovers(&self, idle: std::time::Duration) -> Result<(u64, u64)> {
+        let _ = idle;
+        Ok((0, 0))
+    }
 }
 
 impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
@@ -150,6 +172,12 @@ impl<T: Storage + ?Sized> Storage for std::sync::Arc<T> {
     }
     fn delete_many(&self, kind: Kind, names: &[String]) -> Result<()> {
         (**self).delete_many(kind, names)
+    }
+    fn leftovers(&self, idle: std::time::Duration) -> Result<(u64, u64)> {
+        (**self).leftovers(idle)
+    }
+    fn remove_leftovers(&self, idle: std::time::Duration) -> Result<(u64, u64)> {
+        (**self).remove_leftovers(idle)
     }
 }
 

@@ -190,6 +190,15 @@ impl Validator {
             ));
         }
         check_path(&m.path)?;
+        // Permission bits only (backup writes `st_mode & 0o7777`): anything above is not a
+        // mode restore could apply.
+        if m.mode & !0o7777 != 0 {
+            return Err(Error::corrupt(format!(
+                "tree stream: invalid mode {:o} for {:?}",
+                m.mode,
+                display_path(&m.path)
+            )));
+        }
         if let Some(last) = &self.last
             && path_cmp(last, &m.path) != Ordering::Less
         {

@@ -3,6 +3,7 @@
 
 mod chains;
 mod corruption;
+mod damage;
 mod faults;
 mod gc;
 mod golden;

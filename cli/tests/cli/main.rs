@@ -3,6 +3,7 @@
 
 mod crash;
 mod extremes;
+mod damage;
 mod flow;
 mod index;
 mod media;

@@ -315,6 +315,7 @@ impl<'r> Writer<'r> {
             }
             self.stats.bytes_added += s.len() as u64;
             self.deltas += u64::from(base.is_some());
+            self.healing.stored_again += u64::from(self.untrusted.remove(&p.id));
             self.pack.add(
                 ty,
                 p.id,

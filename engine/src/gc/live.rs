@@ -103,17 +103,17 @@ impl LiveSet {
 /// are deltas of). Returns the set and the number of snapshots.
 ///
 /// # Errors
-/// `Corrupt` when a snapshot or its tree cannot be read: gc cannot know what it references.
+/// The error of a snapshot or tree that cannot be read, with its kind (`Corrupt` for
+/// damage, `Storage` for a failing read): gc cannot know what it references.
 pub(crate) fn mark(repo: &Repo, progress: &dyn Progress) -> Result<(LiveSet, u64)> {
     let (snaps, unreadable) = repo.snapshots()?;
-    if let Some((id, e)) = unreadable.first() {
-        return Err(Error::new(
-            ErrorKind::Corrupt,
-            format!(
-                "snapshot {} cannot be read ({e}); gc cannot know what it references; refusing to delete anything (run `masclet check`)",
-                id.short()
-            ),
-        ));
+    // The error keeps its kind: damage (Corrupt) and a failing disk (Storage) call for
+    // different fixes, and either way gc cannot know what the snapshot references.
+    if let Some((id, e)) = unreadable.into_iter().next() {
+        return Err(e.context(format!(
+            "snapshot {} cannot be read; gc cannot know what it references; refusing to delete anything (run `masclet check`)",
+            id.short()
+        )));
     }
     progress.start("marking", Some(snaps.len() as u64), Unit::Items);
     // Snapshots of one source share most of their chunks: repeats are dropped whenever they
@@ -139,13 +139,10 @@ pub(crate) fn mark(repo: &Repo, progress: &dyn Progress) -> Result<(LiveSet, u64
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(Error::new(
-                        ErrorKind::Corrupt,
-                        format!(
-                            "the tree of snapshot {} cannot be read ({e}); refusing to delete anything (run `masclet check`)",
-                            sid.short()
-                        ),
-                    ));
+                    return Err(e.context(format!(
+                        "the tree of snapshot {} cannot be read; refusing to delete anything (run `masclet check`)",
+                        sid.short()
+                    )));
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Reading a snapshot without restoring it: one file's content to a writer (`dump`), and
 //! every entry (`ls`).
 
+use super::verify::FileContent;
 use super::{BYTES_PER_READ, CHUNKS_PER_READ};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
@@ -16,46 +17,45 @@ use std::io::Write;
 pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> Result<u64> {
     let path = path.strip_prefix(b"/").unwrap_or(path);
     let mut reader = repo.tree_reader(snap);
-    let mut hasher = None::<blake3::Hasher>;
-    let mut pending = Vec::new();
+    let mut content = None::<FileContent>;
+    let mut pending: Vec<(crate::id::ChunkId, u32)> = Vec::new();
     let mut bytes = 0u64;
-    let flush = |pending: &mut Vec<crate::id::ChunkId>,
-                 h: &mut blake3::Hasher,
+    let flush = |pending: &mut Vec<(crate::id::ChunkId, u32)>,
+                 c: &mut FileContent,
                  out: &mut dyn Write|
      -> Result<()> {
-        for data in repo.load_chunks(pending, ObjectType::Data)? {
+        let ids: Vec<_> = pending.iter().map(|(id, _)| *id).collect();
+        for ((id, len), data) in pending
+            .iter()
+            .zip(repo.load_chunks(&ids, ObjectType::Data)?)
+        {
+            c.chunk(id, *len, &data)?;
             out.write_all(&data)
                 .map_err(|e| Error::io("writing output", e))?;
-            h.update(&data);
         }
         pending.clear();
         Ok(())
     };
     while let Some(rec) = reader.next_record()? {
-        match (&mut hasher, rec) {
-            (None, Record::FileStart(m)) if m.path == path => hasher = Some(blake3::Hasher::new()),
+        match (&mut content, rec) {
+            (None, Record::FileStart(m)) if m.path == path => content = Some(FileContent::new()),
             (None, Record::Dir(m) | Record::Symlink(m, _)) if m.path == path => {
                 return Err(Error::invalid(format!(
                     "{} is not a regular file in this snapshot",
                     display_path(path)
                 )));
             }
-            (Some(h), Record::FileChunk(id, len)) => {
-                pending.push(id);
+            (Some(c), Record::FileChunk(id, len)) => {
+                pending.push((id, len));
                 bytes += u64::from(len);
                 if pending.len() >= CHUNKS_PER_READ || bytes >= BYTES_PER_READ {
-                    flush(&mut pending, h, out)?;
+                    flush(&mut pending, c, out)?;
                     bytes = 0;
                 }
             }
-            (Some(h), Record::FileEnd { size, content_hash }) => {
-                flush(&mut pending, h, out)?;
-                if h.finalize().as_bytes() != &content_hash {
-                    return Err(Error::corrupt(format!(
-                        "content of {} does not match the hash recorded at backup",
-                        display_path(path)
-                    )));
-                }
+            (Some(c), Record::FileEnd { size, content_hash }) => {
+                flush(&mut pending, c, out)?;
+                c.end(path, size, &content_hash)?;
                 out.flush().map_err(|e| Error::io("writing output", e))?;
                 return Ok(size);
             }

@@ -40,8 +40,7 @@ struct OpenFile {
     meta: EntryMeta,
     file: File,
     tmp_name: Vec<u8>,
-    hasher: blake3::Hasher,
-    written: u64,
+    content: super::verify::FileContent,
 }
 
 /// The writer's side of a restore: everything it does to the target.
@@ -187,28 +186,20 @@ impl<'a> Restorer<'a> {
             meta,
             file: File::from(fd),
             tmp_name,
-            hasher: blake3::Hasher::new(),
-            written: 0,
+            content: super::verify::FileContent::new(),
         });
         Ok(())
     }
 
     fn file_chunk(&mut self, id: &crate::id::ChunkId, len: u32, data: &[u8]) -> Result<()> {
-        if data.len() != len as usize {
-            return Err(Error::corrupt(format!(
-                "chunk {id} has {} bytes, the tree says {len}",
-                data.len()
-            )));
-        }
         let f = self
             .file
             .as_mut()
             .expect("validator guarantees an open file");
+        f.content.chunk(id, len, data)?;
         f.file
             .write_all(data)
             .map_err(|e| Error::io(format!("writing {}", display_path(&f.meta.path)), e))?;
-        f.hasher.update(data);
-        f.written += data.len() as u64;
         self.progress.inc(data.len() as u64);
         Ok(())
     }
@@ -217,12 +208,7 @@ impl<'a> Restorer<'a> {
         let f = self.file.take().expect("validator guarantees an open file");
         let path = f.meta.path.clone();
         let result = (|| {
-            if f.written != size || f.hasher.finalize().as_bytes() != hash {
-                return Err(Error::corrupt(format!(
-                    "restored content of {} does not match the hash recorded at backup",
-                    display_path(&path)
-                )));
-            }
+            f.content.end(&path, size, hash)?;
             rustix::fs::fchmod(&f.file, Mode::from_raw_mode(f.meta.mode))
                 .map_err(|e| at_err(&path, "setting mode of", e))?;
             rustix::fs::futimens(&f.file, &times(&f.meta))

@@ -344,6 +344,57 @@ impl Storage for LocalStorage {
                 .map_err(|e| Error::storage(format!("syncing {} after deleting", d.display()), e))
         })
     }
+
+    fn leftovers(&self, idle: std::time::Duration) -> Result<(u64, u64)> {
+        self.idle_tmp(idle, false)
+    }
+
+    fn remove_leftovers(&self, idle: std::time::Duration) -> Result<(u64, u64)> {
+        self.idle_tmp(idle, true)
+    }
+}
+
+impl LocalStorage {
+    /// Count (and with `remove`, delete) the files in `tmp/` not modified for `idle`. A
+    /// file that vanishes meanwhile (its write finished or failed) is skipped.
+    fn idle_tmp(&self, idle: std::time::Duration, remove: bool) -> Result<(u64, u64)> {
+        let dir = self.root.join("tmp");
+        let what = |e| Error::storage(format!("listing {}", dir.display()), e);
+        let entries = match fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+            r => r.map_err(what)?,
+        };
+        let now = std::time::SystemTime::now();
+        let (mut count, mut bytes) = (0, 0);
+        for entry in entries {
+            let path = entry.map_err(what)?.path();
+            let meta = match fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                r => r.map_err(what)?,
+            };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok());
+            if !meta.is_file() || age.is_none_or(|a| a < idle) {
+                continue;
+            }
+            if remove {
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    r => {
+                        r.map_err(|e| Error::storage(format!("removing {}", path.display()), e))?
+                    }
+                }
+            }
+            count += 1;
+            bytes += meta.len();
+        }
+        if remove && count > 0 {
+            sync_dir(&dir).map_err(what)?;
+        }
+        Ok((count, bytes))
+    }
 }
 
 #[cfg(test)]
