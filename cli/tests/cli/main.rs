@@ -4,7 +4,9 @@
 mod crash;
 mod flow;
 mod index;
+mod input;
 mod ops;
+mod producer;
 mod retention;
 mod secrets;
 
