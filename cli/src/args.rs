@@ -1,7 +1,7 @@
 //! Command-line definitions (clap). Help text lives here; `masclet man` and
 //! `masclet completions` are generated from these same definitions.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
@@ -61,11 +61,21 @@ pub enum Command {
     )]
     Init(InitArgs),
     /// Back up files, directories or a stream, and print the new snapshot's id.
-    #[command(
-        after_help = "Examples:\n  masclet backup /var/lib/masclet/uploads --tag daily\n  pg_dump -Fc masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.dump\n  masclet backup --time 2025-03-11T07:45:00Z ./dump.sql"
-    )]
+    #[command(after_help = "\
+A backup whose sources give no content (an empty stream, only empty files, a lone FIFO) is
+refused unless --allow-empty, and one smaller than --min-size is refused: nothing is
+committed. With --stdin-from-command masclet runs the producer itself and commits only if it
+exits 0; a plain --stdin snapshot is tagged `unchecked-producer`, since nobody checked how
+its producer ended. Snapshots hold at most 1024 paths and 1024 tags of at most 4096 bytes
+(format-spec.md §9 limits); more is refused before anything is written.
+
+Examples:
+  masclet backup /var/lib/masclet/uploads --tag daily
+  masclet backup --stdin-from-command --stdin-name masclet_imperi.dump --min-size 1M -- pg_dump -Fc masclet_imperi
+  pg_dump -Fc masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.dump
+  masclet backup --time 2025-03-11T07:45:00Z ./dump.sql")]
     Backup(BackupArgs),
-    /// List snapshots, oldest first.
+    /// List snapshots, oldest first (by recorded time; the last one is `latest`).
     Snapshots,
     /// Restore a snapshot into a directory.
     #[command(
@@ -77,14 +87,16 @@ pub enum Command {
         after_help = "Example:\n  masclet dump latest masclet_imperi.dump | pg_restore -d scratch"
     )]
     Dump {
-        /// Snapshot id, unique id prefix, or `latest`.
+        /// Snapshot id, unique id prefix, or `latest` (the snapshot with the largest recorded
+        /// time, not necessarily the last one written).
         snapshot: String,
         /// Path of the file inside the snapshot.
         path: String,
     },
     /// List the entries of a snapshot.
     Ls {
-        /// Snapshot id, unique id prefix, or `latest`.
+        /// Snapshot id, unique id prefix, or `latest` (the snapshot with the largest recorded
+        /// time, not necessarily the last one written).
         snapshot: String,
         /// Show mode, size and time.
         #[arg(long, short = 'l')]
@@ -161,20 +173,40 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("stream").args(["stdin", "stdin_from_command"])))]
 pub struct BackupArgs {
-    /// Files or directories to back up.
+    /// Files or directories to back up; with --stdin-from-command, the command and its
+    /// arguments (after `--`).
     #[arg(
         required_unless_present = "stdin",
         conflicts_with = "stdin",
         value_name = "PATH"
     )]
     pub paths: Vec<PathBuf>,
-    /// Read the data to back up from standard input.
+    /// Read the data to back up from standard input. The snapshot is tagged
+    /// `unchecked-producer`: masclet cannot see whether the producer succeeded.
     #[arg(long)]
     pub stdin: bool,
-    /// Name of the file that holds the standard input in the snapshot.
-    #[arg(long, default_value = "stdin", requires = "stdin", value_name = "NAME")]
+    /// Run the command given after `--` and back up its standard output; nothing is
+    /// committed unless it exits 0 (its status and the end of its standard error are in the
+    /// error). It does not inherit MASCLET_PASSWORD or MASCLET_PASSWORD_FILE.
+    #[arg(long, conflicts_with = "stdin")]
+    pub stdin_from_command: bool,
+    /// Name of the file that holds the stream in the snapshot.
+    #[arg(
+        long,
+        default_value = "stdin",
+        requires = "stream",
+        value_name = "NAME"
+    )]
     pub stdin_name: String,
+    /// Commit the backup even if its sources gave no content (0 bytes).
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Refuse, committing nothing, a backup with fewer bytes of content than this (suffixes
+    /// K, M, G, T are powers of 1024).
+    #[arg(long, env = "MIN_BACKUP_SIZE", value_parser = parse_size, value_name = "BYTES")]
+    pub min_size: Option<u64>,
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -195,6 +227,10 @@ pub struct BackupArgs {
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
+    /// Forget exactly these snapshots (id or unique id prefix) instead of applying the
+    /// policy; this also removes a snapshot that cannot be read.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
     /// Keep the N newest snapshots, whatever their dates.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_last: u32,
@@ -243,7 +279,8 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot id, unique id prefix, or `latest`.
+    /// Snapshot id, unique id prefix, or `latest` (the snapshot with the largest recorded
+    /// time, not necessarily the last one written).
     pub snapshot: String,
     /// Directory to restore into (created if missing).
     #[arg(long, short = 't', value_name = "DIR")]
@@ -251,4 +288,51 @@ pub struct RestoreArgs {
     /// Replace symlinks and files that stand where the snapshot has something else.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+/// A byte count: digits with an optional K, M, G or T suffix (powers of 1024; a trailing
+/// `B` or `iB` is accepted).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => {
+                    return Err(format!(
+                        "{s:?}: unknown size suffix {c:?} (use K, M, G or T)"
+                    ));
+                }
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size in bytes (like 1048576, 512K or 10M)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is more bytes than fit in 64 bits"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(super::parse_size("0"), Ok(0));
+        assert_eq!(super::parse_size("1K"), Ok(1024));
+        assert_eq!(super::parse_size("10M"), Ok(10 << 20));
+        assert_eq!(super::parse_size("2GiB"), Ok(2 << 30));
+        assert!(super::parse_size("99999999T").is_err());
+        assert!(super::parse_size("1X").is_err());
+        assert!(super::parse_size("").is_err());
+        assert!(super::parse_size("-1").is_err());
+    }
 }

@@ -1,12 +1,12 @@
 //! One function per subcommand: arguments → engine call → rendering.
 
-use crate::args::{BackupArgs, Cli, Command, InitArgs, RepairCommand, RestoreArgs};
+use crate::args::{Cli, Command, InitArgs, RepairCommand, RestoreArgs};
 use crate::exit;
 use crate::maintenance;
 use crate::output::{bytes, escape, local_time, print_json, rfc3339};
 use crate::password;
 use crate::progress::Bars;
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use clap::CommandFactory;
 use masclet_engine as engine;
 use masclet_engine::{LocalStorage, LockMode, OpenOptions, Repo};
@@ -22,7 +22,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     let bars = Bars::new(g.quiet || g.json);
     match &cli.command {
         Command::Init(a) => init(cli, a),
-        Command::Backup(a) => backup(cli, a, &bars),
+        Command::Backup(a) => crate::backup::backup(cli, a, &bars),
         Command::Snapshots => snapshots(cli),
         Command::Restore(a) => restore(cli, a, &bars),
         Command::Dump { snapshot, path } => dump(cli, snapshot, path),
@@ -130,86 +130,6 @@ fn kdf_params(a: &InitArgs) -> engine::KdfParams {
         t_cost: a.kdf_passes,
         p_cost: 1,
     }
-}
-
-fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
-    let time = a
-        .time
-        .as_deref()
-        .map(|t| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc)))
-        .transpose()
-        .context(
-            "--time must be RFC 3339, like 2025-03-11T07:45:00Z or 2025-03-11T08:45:00+01:00",
-        )?;
-    let mut tags = a.tags.clone();
-    tags.extend(a.tier.clone());
-    for t in &tags {
-        if t.is_empty() || t.contains(',') || t.chars().any(char::is_whitespace) {
-            return Err(anyhow!(
-                "invalid tag {t:?}: tags are single words without commas"
-            ));
-        }
-    }
-    if a.stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return Err(anyhow!(
-            "--stdin reads the data to back up from standard input, which is a terminal: pipe the data in (e.g. `pg_dump db | masclet backup --stdin`)"
-        ));
-    }
-    let mut repo = open(cli, "backup", Some(LockMode::Shared))?;
-    let source = if a.stdin {
-        engine::Source::Stream {
-            name: a.stdin_name.clone().into_bytes(),
-            reader: Box::new(std::io::stdin()),
-        }
-    } else {
-        engine::Source::Paths(a.paths.clone())
-    };
-    let s = engine::backup(
-        &mut repo,
-        source,
-        &engine::BackupOptions::new(tags, time).force_read(a.force_read),
-        bars,
-    )?;
-    let st = &s.stats;
-    let h = &s.healing;
-    if h.missing_packs > 0 {
-        // Printed in JSON mode too: it is damage the operator should know of.
-        eprintln!(
-            "masclet: warning: {} packs listed in the index are missing from storage; their {} chunks are no longer trusted: {} of them were in this backup's input and were stored again (run `masclet check` to see which snapshots lost data)",
-            h.missing_packs, h.untrusted_chunks, h.stored_again
-        );
-    }
-    // Bytes stored against bytes read: what the night cost. Counting new chunks' plaintext
-    // instead would call a chunk stored as a 300-byte delta "new" in full.
-    #[allow(clippy::cast_precision_loss)]
-    let stored = if st.bytes_read == 0 {
-        0.0
-    } else {
-        st.bytes_added as f64 / st.bytes_read as f64
-    };
-    if cli.global.json {
-        let mut v = serde_json::to_value(&s)?;
-        v["stored_ratio"] = json!(stored);
-        v["dedup_ratio"] = json!((1.0 - stored).max(0.0));
-        print_json(&v);
-    } else {
-        println!("{}", s.snapshot);
-        eprintln!(
-            "snapshot {} saved: {} files ({} unchanged, not read), {} dirs, {} symlinks; read {} in {:.1} s; stored {} ({:.1}% of the bytes read; {} new of {} chunks)",
-            s.snapshot.short(),
-            st.files,
-            s.unchanged_files,
-            st.dirs,
-            st.symlinks,
-            bytes(st.bytes_read),
-            s.duration_secs,
-            bytes(st.bytes_added),
-            stored * 100.0,
-            st.new_chunks,
-            st.chunks,
-        );
-    }
-    Ok(0)
 }
 
 fn snapshots(cli: &Cli) -> Result<u8> {

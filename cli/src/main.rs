@@ -2,6 +2,7 @@
 //! renders the result, and maps errors to documented exit codes. No backup logic lives here.
 
 mod args;
+mod backup;
 mod commands;
 mod maintenance;
 mod output;

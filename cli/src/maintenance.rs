@@ -10,6 +10,9 @@ use masclet_engine::{GcOptions, KeepPolicy, LockMode, Repo};
 use serde_json::json;
 
 pub fn forget(cli: &Cli, a: &ForgetArgs, bars: &Bars) -> Result<u8> {
+    if !a.snapshots.is_empty() {
+        return forget_named(cli, a, bars);
+    }
     let policy = KeepPolicy {
         last: a.keep_last,
         daily: a.keep_daily,
@@ -83,6 +86,47 @@ pub fn forget(cli: &Cli, a: &ForgetArgs, bars: &Bars) -> Result<u8> {
     if let Some(g) = gc {
         print_gc(&g);
     } else if !a.dry_run && removed > 0 {
+        println!("run `masclet gc` to reclaim their space");
+    }
+    Ok(0)
+}
+
+/// `forget ID...`: exactly the named snapshots, found by name so that one no reader
+/// accepts can be removed too.
+fn forget_named(cli: &Cli, a: &ForgetArgs, bars: &Bars) -> Result<u8> {
+    let mode = if a.dry_run {
+        LockMode::Shared
+    } else {
+        LockMode::Exclusive
+    };
+    let mut repo = open(cli, "forget", Some(mode))?;
+    let mut ids = Vec::new();
+    for spec in &a.snapshots {
+        let id = repo.resolve_id(spec)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let removed = if a.dry_run {
+        0
+    } else {
+        engine::forget_ids(&repo, &ids)?
+    };
+    let gc = match (a.prune, a.dry_run) {
+        (true, false) => Some(run_gc(&mut repo, &GcOptions::default(), false, bars)?),
+        _ => None,
+    };
+    if cli.global.json {
+        print_json(&json!({ "dry_run": a.dry_run, "forget": ids, "removed": removed, "gc": gc }));
+        return Ok(0);
+    }
+    for id in &ids {
+        let verb = if a.dry_run { "would forget" } else { "forget" };
+        println!("{verb} {}", id.short());
+    }
+    if let Some(g) = gc {
+        print_gc(&g);
+    } else if !a.dry_run {
         println!("run `masclet gc` to reclaim their space");
     }
     Ok(0)

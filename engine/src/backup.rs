@@ -19,21 +19,22 @@ use crate::packer::{Durable, PackWriter};
 use crate::parent::{self, Parent};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
-use crate::snapshot::{BackupStats, Snapshot};
-use crate::tree::{EntryMeta, Record, TreeWriter, check_path, path_cmp};
+use crate::snapshot::BackupStats;
+use crate::tree::{Record, TreeWriter};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
 mod files;
 mod heal;
+mod input;
+mod producer;
 mod queue;
 mod store;
-use files::top_level_name;
 pub use heal::Healing;
+pub use input::{UNCHECKED_PRODUCER_TAG, check_request};
 
 /// Bytes of input per parallel batch.
 pub const BATCH_BYTES: usize = 1 << 20;
@@ -57,6 +58,16 @@ pub enum Source {
         /// for it instead of waiting for a read that may never return.
         reader: Box<dyn Read + Send + 'static>,
     },
+    /// A producer the backup runs itself: its standard output is stored as a single file
+    /// entry named `name`, and nothing is committed unless it exits 0. Its standard error
+    /// is captured (the end of it goes into the error, or into a warning on success).
+    Command {
+        /// The entry's name.
+        name: Vec<u8>,
+        /// The command, with its arguments and environment; its stdout and stderr are
+        /// replaced by pipes.
+        command: std::process::Command,
+    },
 }
 
 /// Options of a backup.
@@ -70,6 +81,10 @@ pub struct BackupOptions {
     /// Read every file, even those the parent snapshot records with the same modification
     /// time, mode and size.
     pub force_read: bool,
+    /// Commit a backup whose sources gave no content (0 bytes of regular files or stream).
+    pub allow_empty: bool,
+    /// Refuse a backup whose sources gave fewer bytes of content than this.
+    pub min_size: u64,
 }
 
 impl BackupOptions {
@@ -78,8 +93,22 @@ impl BackupOptions {
         Self {
             tags,
             time,
-            force_read: false,
+            ..Self::default()
         }
+    }
+
+    /// Commit a backup with no content (see [`BackupOptions::allow_empty`]).
+    #[must_use]
+    pub fn allow_empty(mut self, yes: bool) -> Self {
+        self.allow_empty = yes;
+        self
+    }
+
+    /// Refuse less content than `bytes` (see [`BackupOptions::min_size`]).
+    #[must_use]
+    pub fn min_size(mut self, bytes: u64) -> Self {
+        self.min_size = bytes;
+        self
     }
 
     /// Read every file (see [`BackupOptions::force_read`]).
@@ -127,6 +156,8 @@ pub(crate) struct Writer<'r> {
     force_read: bool,
     /// Files listed from the parent snapshot without reading them.
     unchanged_files: u64,
+    /// Bytes of regular-file and stream content, read or listed from the parent.
+    content_bytes: u64,
     progress: &'r dyn Progress,
     /// Batches being sealed and the tree records behind them (queue.rs).
     queue: queue::Queue,
@@ -158,6 +189,7 @@ impl<'r> Writer<'r> {
             deltas: 0,
             force_read: false,
             unchanged_files: 0,
+            content_bytes: 0,
             progress,
             queue: queue::Queue::default(),
             untrusted: HashSet::new(),
@@ -214,9 +246,14 @@ impl<'r> Writer<'r> {
 
 /// Back up `source` into `repo` and commit a snapshot.
 ///
+/// Refused before anything is written: a snapshot field past the format's limits
+/// ([`check_request`]). Refused before the commit: no content or less than
+/// [`BackupOptions::min_size`], and a [`Source::Command`] that does not exit 0.
+///
 /// # Errors
 /// `Io` for source failures (nothing is committed), `Storage` for repository failures,
-/// `Interrupted` on Ctrl-C, `InvalidInput` for unusable paths or names.
+/// `Interrupted` on Ctrl-C, `InvalidInput` for unusable paths or names and the refusals
+/// above.
 pub fn backup(
     repo: &mut Repo,
     source: Source,
@@ -224,6 +261,11 @@ pub fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupSummary> {
     repo.ensure_writable()?;
+    let input::Request {
+        mut snapshot,
+        named,
+    } = input::request(&source, opts)?;
+    input::warn_about_time(repo, snapshot.time, progress);
     let started = Instant::now();
     let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
     let mut tree = TreeWriter::new(cutter, TREE_FLUSH_BYTES);
@@ -232,65 +274,38 @@ pub fn backup(
     w.force_read = opts.force_read;
     w.untrust_missing_packs()?;
     progress.start("backup", None, Unit::Bytes);
-    let (paths, kind) = match source {
-        Source::Paths(paths) => {
-            let mut named = Vec::new();
-            for p in paths {
-                let abs = std::path::absolute(&p)
-                    .map_err(|e| Error::io(format!("resolving {}", p.display()), e))?;
-                std::fs::symlink_metadata(&abs)
-                    .map_err(|e| Error::io(format!("cannot back up {}", p.display()), e))?;
-                named.push((top_level_name(&abs)?, abs));
+    let unchecked = matches!(source, Source::Stream { .. });
+    let what = match source {
+        Source::Paths(_) => {
+            for (_, abs) in &named {
+                std::fs::symlink_metadata(abs)
+                    .map_err(|e| Error::io(format!("cannot back up {}", abs.display()), e))?;
             }
-            named.sort_by(|a, b| path_cmp(&a.0, &b.0));
-            if let Some(w) = named.windows(2).find(|w| w[0].0 == w[1].0) {
-                return Err(Error::invalid(format!(
-                    "{} and {} would both be named {:?} in the snapshot; back them up separately",
-                    w[0].1.display(),
-                    w[1].1.display(),
-                    String::from_utf8_lossy(&w[0].0)
-                )));
+            w.parent =
+                parent::find(w.repo, "files", &snapshot.paths).map(|s| Parent::new(w.repo, &s));
+            for (name, abs) in named {
+                w.walk(&abs, name, &mut tree)?;
             }
-            let paths: Vec<Vec<u8>> = named
-                .iter()
-                .map(|(_, p)| p.as_os_str().as_bytes().to_vec())
-                .collect();
-            w.parent = parent::find(w.repo, "files", &paths).map(|s| Parent::new(w.repo, &s));
-            for (name, abs) in &named {
-                w.walk(abs, name.clone(), &mut tree)?;
-            }
-            (paths, "files")
+            "the backup's paths".to_string()
         }
         Source::Stream { name, reader } => {
-            check_path(&name).map_err(|_| {
-                Error::invalid("the stream name must be a file name (no `/`, not `.` or `..`)")
-            })?;
-            if name.contains(&b'/') {
-                return Err(Error::invalid(
-                    "the stream name must be a single file name without `/`",
-                ));
+            w.stream_entry(name, reader, "standard input", &mut tree)?;
+            "standard input".to_string()
+        }
+        Source::Command { name, command } => {
+            let (producer, stdout) = producer::Producer::spawn(command)?;
+            let what = producer.what();
+            w.stream_entry(name, stdout, &what, &mut tree)?;
+            let stderr = producer.finish()?;
+            if !stderr.is_empty() {
+                progress.warn(&format!("{what}: its standard error said: {stderr}"));
             }
-            let now = Utc::now();
-            w.parent = parent::find(w.repo, "stdin", std::slice::from_ref(&name))
-                .map(|s| Parent::new(w.repo, &s));
-            if let Some(p) = &mut w.parent {
-                p.start_file(&name);
-            }
-            let meta = EntryMeta {
-                path: name.clone(),
-                mode: 0o600,
-                mtime: now.timestamp(),
-                mtime_nsec: now.timestamp_subsec_nanos(),
-            };
-            w.stats.files += 1;
-            w.tree(&mut tree, &Record::FileStart(meta))?;
-            let (size, content_hash) =
-                w.store_stream(reader, true, &|| "standard input".to_string(), &mut tree)?;
-            w.tree(&mut tree, &Record::FileEnd { size, content_hash })?;
-            (vec![name], "stdin")
+            what
         }
     };
     w.drain(0, 0, &mut tree)?;
+    // Before the tree's last chunks are stored: an empty backup usually writes nothing.
+    input::check_content(w.content_bytes, opts, &what, unchecked)?;
     if let Some(batch) = tree.finish() {
         let ids = w.store(ObjectType::Tree, &batch)?;
         w.tree_chunks
@@ -299,18 +314,9 @@ pub fn backup(
     w.flush()?;
     progress.finish();
     crate::check_interrupt()?;
-    let snapshot = Snapshot {
-        time: opts.time.unwrap_or_else(Utc::now),
-        host: crate::lock::hostname(),
-        user: std::env::var("USER")
-            .unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string()),
-        tags: opts.tags.clone(),
-        paths,
-        source: kind.to_string(),
-        stats: w.stats,
-        tree_len: tree.total(),
-        tree: std::mem::take(&mut w.tree_chunks),
-    };
+    snapshot.stats = w.stats;
+    snapshot.tree_len = tree.total();
+    snapshot.tree = std::mem::take(&mut w.tree_chunks);
     w.repo.ensure_lock()?;
     let id = snapshot.save(w.repo.storage.as_ref(), &w.repo.keys)?;
     Ok(BackupSummary {

@@ -5,7 +5,6 @@
 //! down. Forgetting deletes snapshot objects only; `gc` gives the space back.
 
 use crate::error::{Error, Result};
-use crate::format::ObjectType;
 use crate::id::SnapshotId;
 use crate::repo::Repo;
 use crate::retention::{ForgetPlan, SnapshotRef};
@@ -44,6 +43,21 @@ pub fn snapshot_refs(repo: &Repo) -> Result<(Vec<SnapshotRef>, Vec<(SnapshotId, 
     ))
 }
 
+/// Forget exactly the snapshots `ids`, readable or not: the way out for a snapshot no
+/// reader accepts (one written past the format's limits by an older version), which
+/// retention leaves alone and which stops `gc` until it is gone.
+///
+/// # Errors
+/// `Storage` errors; `Locked` if the lock was lost.
+pub fn forget_ids(repo: &Repo, ids: &[SnapshotId]) -> Result<u64> {
+    repo.ensure_writable()?;
+    repo.ensure_lock()?;
+    crate::check_interrupt()?;
+    let names: Vec<String> = ids.iter().map(SnapshotId::to_hex).collect();
+    repo.storage().delete_many(Kind::Snapshot, &names)?;
+    Ok(names.len() as u64)
+}
+
 /// Execute `plan`: retag first, then delete, so an interrupted run loses no restore point
 /// the plan keeps. Rerunning forget converges.
 ///
@@ -66,9 +80,7 @@ pub fn forget(repo: &Repo, plan: &ForgetPlan) -> Result<ForgetSummary> {
         crate::check_interrupt()?;
         let mut snap = Snapshot::load(repo.storage(), &repo.keys, d.id)?;
         snap.tags.clone_from(&d.tags_after);
-        let sealed = repo
-            .keys
-            .seal(ObjectType::Snapshot, &d.id.0, &snap.encode(), Some(3));
+        let sealed = snap.seal(&repo.keys, d.id)?;
         repo.storage()
             .replace(Kind::Snapshot, &d.id.to_hex(), &sealed)?;
         s.retagged += 1;

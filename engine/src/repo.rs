@@ -346,6 +346,16 @@ impl Repo {
                 Error::new(ErrorKind::NotFound, "the repository has no snapshots yet")
             });
         }
+        let id = self.resolve_id(spec)?;
+        Ok((id, Snapshot::load(self.storage.as_ref(), &self.keys, id)?))
+    }
+
+    /// Find a snapshot's id by full id or unique id prefix, from the names alone: it also
+    /// finds a snapshot that cannot be read (so `forget` can remove it).
+    ///
+    /// # Errors
+    /// `NotFound` or `InvalidInput` (ambiguous prefix, not hex).
+    pub fn resolve_id(&self, spec: &str) -> Result<SnapshotId> {
         if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::invalid(format!(
                 "{spec:?} is not a snapshot id, id prefix or `latest`"
@@ -360,7 +370,7 @@ impl Repo {
             .filter_map(|(n, _)| SnapshotId::from_hex(&n).ok())
             .collect();
         match matches.as_slice() {
-            [id] => Ok((*id, Snapshot::load(self.storage.as_ref(), &self.keys, *id)?)),
+            [id] => Ok(*id),
             [] => Err(Error::new(
                 ErrorKind::NotFound,
                 format!("no snapshot matches {spec:?} (list them with `masclet snapshots`)"),

@@ -8,13 +8,12 @@ use crate::crypto::Keys;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{Dec, Enc, MAX_OBJECT_SIZE, ObjectType};
 use crate::id::{ChunkId, SnapshotId};
+use crate::limits::Limit;
 use crate::storage::{Kind, Storage};
 use chrono::{DateTime, Utc};
 
 /// Version byte at the start of a snapshot's plaintext.
 pub const SNAPSHOT_VERSION: u8 = 1;
-const MAX_STRING: usize = 4096;
-const MAX_LIST: u16 = 1024;
 
 /// Counters recorded with a snapshot (and printed by `backup`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -101,18 +100,63 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Encode the plaintext.
+    /// Check every field against the format's limits (format-spec.md §9, "Limits"), the
+    /// ones [`Snapshot::decode`] applies: what passes here, readers accept.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the first limit exceeded.
+    pub fn check_limits(&self) -> Result<()> {
+        Limit::Paths.check(self.paths.len(), "")?;
+        for p in &self.paths {
+            Limit::Path.check(p.len(), String::from_utf8_lossy(p))?;
+        }
+        Limit::Tags.check(self.tags.len(), "")?;
+        for t in &self.tags {
+            Limit::Tag.check(t.len(), t)?;
+        }
+        Limit::Host.check(self.host.len(), &self.host)?;
+        Limit::User.check(self.user.len(), &self.user)?;
+        Limit::Source.check(self.source.len(), &self.source)?;
+        // The fields above are capped; only a tree of millions of chunks can reach this.
+        let size = self.encoded_len();
+        if size > MAX_OBJECT_SIZE {
+            return Err(Error::invalid(format!(
+                "the snapshot would be {size} bytes ({} tree chunks); a snapshot object holds at most {MAX_OBJECT_SIZE} (format-spec.md §6); nothing was committed",
+                self.tree.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Length of [`Snapshot::encode`]'s output.
+    fn encoded_len(&self) -> usize {
+        let strings = |v: &mut dyn Iterator<Item = usize>| v.map(|n| 4 + n).sum::<usize>();
+        1 + 12
+            + strings(&mut [self.host.len(), self.user.len(), self.source.len()].into_iter())
+            + 2
+            + strings(&mut self.tags.iter().map(String::len))
+            + 2
+            + strings(&mut self.paths.iter().map(Vec::len))
+            + 8 * 8
+            + 8
+            + 4
+            + 36 * self.tree.len()
+    }
+
+    /// Encode the plaintext, limits unchecked: [`Snapshot::seal`] checks them first, and
+    /// only tests craft objects past them (a count past `u16` is written as `u16::MAX`).
     pub fn encode(&self) -> Vec<u8> {
+        let count = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
         let mut e = Enc::new();
         e.u8(SNAPSHOT_VERSION)
             .i64(self.time.timestamp())
             .u32(self.time.timestamp_subsec_nanos());
         e.bytes(self.host.as_bytes()).bytes(self.user.as_bytes());
-        e.u16(u16::try_from(self.tags.len()).expect("capped"));
+        e.u16(count(self.tags.len()));
         for t in &self.tags {
             e.bytes(t.as_bytes());
         }
-        e.u16(u16::try_from(self.paths.len()).expect("capped"));
+        e.u16(count(self.paths.len()));
         for p in &self.paths {
             e.bytes(p);
         }
@@ -121,7 +165,7 @@ impl Snapshot {
             e.u64(v);
         }
         e.u64(self.tree_len)
-            .u32(u32::try_from(self.tree.len()).expect("capped"));
+            .u32(u32::try_from(self.tree.len()).unwrap_or(u32::MAX));
         for (id, len) in &self.tree {
             e.raw(&id.0).u32(*len);
         }
@@ -144,23 +188,26 @@ impl Snapshot {
         let (secs, nanos) = (d.i64()?, d.u32()?);
         let time = DateTime::from_timestamp(secs, nanos)
             .ok_or_else(|| Error::corrupt("snapshot: time out of range"))?;
-        let host = d.string(MAX_STRING)?;
-        let user = d.string(MAX_STRING)?;
-        let list_len = |d: &mut Dec<'_>| -> Result<u16> {
+        let host = d.string(Limit::Host.max())?;
+        let user = d.string(Limit::User.max())?;
+        let list_len = |d: &mut Dec<'_>, limit: Limit, what: &str| -> Result<u16> {
             let n = d.u16()?;
-            if n > MAX_LIST {
-                Err(Error::corrupt("snapshot: list too long"))
+            if usize::from(n) > limit.max() {
+                Err(Error::corrupt(format!(
+                    "snapshot: list too long ({n} {what}; the format allows {})",
+                    limit.max()
+                )))
             } else {
                 Ok(n)
             }
         };
-        let tags = (0..list_len(&mut d)?)
-            .map(|_| d.string(MAX_STRING))
+        let tags = (0..list_len(&mut d, Limit::Tags, "tags")?)
+            .map(|_| d.string(Limit::Tag.max()))
             .collect::<Result<_>>()?;
-        let paths = (0..list_len(&mut d)?)
-            .map(|_| d.bytes(MAX_STRING).map(<[u8]>::to_vec))
+        let paths = (0..list_len(&mut d, Limit::Paths, "paths")?)
+            .map(|_| d.bytes(Limit::Path.max()).map(<[u8]>::to_vec))
             .collect::<Result<_>>()?;
-        let source = d.string(MAX_STRING)?;
+        let source = d.string(Limit::Source.max())?;
         let mut n = [0u64; 8];
         for v in &mut n {
             *v = d.u64()?;
@@ -191,15 +238,26 @@ impl Snapshot {
         })
     }
 
+    /// The sealed object for snapshot `id`, once the fields pass the readers' limits: no
+    /// writer can store a snapshot that `ls`, `restore` and `gc` would refuse.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the limit exceeded.
+    pub fn seal(&self, keys: &Keys, id: SnapshotId) -> Result<Vec<u8>> {
+        self.check_limits()?;
+        Ok(keys.seal(ObjectType::Snapshot, &id.0, &self.encode(), Some(3)))
+    }
+
     /// Seal and store as a new snapshot object: the commit point of a backup.
     ///
     /// # Errors
-    /// `Storage` errors. A failed write may still have put the snapshot in place (an
-    /// error syncing the directory after the rename): the message then says it is
-    /// committed with its durability unconfirmed, and otherwise that nothing was committed.
+    /// `InvalidInput` past a limit (nothing is stored), `Storage` errors. A failed write may
+    /// still have put the snapshot in place (an error syncing the directory after the
+    /// rename): the message then says it is committed with its durability unconfirmed, and
+    /// otherwise that nothing was committed.
     pub fn save(&self, storage: &dyn Storage, keys: &Keys) -> Result<SnapshotId> {
         let id = SnapshotId::random();
-        let sealed = keys.seal(ObjectType::Snapshot, &id.0, &self.encode(), Some(3));
+        let sealed = self.seal(keys, id)?;
         storage
             .put(Kind::Snapshot, &id.to_hex(), &sealed)
             .map_err(|e| {
@@ -253,5 +311,101 @@ mod tests {
         let mut bad = s.encode();
         bad.pop();
         assert!(Snapshot::decode(&bad).is_err());
+    }
+
+    /// Set `limit`'s field of a snapshot (or record of its tree) to `n` items or bytes, and
+    /// say whether the writer accepts it and whether the reader does.
+    fn write_and_read(limit: Limit, n: usize) -> (Result<()>, Result<()>) {
+        use crate::format::Dec;
+        use crate::tree::{EntryMeta, Record, Validator};
+        let mut s = Snapshot {
+            time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            host: "h".into(),
+            user: "u".into(),
+            tags: vec![],
+            paths: vec![b"/p".to_vec()],
+            source: "files".into(),
+            stats: BackupStats::default(),
+            tree_len: 0,
+            tree: vec![],
+        };
+        let long = "a".repeat(n);
+        let meta = |path: &[u8]| EntryMeta {
+            path: path.to_vec(),
+            mode: 0o777,
+            mtime: 0,
+            mtime_nsec: 0,
+        };
+        let record = match limit {
+            Limit::Paths => {
+                s.paths = (0..n).map(|i| format!("/p{i}").into_bytes()).collect();
+                None
+            }
+            Limit::Tags => {
+                s.tags = (0..n).map(|i| format!("t{i}")).collect();
+                None
+            }
+            Limit::Path => {
+                s.paths = vec![long.into_bytes()];
+                None
+            }
+            Limit::Tag => {
+                s.tags = vec![long];
+                None
+            }
+            Limit::Host => {
+                s.host = long;
+                None
+            }
+            Limit::User => {
+                s.user = long;
+                None
+            }
+            Limit::Source => {
+                s.source = long;
+                None
+            }
+            Limit::TreePath => Some(Record::Symlink(meta(long.as_bytes()), b"t".to_vec())),
+            Limit::SymlinkTarget => Some(Record::Symlink(meta(b"l"), long.into_bytes())),
+        };
+        let Some(r) = record else {
+            let read = Snapshot::decode(&s.encode()).map(|back| assert_eq!(back, s));
+            return (s.check_limits(), read);
+        };
+        let Record::Symlink(m, target) = &r else {
+            unreachable!()
+        };
+        let written = Limit::TreePath
+            .check(m.path.len(), "p")
+            .and_then(|()| Limit::SymlinkTarget.check(target.len(), "p"));
+        let mut buf = Vec::new();
+        r.encode(&mut buf);
+        let read = Record::decode(&mut Dec::new(&buf, "tree"))
+            .and_then(|back| Validator::new().check(&back).map(|()| assert_eq!(back, r)));
+        (written, read)
+    }
+
+    /// Every limit, at and past it: what the writer accepts the reader reads back whole, and
+    /// what the reader refuses the writer refuses first (with `InvalidInput`).
+    #[test]
+    fn writer_and_reader_agree_at_and_past_every_limit() {
+        for limit in Limit::ALL {
+            for n in [
+                limit.max() - 1,
+                limit.max(),
+                limit.max() + 1,
+                limit.max() + 977,
+            ] {
+                let (written, read) = write_and_read(limit, n);
+                let past = n > limit.max();
+                assert_eq!(written.is_err(), past, "{limit:?} {n}: {written:?}");
+                assert_eq!(read.is_err(), past, "{limit:?} {n}: {read:?}");
+                if let (Err(w), Err(r)) = (written, read) {
+                    assert_eq!(w.kind(), ErrorKind::InvalidInput);
+                    assert_eq!(r.kind(), ErrorKind::Corrupt);
+                    assert!(w.to_string().contains("format-spec.md §9 limits"), "{w}");
+                }
+            }
+        }
     }
 }

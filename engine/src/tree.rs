@@ -28,8 +28,7 @@ pub const TAG_FILE_CHUNK: u8 = 4;
 pub const TAG_FILE_END: u8 = 5;
 /// Format 2: the resemblance sketch of the file chunk record that follows.
 pub const TAG_SKETCH: u8 = 6;
-/// Longest path or symlink target accepted.
-pub const MAX_PATH_LEN: usize = 64 * 1024;
+pub use crate::limits::MAX_PATH_LEN;
 /// Longest encoded record: tag, two capped byte fields and fixed fields.
 pub const MAX_RECORD_LEN: usize = 1 + 2 * (4 + MAX_PATH_LEN) + 64;
 

@@ -59,7 +59,15 @@ fn boundary_sizes_round_trip() {
     .enumerate()
     {
         let data = noise(size, i as u64);
-        let id = backup_bytes(&mut repo, "s", &data).unwrap();
+        // An empty stream is refused unless asked for (a failed producer gives one).
+        let src = Source::Stream {
+            name: b"s".to_vec(),
+            reader: Box::new(std::io::Cursor::new(data.clone())),
+        };
+        let opts = BackupOptions::default().allow_empty(size == 0);
+        let id = masclet_engine::backup(&mut repo, src, &opts, &NoProgress)
+            .unwrap()
+            .snapshot;
         assert_eq!(dump(&repo, id, "s").unwrap(), data, "size {size}");
     }
     assert!(check_ok(&repo, true));
@@ -290,4 +298,27 @@ fn many_small_files_interleaved_with_dirs_links_and_repeats_restore_identically(
     restore(&repo, s2.snapshot, &out2).unwrap();
     assert_eq!(digest(&out2.join("src")), digest(&src));
     assert!(check_ok(&repo, true));
+}
+
+/// The engine refuses an empty stream by default, committing nothing, and past-limit tags
+/// before reading anything; the same requests at the limits commit.
+#[test]
+fn engine_refuses_empty_streams_and_over_limit_tags() {
+    let r = LocalRepo::new();
+    let mut repo = r.open();
+    let err = backup_bytes(&mut repo, "s", b"").unwrap_err();
+    assert_eq!(err.kind(), masclet_engine::ErrorKind::InvalidInput, "{err}");
+    let tags: Vec<String> = (0..1025).map(|i| format!("t{i}")).collect();
+    let src = || Source::Stream {
+        name: b"s".to_vec(),
+        reader: Box::new(std::io::Cursor::new(b"rows".to_vec())),
+    };
+    let opts = BackupOptions::new(tags.clone(), None);
+    let err = masclet_engine::backup(&mut repo, src(), &opts, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("1026 tags given"), "{err}");
+    assert!(repo.snapshots().unwrap().0.is_empty());
+    // 1023 tags and `unchecked-producer` make the 1024 a snapshot holds.
+    let opts = BackupOptions::new(tags[..1023].to_vec(), None);
+    let s = masclet_engine::backup(&mut repo, src(), &opts, &NoProgress).unwrap();
+    assert_eq!(dump(&repo, s.snapshot, "s").unwrap(), b"rows");
 }

@@ -6,8 +6,10 @@ mod extremes;
 mod damage;
 mod flow;
 mod index;
+mod input;
 mod media;
 mod ops;
+mod producer;
 mod retention;
 mod secrets;
 

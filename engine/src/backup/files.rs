@@ -6,6 +6,7 @@ use super::{BATCH_BYTES, REUSE_MAX_CHUNKS, Writer};
 use crate::chunker::{Batch, Chunker};
 use crate::error::{Error, Result};
 use crate::id::ChunkId;
+use crate::limits::Limit;
 use crate::parent::ParentFile;
 use crate::tree::{EntryMeta, Record, TreeWriter};
 use std::fs::File;
@@ -95,6 +96,33 @@ impl Writer<'_> {
         Ok((total, hash))
     }
 
+    /// Store one stream as the snapshot's only entry, a file named `name`.
+    pub(super) fn stream_entry(
+        &mut self,
+        name: Vec<u8>,
+        reader: impl Read + Send + 'static,
+        what: &str,
+        tree: &mut TreeWriter,
+    ) -> Result<()> {
+        let now = chrono::Utc::now();
+        self.parent = crate::parent::find(self.repo, "stdin", std::slice::from_ref(&name))
+            .map(|s| crate::parent::Parent::new(self.repo, &s));
+        if let Some(p) = &mut self.parent {
+            p.start_file(&name);
+        }
+        let meta = EntryMeta {
+            path: name,
+            mode: 0o600,
+            mtime: now.timestamp(),
+            mtime_nsec: now.timestamp_subsec_nanos(),
+        };
+        self.stats.files += 1;
+        self.tree(tree, &Record::FileStart(meta))?;
+        let (size, content_hash) = self.store_stream(reader, true, &|| what.to_string(), tree)?;
+        self.content_bytes += size;
+        self.tree(tree, &Record::FileEnd { size, content_hash })
+    }
+
     /// The parent's record of the file at `entry`'s path when the file looks unchanged: same
     /// modification time (to the nanosecond), mode and size, and every chunk still indexed.
     /// The file is then not read (`--force-read` turns that off).
@@ -174,6 +202,9 @@ impl Writer<'_> {
             mtime: meta.mtime(),
             mtime_nsec: u32::try_from(meta.mtime_nsec()).unwrap_or(0),
         };
+        // Paths cannot reach the limit through a real file system (PATH_MAX is smaller), but
+        // the writer must never rely on that: a record past it would make the tree unreadable.
+        Limit::TreePath.check(entry.path.len(), fs_path.display())?;
         let ft = meta.file_type();
         if ft.is_dir() {
             self.stats.dirs += 1;
@@ -194,6 +225,7 @@ impl Writer<'_> {
         } else if ft.is_symlink() {
             let target = std::fs::read_link(fs_path)
                 .map_err(|e| Error::io(format!("reading link {}", fs_path.display()), e))?;
+            Limit::SymlinkTarget.check(target.as_os_str().len(), fs_path.display())?;
             self.stats.symlinks += 1;
             self.tree(
                 tree,
@@ -229,6 +261,7 @@ impl Writer<'_> {
                     tree,
                 )?,
             };
+            self.content_bytes += size;
             self.tree(tree, &Record::FileEnd { size, content_hash })?;
         } else {
             self.progress.warn(&format!(
