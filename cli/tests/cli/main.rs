@@ -5,6 +5,7 @@ mod crash;
 mod flow;
 mod index;
 mod ops;
+mod restore;
 mod retention;
 mod secrets;
 
