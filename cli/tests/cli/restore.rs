@@ -114,7 +114,7 @@ fn kill_9_during_restore_never_leaves_an_existing_file_missing_or_partial() {
         for i in 0..12u64 {
             let dir = src.join(format!("d{}", i % 3));
             std::fs::create_dir_all(&dir).unwrap();
-            let data = masclet_tools::golden_bytes(900_000, 100 * v + i);
+            let data = masclet_tools::golden_bytes(400_000, 100 * v + i);
             std::fs::write(dir.join(format!("f{i}")), data).unwrap();
         }
         versions.push(
