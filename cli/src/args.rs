@@ -78,9 +78,17 @@ Examples:
     /// List snapshots, oldest first (by recorded time; the last one is `latest`).
     Snapshots,
     /// Restore a snapshot into a directory.
-    #[command(
-        after_help = "Examples:\n  masclet restore latest --target /tmp/restore\n  masclet restore 1a2b3c4d --target /srv/restore --overwrite"
-    )]
+    #[command(after_help = "\
+Files already in the target are replaced, each only once its new content is complete and
+verified: until then the old file keeps its name, whatever stops the restore. An entry of
+another kind than the snapshot's (a file where it has a directory or symlink, a symlink
+where it has a file...) stops the restore unless --overwrite is given; a directory is never
+replaced. Work in progress is named .masclet-restore-*; a restore that was killed leaves
+such entries behind, and the next restore into the same target removes them and says so.
+
+Examples:
+  masclet restore latest --target /tmp/restore
+  masclet restore 1a2b3c4d --target /srv/restore --overwrite")]
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output.
     #[command(
@@ -285,7 +293,8 @@ pub struct RestoreArgs {
     /// Directory to restore into (created if missing).
     #[arg(long, short = 't', value_name = "DIR")]
     pub target: PathBuf,
-    /// Replace symlinks and files that stand where the snapshot has something else.
+    /// Replace files and symlinks that stand where the snapshot has another kind of entry
+    /// (never a directory).
     #[arg(long)]
     pub overwrite: bool,
 }

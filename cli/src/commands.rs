@@ -201,8 +201,12 @@ fn restore(cli: &Cli, a: &RestoreArgs, bars: &Bars) -> Result<u8> {
         v["target"] = json!(a.target);
         print_json(&v);
     } else {
+        let leftovers = match s.leftovers_removed {
+            0 => String::new(),
+            n => format!(" ({n} leftovers of an interrupted restore removed)"),
+        };
         eprintln!(
-            "restored snapshot {} into {}: {} files, {} dirs, {} symlinks, {}",
+            "restored snapshot {} into {}: {} files, {} dirs, {} symlinks, {}{leftovers}",
             id.short(),
             a.target.display(),
             s.files,

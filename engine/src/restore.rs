@@ -5,9 +5,15 @@
 //! paths, no duplicates, parents first); restore then works only through directory file
 //! descriptors (`openat`, `mkdirat`, `symlinkat`, `renameat` relative to the parent), opens
 //! with `O_NOFOLLOW`, and sets modes and times through the open descriptor, so nothing it
-//! does can follow a symlink out of the target. Files are written to a temporary name and
-//! renamed into place once their content hash checks, so a failed restore never leaves a
-//! half file under a final name.
+//! does can follow a symlink out of the target.
+//!
+//! Restoring over an existing target never destroys what it cannot replace: every entry is
+//! built under a temporary name (`.masclet-restore-` and 16 hex digits) and takes its final
+//! name only once complete, a file only once its content hash checks; the old entry keeps
+//! its name until then, whatever stops the restore. An entry of another kind than the
+//! snapshot's is replaced only with `--overwrite`, and a directory never. The temporaries a
+//! killed restore leaves are removed by the next restore into the same directories
+//! (restore/scratch.rs), which reports how many it removed and where.
 //!
 //! Loading and writing overlap: the calling thread walks the tree and loads chunks in
 //! batches (opening them on all cores), while a writer thread applies the previous batch to
@@ -15,6 +21,7 @@
 //! longer leave a core idle between batches.
 
 mod read;
+mod scratch;
 mod target;
 pub(crate) mod verify;
 
@@ -35,7 +42,8 @@ use target::Restorer;
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct RestoreOptions {
-    /// Replace symlinks and non-directories that stand where the snapshot has something else.
+    /// Replace files and symlinks that stand where the snapshot has another kind of entry
+    /// (directories are never replaced).
     pub overwrite: bool,
 }
 
@@ -57,6 +65,8 @@ pub struct RestoreSummary {
     pub symlinks: u64,
     /// Bytes of file content.
     pub bytes: u64,
+    /// Temporaries left by an interrupted restore, found in the target and removed.
+    pub leftovers_removed: u64,
 }
 
 /// Chunks loaded together (in parallel) during a restore: enough to keep all cores busy,
@@ -156,7 +166,9 @@ fn load_all(repo: &Repo, snap: &Snapshot, batches: &SyncSender<Option<Vec<Op>>>)
 ///
 /// # Errors
 /// `Corrupt` for damaged or hostile snapshot data, `Io` for target failures (naming the
-/// path), `Interrupted` on Ctrl-C.
+/// path), `InvalidInput` where the target holds another kind of entry than the snapshot and
+/// `opts` does not allow replacing it, `Interrupted` on Ctrl-C. Entries already in the
+/// target are then as they were, or replaced whole by their verified snapshot version.
 pub fn restore(
     repo: &Repo,
     snap: &Snapshot,
@@ -177,7 +189,7 @@ pub fn restore(
             std::io::Error::from(e),
         )
     })?;
-    let r = Restorer::new(opts, root, progress);
+    let r = Restorer::new(opts, target, root, progress);
     progress.start("restore", Some(snap.stats.bytes_read), Unit::Bytes);
     let (tx, rx) = sync_channel(1);
     let result = std::thread::scope(|s| {
@@ -196,7 +208,7 @@ pub fn restore(
     });
     progress.finish();
     result.map_err(|e| {
-        if e.kind() == ErrorKind::Io {
+        if matches!(e.kind(), ErrorKind::Io | ErrorKind::InvalidInput) {
             e.context(format!("restoring into {}", target.display()))
         } else {
             e

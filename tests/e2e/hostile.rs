@@ -180,8 +180,7 @@ fn symlinks_planted_in_the_target_are_not_written_through() {
     std::os::unix::fs::symlink(&victim_dir, target.join("sub")).unwrap();
     let err = restore_with(&r, id, &target, false).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("refusing to write through existing symlink"),
+        err.to_string().contains("refusing to replace the symlink"),
         "{err}"
     );
     assert_eq!(std::fs::read(&victim).unwrap(), b"original");

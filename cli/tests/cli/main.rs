@@ -10,6 +10,7 @@ mod input;
 mod media;
 mod ops;
 mod producer;
+mod restore;
 mod retention;
 mod secrets;
 
