@@ -2,8 +2,8 @@
 //! messages as an operator sees them. One test binary; the modules group the scenarios.
 
 mod crash;
-mod extremes;
 mod damage;
+mod extremes;
 mod flow;
 mod index;
 mod input;
