@@ -235,6 +235,35 @@ impl Index {
         Self::open_mode(path, repo_id, true)
     }
 
+    /// Record the repository's format version (from the config at `init` or `repair
+    /// index`). The config header that states it is plaintext and unauthenticated, so this
+    /// copy is what lets `open` tell a damaged header from the truth.
+    ///
+    /// # Errors
+    /// `IndexUnavailable` or `Storage` on SQLite errors.
+    pub fn record_format(&self, format: u32) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('format', ?1)",
+            [i64::from(format)],
+        )?;
+        Ok(())
+    }
+
+    /// The format version recorded by [`Index::record_format`]; `None` for an index
+    /// written before it was recorded (nothing to compare with).
+    ///
+    /// # Errors
+    /// `IndexUnavailable` or `Storage` on SQLite errors.
+    pub fn recorded_format(&self) -> Result<Option<u32>> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(v.and_then(|v| u32::try_from(v).ok()))
+    }
+
     /// The repository id an index file records, read without any check; `None` when it
     /// cannot be read. For diagnosing a config whose id was damaged.
     pub(crate) fn recorded_repo_id(path: &Path) -> Option<RepoId> {

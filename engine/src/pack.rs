@@ -285,6 +285,28 @@ pub fn read_trailer(
     })
 }
 
+/// Name the pack in a damage report; other kinds keep their own wording.
+fn pack_context(id: PackId, e: Error) -> Error {
+    if e.kind() == ErrorKind::Corrupt {
+        e.context(format!("pack {}", id.short()))
+    } else {
+        e
+    }
+}
+
+/// A pack too small to hold header, footer and an empty trailer, or past the format's
+/// largest pack, is damaged before any byte of it is read.
+fn check_pack_size(id: PackId, size: u64) -> Result<()> {
+    let min = (PACK_HEADER_LEN + PACK_FOOTER_LEN + ENVELOPE_HEADER_LEN + TAG_LEN) as u64;
+    if size < min || size > MAX_PACK_SIZE {
+        return Err(pack_context(
+            id,
+            Error::corrupt(format!("pack truncated or oversized ({size} bytes)")),
+        ));
+    }
+    Ok(())
+}
+
 /// [`read_trailer`] over any range reader (a pack already in memory, say).
 ///
 /// # Errors
@@ -295,19 +317,8 @@ pub fn read_trailer_with(
     size: u64,
     read: &dyn Fn(u64, u64) -> Result<Vec<u8>>,
 ) -> Result<Vec<PackEntry>> {
-    let ctx = |e: Error| {
-        if e.kind() == ErrorKind::Corrupt {
-            e.context(format!("pack {}", id.short()))
-        } else {
-            e
-        }
-    };
-    let min = (PACK_HEADER_LEN + PACK_FOOTER_LEN + ENVELOPE_HEADER_LEN + TAG_LEN) as u64;
-    if size < min || size > MAX_PACK_SIZE {
-        return Err(ctx(Error::corrupt(format!(
-            "pack truncated or oversized ({size} bytes)"
-        ))));
-    }
+    let ctx = |e: Error| pack_context(id, e);
+    check_pack_size(id, size)?;
     let header = read(0, PACK_HEADER_LEN as u64).map_err(ctx)?;
     if &header[..8] != PACK_MAGIC {
         return Err(ctx(Error::corrupt("bad pack magic")));
@@ -335,19 +346,8 @@ pub(crate) fn read_trailer_past_header(
     version: u32,
     read: &dyn Fn(u64, u64) -> Result<Vec<u8>>,
 ) -> Result<Vec<PackEntry>> {
-    let ctx = |e: Error| {
-        if e.kind() == ErrorKind::Corrupt {
-            e.context(format!("pack {}", id.short()))
-        } else {
-            e
-        }
-    };
-    let min = (PACK_HEADER_LEN + PACK_FOOTER_LEN + ENVELOPE_HEADER_LEN + TAG_LEN) as u64;
-    if size < min || size > MAX_PACK_SIZE {
-        return Err(ctx(Error::corrupt(format!(
-            "pack truncated or oversized ({size} bytes)"
-        ))));
-    }
+    let ctx = |e: Error| pack_context(id, e);
+    check_pack_size(id, size)?;
     let footer = read(size - PACK_FOOTER_LEN as u64, PACK_FOOTER_LEN as u64).map_err(ctx)?;
     if &footer[4..] != PACK_END_MAGIC {
         return Err(ctx(Error::corrupt("pack truncated (no end magic)")));

@@ -132,7 +132,7 @@ pub fn repair_index(
     opts: &OpenOptions,
     progress: &dyn Progress,
 ) -> Result<RepairReport> {
-    let (keys, _config) = unlock(storage.as_ref(), passphrase)?;
+    let (keys, config) = unlock(storage.as_ref(), passphrase)?;
     let lock = lock::acquire(
         Arc::clone(&storage),
         LockMode::Exclusive,
@@ -162,6 +162,7 @@ pub fn repair_index(
     remove_files(&tmp)
         .map_err(|e| crate::Error::storage(format!("removing {}", tmp.display()), e))?;
     let index = Index::create(&tmp, keys.repo_id())?;
+    index.record_format(config.format)?;
     for (name, size, r) in trailers {
         match r {
             Ok((id, (entries, salvaged))) => {

@@ -103,7 +103,7 @@ pub fn init(
     let slot = KeySlot::create(&master, passphrase, kdf, repo_id, key_id)?;
     storage.put(Kind::Key, &key_id.to_hex(), &slot.encode())?;
     let keys = Keys::derive(&master, repo_id);
-    drop(Index::create(index_path, repo_id)?);
+    Index::create(index_path, repo_id)?.record_format(config.format)?;
     // The config is written last: its presence is what makes the directory a repository.
     storage.put(Kind::Config, CONFIG_NAME, &config.encode(&keys))?;
     Ok(repo_id)
@@ -172,6 +172,7 @@ impl Repo {
         } else {
             Index::open(index_path, keys.repo_id())?
         };
+        check_format(&index, &config)?;
         let mut warnings = Vec::new();
         let lock = match opts.lock {
             Some(mode) => {
@@ -430,5 +431,18 @@ pub(crate) fn check_named_base(e: &PackEntry, named: &ChunkId) -> Result<()> {
             e.id.short(),
             named.short()
         )))
+    }
+}
+
+/// The config header's format version against the copy the index keeps. The header is
+/// plaintext (key slots need its repository id before anything can be authenticated), so
+/// a flipped version byte would otherwise make every reader apply another format's rules.
+fn check_format(index: &Index, config: &RepoConfig) -> Result<()> {
+    match index.recorded_format()? {
+        Some(recorded) if recorded != config.format => Err(Error::corrupt(format!(
+            "the config header states format v{} but this repository is format v{recorded} (as recorded in the index at init or repair): the config header is damaged; restore the config file from a copy of the repository, or write byte 8..12 of it back as v{recorded}",
+            config.format
+        ))),
+        _ => Ok(()),
     }
 }

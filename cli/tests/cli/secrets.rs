@@ -229,3 +229,27 @@ fn a_damaged_config_repository_id_is_not_a_wrong_passphrase() {
     std::fs::write(&config, &b).unwrap();
     env.ok(&["snapshots"]);
 }
+
+/// The config header's version is plaintext: a flipped version must not make `check`
+/// (or any reader) apply another format's rules and pass.
+#[test]
+fn a_flipped_config_version_fails_check_and_repair_keeps_the_true_one() {
+    let env = Env::new();
+    let config = env.repo.join("config");
+    let mut b = std::fs::read(&config).unwrap();
+    let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    assert_eq!(version, 3, "this build writes format 3");
+    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&config, &b).unwrap();
+    let err = env.fails(&["check"], 5, "config header is damaged");
+    assert!(err.contains("v2") && err.contains("v3"), "{err}");
+    env.fails(&["snapshots"], 5, "config header is damaged");
+    b[8..12].copy_from_slice(&3u32.to_le_bytes());
+    std::fs::write(&config, &b).unwrap();
+    env.ok(&["check"]);
+    // A rebuilt index records the format again, so the check survives `repair index`.
+    env.ok(&["repair", "index"]);
+    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&config, &b).unwrap();
+    env.fails(&["check"], 5, "config header is damaged");
+}
