@@ -125,21 +125,18 @@ pub(super) fn check_content(
 }
 
 /// Warn when the snapshot's time will mislead `latest` (the snapshot with the largest
-/// recorded time, not the last one written): a time far from the system clock, or an
-/// existing snapshot with a later time, which `latest` will keep naming.
+/// recorded time, not the last one written): a time far ahead of the system clock, which
+/// `latest` would name until a later one is written, or an existing snapshot with a later
+/// time, which `latest` will keep naming. A time in the past is a deliberate `--time` (an
+/// import of older dumps, say) and misleads nothing by itself.
 pub(super) fn warn_about_time(repo: &Repo, time: DateTime<Utc>, progress: &dyn Progress) {
     let now = Utc::now();
     let off = time.signed_duration_since(now);
-    if off.abs() > CLOCK_SLACK {
-        let (n, way) = if off > chrono::TimeDelta::zero() {
-            (off, "ahead of")
-        } else {
-            (-off, "behind")
-        };
+    if off > CLOCK_SLACK {
         progress.warn(&format!(
-            "this snapshot's time {} is {} {way} the system clock (now {})",
+            "this snapshot's time {} is {} ahead of the system clock (now {}): `latest` will name it until a snapshot with a later time is written",
             rfc3339(time),
-            span(n),
+            span(off),
             rfc3339(now)
         ));
     }
