@@ -67,24 +67,6 @@ fn dump_of(repo: &masclet_engine::Repo, id: masclet_engine::SnapshotId) -> Vec<u
 }
 
 /// A backup of `data` as the stream `name`, with the summary the engine returns.
-fn backup_stream(
-    repo: &mut masclet_engine::Repo,
-    name: &str,
-    data: &[u8],
-) -> masclet_engine::BackupSummary {
-    let src = masclet_engine::Source::Stream {
-        name: name.as_bytes().to_vec(),
-        reader: Box::new(std::io::Cursor::new(data.to_vec())),
-    };
-    masclet_engine::backup(
-        repo,
-        src,
-        &masclet_engine::BackupOptions::default(),
-        &masclet_engine::NoProgress,
-    )
-    .unwrap()
-}
-
 fn chunk_ids(repo: &masclet_engine::Repo, snap: masclet_engine::SnapshotId) -> Vec<(ChunkId, u32)> {
     let snap = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), snap).unwrap();
     let mut reader = repo.tree_reader(&snap);
@@ -108,7 +90,7 @@ fn a_change_that_erases_a_cut_point_does_not_store_the_next_chunk_again() {
     // them, goes: plain content-defined chunking glues the changed chunk and the whole next
     // one into a single chunk (not every change does exactly that, so look for one that does).
     let (k, changed) = glue_chunks(&repo, &data, &before, 5, 0, false);
-    let summary = backup_stream(&mut repo, "f", &changed);
+    let summary = backup_summary(&mut repo, "f", &changed).unwrap();
     let after = chunk_ids(&repo, summary.snapshot);
     // The following chunk is unchanged, so it is listed again, and only the changed chunk's
     // stretch is new data (beside one new tree chunk).
@@ -153,7 +135,7 @@ fn new_rows_before_a_run_of_changed_chunks_do_not_cost_the_run_its_bases() {
     let mut new = rows(0..500);
     new.extend(rows(1_000_000..1_003_000));
     new.extend(rows((500..20_000).filter(|i| i % 40 != 7)));
-    let summary = backup_stream(&mut repo, "t.sql", &new);
+    let summary = backup_summary(&mut repo, "t.sql", &new).unwrap();
     let s = &summary.stats;
     let whole = s.new_chunks - summary.delta_chunks;
     let inserted = rows(1_000_000..1_003_000).len() as u64;
@@ -217,7 +199,7 @@ fn a_glued_chunk_whose_parts_both_changed_is_cut_where_its_parent_chunk_ended() 
     // Neither parent chunk ends the glued one exactly. Cut at the length of the parent
     // chunk it starts like, each piece is a small delta against its own parent chunk.
     let (k, changed) = glue_chunks(&repo, &data, &before, 3, 4096, true);
-    let summary = backup_stream(&mut repo, "f", &changed);
+    let summary = backup_summary(&mut repo, "f", &changed).unwrap();
     let after = chunk_ids(&repo, summary.snapshot);
     let at = |list: &[(ChunkId, u32)], i: usize| -> usize {
         list[..i].iter().map(|c| c.1 as usize).sum()
@@ -246,7 +228,7 @@ fn a_second_copy_of_a_chunk_cut_apart_in_the_same_batch_is_still_stored() {
     let (_, changed) = glue_chunks(&repo, &data, &before, 3, 4096, true);
     let twice = [changed.as_slice(), changed.as_slice()].concat();
     assert!(twice.len() < masclet_engine::backup::BATCH_BYTES);
-    let summary = backup_stream(&mut repo, "f", &twice);
+    let summary = backup_summary(&mut repo, "f", &twice).unwrap();
     assert_eq!(dump(&repo, summary.snapshot, "f").unwrap(), twice);
     assert!(check_ok(&repo, true));
 }

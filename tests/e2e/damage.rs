@@ -2,25 +2,11 @@
 //! deduplicated against, and `repair index` adopts every chunk it can still decode and
 //! nothing it cannot.
 
-use masclet_engine::{BackupSummary, LockMode, OpenOptions, RepairReport, Repo};
+use masclet_engine::{LockMode, OpenOptions, RepairReport};
 use masclet_tests::*;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-fn backup_stream(repo: &mut Repo, name: &str, data: &[u8]) -> BackupSummary {
-    let src = masclet_engine::Source::Stream {
-        name: name.as_bytes().to_vec(),
-        reader: Box::new(std::io::Cursor::new(data.to_vec())),
-    };
-    masclet_engine::backup(
-        repo,
-        src,
-        &masclet_engine::BackupOptions::default(),
-        &masclet_engine::NoProgress,
-    )
-    .unwrap()
-}
 
 fn pack_files(r: &LocalRepo) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
@@ -60,12 +46,12 @@ fn a_backup_after_a_pack_is_lost_stores_its_chunks_again_and_restores() {
     let r = LocalRepo::small_chunks();
     let mut repo = r.open();
     let data = noise(400_000, 1);
-    let first = backup_stream(&mut repo, "f", &data);
+    let first = backup_summary(&mut repo, "f", &data).unwrap();
     for p in pack_files(&r) {
         std::fs::remove_file(p).unwrap();
     }
     // Without the pack listing this backup deduplicated everything and could not restore.
-    let second = backup_stream(&mut repo, "f", &data);
+    let second = backup_summary(&mut repo, "f", &data).unwrap();
     let h = second.healing;
     assert_eq!(h.missing_packs, 1, "{second:?}");
     assert_eq!(h.untrusted_chunks, first.stats.new_chunks, "{second:?}");
@@ -77,7 +63,7 @@ fn a_backup_after_a_pack_is_lost_stores_its_chunks_again_and_restores() {
     );
     assert_eq!(dump(&repo, second.snapshot, "f").unwrap(), data);
     // Healed: the next backup finds nothing missing and stores nothing.
-    let third = backup_stream(&mut repo, "f", &data);
+    let third = backup_summary(&mut repo, "f", &data).unwrap();
     assert_eq!(third.healing.missing_packs, 0);
     assert_eq!(third.stats.new_raw_bytes, 0, "{third:?}");
 }
@@ -87,23 +73,23 @@ fn deltas_whose_base_pack_is_lost_are_neither_deduplicated_nor_used_as_bases() {
     let r = LocalRepo::small_chunks();
     let mut repo = r.open();
     let data = noise(400_000, 2);
-    backup_stream(&mut repo, "f", &data);
+    backup_summary(&mut repo, "f", &data).unwrap();
     let first_packs = pack_files(&r);
     let changed = touched(&data, 20_000);
-    let second = backup_stream(&mut repo, "f", &changed);
+    let second = backup_summary(&mut repo, "f", &changed).unwrap();
     assert!(second.delta_chunks > 0, "{second:?}");
     // The deltas' pack stays; their bases' pack goes.
     for p in &first_packs {
         std::fs::remove_file(p).unwrap();
     }
-    let third = backup_stream(&mut repo, "f", &changed);
+    let third = backup_summary(&mut repo, "f", &changed).unwrap();
     assert_eq!(third.healing.missing_packs, 1, "{third:?}");
     assert!(
         third.healing.untrusted_chunks > first_packs.len() as u64 + second.delta_chunks - 1,
         "the deltas went with their bases: {third:?}"
     );
     assert_eq!(dump(&repo, third.snapshot, "f").unwrap(), changed);
-    let fourth = backup_stream(&mut repo, "f", &touched(&changed, 30_000));
+    let fourth = backup_summary(&mut repo, "f", &touched(&changed, 30_000)).unwrap();
     assert_eq!(
         dump(&repo, fourth.snapshot, "f").unwrap(),
         touched(&changed, 30_000)
@@ -116,13 +102,13 @@ fn repair_leaves_out_dead_deltas_whose_base_gc_deleted() {
     let mut repo = r.open();
     let a = noise(300_000, 3);
     let b = noise(3_000_000, 4);
-    let first = backup_stream(&mut repo, "f", &a);
+    let first = backup_summary(&mut repo, "f", &a).unwrap();
     // The deltas of `a` share their pack with `b`, which a third snapshot keeps alive.
     let mut ab = touched(&a, 20_000);
     ab.extend_from_slice(&b);
-    let second = backup_stream(&mut repo, "f", &ab);
+    let second = backup_summary(&mut repo, "f", &ab).unwrap();
     assert!(second.delta_chunks > 0, "{second:?}");
-    let third = backup_stream(&mut repo, "g", &b);
+    let third = backup_summary(&mut repo, "g", &b).unwrap();
     forget_ids(&repo, &[first.snapshot, second.snapshot]);
     gc(&mut repo).unwrap();
     assert!(check_ok(&repo, true));
@@ -143,7 +129,7 @@ fn repair_salvages_the_chunks_of_a_pack_whose_magic_is_damaged() {
     let r = LocalRepo::small_chunks();
     let mut repo = r.open();
     let data = noise(400_000, 5);
-    let snap = backup_stream(&mut repo, "f", &data);
+    let snap = backup_summary(&mut repo, "f", &data).unwrap();
     drop(repo);
     let packs = pack_files(&r);
     assert_eq!(packs.len(), 1);
@@ -166,7 +152,7 @@ fn repair_salvage_leaves_out_chunks_that_fail_authentication() {
     let r = LocalRepo::small_chunks();
     let mut repo = r.open();
     let data = noise(400_000, 6);
-    let snap = backup_stream(&mut repo, "f", &data);
+    let snap = backup_summary(&mut repo, "f", &data).unwrap();
     drop(repo);
     let pack = pack_files(&r).into_iter().next().unwrap();
     let mut bytes = std::fs::read(&pack).unwrap();
@@ -277,7 +263,7 @@ fn check_refuses_every_snapshot_restore_refuses() {
 fn gc_keeps_the_kind_of_a_failing_tree_read() {
     let r = LocalRepo::new();
     let mut repo = r.open();
-    backup_stream(&mut repo, "f", &noise(100_000, 7));
+    backup_summary(&mut repo, "f", &noise(100_000, 7)).unwrap();
     drop(repo);
     for p in pack_files(&r) {
         std::fs::remove_file(&p).unwrap();
@@ -304,7 +290,7 @@ fn gc_keeps_the_kind_of_a_failing_tree_read() {
 fn gc_removes_temporary_files_of_killed_writes_and_check_reports_them() {
     let r = LocalRepo::new();
     let mut repo = r.open();
-    backup_stream(&mut repo, "f", &noise(50_000, 8));
+    backup_summary(&mut repo, "f", &noise(50_000, 8)).unwrap();
     let old = r
         .path
         .join("tmp")

@@ -131,11 +131,21 @@ pub fn backup_bytes(
     name: &str,
     data: &[u8],
 ) -> masclet_engine::Result<SnapshotId> {
+    backup_summary(repo, name, data).map(|s| s.snapshot)
+}
+
+/// Back up bytes as a stream named `name`, returning the whole summary (for tests of
+/// what a backup stored or healed).
+pub fn backup_summary(
+    repo: &mut Repo,
+    name: &str,
+    data: &[u8],
+) -> masclet_engine::Result<masclet_engine::BackupSummary> {
     let src = Source::Stream {
         name: name.as_bytes().to_vec(),
         reader: Box::new(std::io::Cursor::new(data.to_vec())),
     };
-    masclet_engine::backup(repo, src, &BackupOptions::default(), &NoProgress).map(|s| s.snapshot)
+    masclet_engine::backup(repo, src, &BackupOptions::default(), &NoProgress)
 }
 
 /// Restore snapshot `id` into `target`.
