@@ -2,6 +2,7 @@
 //! `masclet completions` are generated from these same definitions.
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use masclet_engine::KeepPolicy;
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
@@ -240,24 +241,24 @@ pub struct ForgetArgs {
     #[arg(value_name = "SNAPSHOT")]
     pub snapshots: Vec<String>,
     /// Keep the N newest snapshots, whatever their dates.
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = KeepPolicy::ORIGINAL.last, value_name = "N")]
     pub keep_last: u32,
     /// Keep the newest snapshot of each of the N most recent days.
-    #[arg(long, env = "RETENTION_DAILY", default_value_t = 7, value_name = "N")]
+    #[arg(long, env = "RETENTION_DAILY", default_value_t = KeepPolicy::ORIGINAL.daily, value_name = "N")]
     pub keep_daily: u32,
     /// Keep the newest snapshot of each of the N most recent ISO weeks.
-    #[arg(long, env = "RETENTION_WEEKLY", default_value_t = 4, value_name = "N")]
+    #[arg(long, env = "RETENTION_WEEKLY", default_value_t = KeepPolicy::ORIGINAL.weekly, value_name = "N")]
     pub keep_weekly: u32,
     /// Keep the newest snapshot of each of the N most recent months.
     #[arg(
         long,
         env = "RETENTION_MONTHLY",
-        default_value_t = 12,
+        default_value_t = KeepPolicy::ORIGINAL.monthly,
         value_name = "N"
     )]
     pub keep_monthly: u32,
     /// Keep the newest snapshot of each of the N most recent years.
-    #[arg(long, env = "RETENTION_YEARLY", default_value_t = 5, value_name = "N")]
+    #[arg(long, env = "RETENTION_YEARLY", default_value_t = KeepPolicy::ORIGINAL.yearly, value_name = "N")]
     pub keep_yearly: u32,
     /// Always keep snapshots with this tag (repeatable).
     #[arg(long = "keep-tag", value_name = "TAG")]

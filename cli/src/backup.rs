@@ -78,7 +78,6 @@ pub fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
     }
     // Bytes stored against bytes read: what the night cost. Counting new chunks' plaintext
     // instead would call a chunk stored as a 300-byte delta "new" in full.
-    #[allow(clippy::cast_precision_loss)]
     let stored = if st.bytes_read == 0 {
         0.0
     } else {

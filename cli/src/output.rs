@@ -5,7 +5,6 @@ use chrono::{DateTime, Local, Utc};
 /// Bytes for people: 1.5 MB style (powers of 1000, as `df -H`).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    #[allow(clippy::cast_precision_loss)]
     let mut v = n as f64;
     let mut u = 0;
     while v >= 1000.0 && u < UNITS.len() - 1 {

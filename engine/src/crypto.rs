@@ -13,6 +13,7 @@ use crate::format::{
     ENVELOPE_HEADER_LEN, ENVELOPE_VERSION, ObjectType, TAG_LEN,
 };
 use crate::id::{ChunkId, RepoId};
+use crate::random::random_array;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -29,16 +30,6 @@ pub type BaseResolver<'a> = &'a dyn Fn(&ChunkId) -> Result<Vec<u8>>;
 
 /// Length of the associated-data block (format-spec.md, "Associated data").
 pub const AAD_LEN: usize = 8 + 4 + 32 + 1 + 32 + 2;
-
-/// Fill an array from the operating system's CSPRNG.
-///
-/// # Panics
-/// If the OS random source fails; there is no safe way to continue without it.
-pub fn random_array<const N: usize>() -> [u8; N] {
-    let mut a = [0u8; N];
-    getrandom::getrandom(&mut a).expect("operating system random source failed");
-    a
-}
 
 /// The repository master key. Never printed, zeroed on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]

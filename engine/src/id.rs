@@ -16,7 +16,7 @@ macro_rules! define_id {
         impl $name {
             /// A fresh id from the operating system's CSPRNG.
             pub fn random() -> Self {
-                Self(crate::crypto::random_array())
+                Self(crate::random::random_array())
             }
 
             /// The raw bytes.

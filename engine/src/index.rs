@@ -546,17 +546,6 @@ impl Index {
         })
         .collect()
     }
-
-    /// Number of indexed chunks.
-    ///
-    /// # Errors
-    /// `IndexUnavailable` on SQLite errors.
-    pub fn chunk_count(&self) -> Result<u64> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))?;
-        int(n)
-    }
 }
 
 /// The columns [`entry_row`] reads, from `chunks c`.

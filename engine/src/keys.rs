@@ -5,10 +5,11 @@
 //! against a floor (no silent downgrade to a cheap KDF) and a ceiling (no gigabytes of RAM
 //! forced on the client) before the KDF runs.
 
-use crate::crypto::{MasterKey, cipher_from, open_with, random_array, seal_with};
+use crate::crypto::{MasterKey, cipher_from, open_with, seal_with};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{Dec, Enc, KEY_MAGIC, KEY_SLOT_VERSION, ObjectType};
 use crate::id::{KeyId, RepoId};
+use crate::random::random_array;
 use zeroize::Zeroizing;
 
 /// KDF identifier byte: Argon2id, version 0x13.

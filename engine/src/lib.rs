@@ -56,6 +56,7 @@ pub mod pack;
 mod packer;
 mod parent;
 pub mod progress;
+mod random;
 pub mod repair;
 pub mod repo;
 pub mod resemble;

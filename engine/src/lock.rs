@@ -248,7 +248,7 @@ pub fn acquire(
                 return Err(locked_by(&holder));
             }
             // Random jitter breaks the tie when two exclusive lockers keep seeing each other.
-            let jitter = u64::from(crate::crypto::random_array::<1>()[0]);
+            let jitter = u64::from(crate::random::random_array::<1>()[0]);
             std::thread::sleep(pause + Duration::from_millis(jitter));
             pause = (pause * 2).min(Duration::from_secs(2));
             continue;

@@ -10,7 +10,7 @@
 //! be rebuilt from packs alone. Chunks are shuffled so the order in a pack says nothing
 //! about the order in a file.
 
-use crate::crypto::{Keys, random_array};
+use crate::crypto::Keys;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
     Dec, ENVELOPE_HEADER_LEN, Enc, FORMAT_VERSION, MAX_OBJECT_SIZE, MAX_PACK_ENTRIES,
@@ -18,6 +18,7 @@ use crate::format::{
     PACK_HEADER_LEN, PACK_MAGIC, TAG_LEN, TRAILER_ENTRY_LEN, TRAILER_ENTRY_LEN_V1,
 };
 use crate::id::{ChunkId, PackId};
+use crate::random::random_array;
 use crate::storage::{Kind, Storage};
 
 /// Where one chunk sits in a pack.

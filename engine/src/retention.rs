@@ -32,17 +32,16 @@ pub struct KeepPolicy {
 }
 
 impl KeepPolicy {
-    /// The original design's policy: 7 daily, 4 weekly, 12 monthly, 5 yearly.
-    pub fn seed_default() -> Self {
-        Self {
-            last: 0,
-            daily: 7,
-            weekly: 4,
-            monthly: 12,
-            yearly: 5,
-            tags: Vec::new(),
-        }
-    }
+    /// The original design's policy: 7 daily, 4 weekly, 12 monthly, 5 yearly restore
+    /// points. The CLI's `--keep-*` defaults are these fields.
+    pub const ORIGINAL: Self = Self {
+        last: 0,
+        daily: 7,
+        weekly: 4,
+        monthly: 12,
+        yearly: 5,
+        tags: Vec::new(),
+    };
 
     /// Whether the policy keeps nothing at all (refused: it would forget everything).
     pub fn is_empty(&self) -> bool {

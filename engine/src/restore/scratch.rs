@@ -19,7 +19,7 @@ pub(super) const PREFIX: &str = ".masclet-restore-";
 pub(super) fn new_name() -> Vec<u8> {
     format!(
         "{PREFIX}{}",
-        crate::id::to_hex(&crate::crypto::random_array::<8>())
+        crate::id::to_hex(&crate::random::random_array::<8>())
     )
     .into_bytes()
 }

@@ -173,7 +173,7 @@ impl LocalStorage {
         }
         let tmp = self.root.join("tmp").join(format!(
             "{name}.{}.tmp",
-            crate::id::to_hex(&crate::crypto::random_array::<6>())
+            crate::id::to_hex(&crate::random::random_array::<6>())
         ));
         let result = (|| {
             let mut f = OpenOptions::new()
