@@ -220,42 +220,6 @@ impl DumpModel {
     }
 }
 
-/// `data` cut by the default chunker with seed 0, as slices (what-if measurements).
-pub fn cut_default(data: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    for n in masclet_engine::chunker::chunk_lengths(data, masclet_engine::ChunkerParams::DEFAULT, 0)
-    {
-        out.push(&data[pos..pos + n]);
-        pos += n;
-    }
-    out
-}
-
-/// Every chunk of `new` that `old` lacks, paired with the parent chunk at its place (after
-/// the last unchanged chunk, one further per changed chunk): a simpler pairing than a
-/// backup's, which also realigns by sketch.
-pub fn pair_changed<'a>(old: &[&'a [u8]], new: &[&'a [u8]]) -> Vec<(&'a [u8], &'a [u8])> {
-    let at: std::collections::HashMap<blake3::Hash, usize> = old
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (blake3::hash(c), i))
-        .collect();
-    let mut next = 0usize;
-    let mut out = Vec::new();
-    for c in new {
-        if let Some(&i) = at.get(&blake3::hash(c)) {
-            next = i + 1;
-            continue;
-        }
-        if let Some(base) = old.get(next.min(old.len().saturating_sub(1))) {
-            next += 1;
-            out.push((*base, *c));
-        }
-    }
-    out
-}
-
 /// Deterministic bytes for golden vectors: SplitMix64, little-endian words.
 pub fn golden_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed;
