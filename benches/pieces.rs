@@ -13,8 +13,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 fn dump(bytes: usize) -> Vec<u8> {
-    let mut d = masclet_tools::DumpModel::new(
-        bytes as u64 / masclet_tools::DumpModel::bytes_per_animal() + 1,
+    let mut d = masclet_tests::DumpModel::new(
+        bytes as u64 / masclet_tests::DumpModel::bytes_per_animal() + 1,
         3,
     )
     .render();

@@ -11,7 +11,7 @@ fn kill_9_during_backup_loses_nothing() {
     for i in 0..3u64 {
         std::fs::write(
             src.join("night.bin"),
-            masclet_tools::golden_bytes(400_000, i),
+            masclet_tests::golden_bytes(400_000, i),
         )
         .unwrap();
         let id = env
@@ -36,7 +36,7 @@ fn kill_9_during_backup_loses_nothing() {
     for round in 0..8u64 {
         std::fs::write(
             big.join("f0"),
-            masclet_tools::golden_bytes(8_000_000, 1000 + round),
+            masclet_tests::golden_bytes(8_000_000, 1000 + round),
         )
         .unwrap();
         let child = env
@@ -193,7 +193,7 @@ fn big_dir(env: &Env, files: u64, seed: u64) -> PathBuf {
     for i in 0..files {
         std::fs::write(
             big.join(format!("f{i}")),
-            masclet_tools::golden_bytes(8_000_000, seed + i),
+            masclet_tests::golden_bytes(8_000_000, seed + i),
         )
         .unwrap();
     }

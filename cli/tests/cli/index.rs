@@ -37,7 +37,7 @@ fn damaged_index_makes_commands_refuse_until_repair() {
         env.ok(&["backup", src.to_str().unwrap()]);
         std::fs::write(
             src.join("more.bin"),
-            masclet_tools::golden_bytes(300_000, 77),
+            masclet_tests::golden_bytes(300_000, 77),
         )
         .unwrap();
         env.ok(&["backup", src.to_str().unwrap()]);
