@@ -1,7 +1,8 @@
-//! The format is locked (T18): chunk cut points of a fixed input, keyed ids, the envelope
-//! and key-slot layouts, and a whole repository written by format v1 must keep opening,
-//! checking and restoring. Vectors live in `tests/fixtures/`, made by
-//! `cargo run -p masclet-tools --bin gen-vectors -- tests/fixtures`.
+//! The format is locked: chunk cut points of a fixed input, keyed ids, the envelope
+//! and key-slot layouts, and whole repositories written by formats 1, 2 and 3 must keep
+//! opening, checking and restoring. Vectors live in `tests/fixtures/`, made by
+//! `cargo run -p masclet-tools --bin gen-vectors -- tests/fixtures` from the same inputs
+//! (`masclet_tests::golden_bytes`, `masclet_tests::fixture_tree`).
 
 use masclet_engine::crypto::{Keys, MasterKey, aad};
 use masclet_engine::format::ObjectType;

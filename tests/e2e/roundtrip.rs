@@ -138,7 +138,7 @@ fn second_backup_of_same_tree_adds_no_data() {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
-    /// Any byte string (but `/` and NUL) survives as a name, byte for byte (T24).
+    /// Any byte string (but `/` and NUL) survives as a name, byte for byte.
     #[test]
     fn arbitrary_names_survive(names in proptest::collection::btree_set(
         proptest::collection::vec(any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0), 1..60), 1..12)) {

@@ -1,4 +1,5 @@
-//! Processes killed or interrupted mid-backup lose nothing (T1, T5, Ctrl-C).
+//! Backups killed (`kill -9`), interrupted (Ctrl-C) or suspended until they lose their lock
+//! commit nothing half-done and lose no earlier snapshot.
 
 use super::*;
 
@@ -60,7 +61,7 @@ fn kill_9_during_backup_loses_nothing() {
             "round {round}: a killed backup left a snapshot"
         );
     }
-    // The killed processes' locks do not block even an exclusive locker (T9 a).
+    // The killed processes' locks do not block even an exclusive locker.
     env.ok(&["--lock-wait", "0", "gc"]);
     for (id, keep) in &baseline {
         let out = env.path(&format!("restore-{id}"));

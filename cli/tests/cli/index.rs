@@ -1,4 +1,5 @@
-//! A missing or damaged index, and damage found by check (T6, T11).
+//! A missing or damaged index makes every command but `repair index` refuse until it is
+//! rebuilt, and damage found by `check` exits 5.
 
 use super::*;
 

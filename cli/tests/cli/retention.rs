@@ -1,4 +1,5 @@
-//! Retention over a multi-year history, and gc killed at random moments (T3, T28).
+//! `forget` over a multi-year history keeps what the policy names and tags each kept
+//! snapshot with its tiers; gc killed at random moments loses nothing.
 
 use super::*;
 
