@@ -43,7 +43,7 @@ fn pipeline(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500));
     g.throughput(Throughput::Bytes(data.len() as u64));
     let cutter = Cutter::new(ChunkerParams::DEFAULT, 7);
-    g.bench_function("chunk fastcdc 8k", |b| {
+    g.bench_function("chunk fastcdc 128k (default params)", |b| {
         b.iter(|| black_box(cutter.cut(&data, true, usize::MAX).len()))
     });
     let cs = chunks(&data);
