@@ -13,8 +13,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 fn dump(bytes: usize) -> Vec<u8> {
-    let mut d = masclet_tools::DumpModel::new(
-        bytes as u64 / masclet_tools::DumpModel::bytes_per_animal() + 1,
+    let mut d = masclet_tests::DumpModel::new(
+        bytes as u64 / masclet_tests::DumpModel::bytes_per_animal() + 1,
         3,
     )
     .render();
@@ -43,7 +43,7 @@ fn pipeline(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500));
     g.throughput(Throughput::Bytes(data.len() as u64));
     let cutter = Cutter::new(ChunkerParams::DEFAULT, 7);
-    g.bench_function("chunk fastcdc 8k", |b| {
+    g.bench_function("chunk fastcdc 128k (default params)", |b| {
         b.iter(|| black_box(cutter.cut(&data, true, usize::MAX).len()))
     });
     let cs = chunks(&data);

@@ -5,6 +5,7 @@
 #   bash tools/demo.sh [WORKDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "building masclet in release mode (the first build takes a minute or two; later runs are quick)..."
 cargo build --release --quiet -p masclet-cli -p masclet-tools
 bin=$PWD/target/release
 work=${1:-$(mktemp -d /tmp/masclet-demo.XXXXXX)}

@@ -9,7 +9,7 @@ const AFTER_HELP: &str = "\
 Examples:
   export MASCLET_REPO=/backups/masclet MASCLET_PASSWORD_FILE=/etc/masclet/passphrase
   masclet init
-  pg_dump -Fc masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.dump --tag daily
+  masclet backup --tag daily --stdin-from-command --stdin-name masclet_imperi.sql -- pg_dump masclet_imperi
   masclet snapshots
   masclet check --read-data
   masclet restore latest --target /tmp/restore
@@ -67,13 +67,15 @@ A backup whose sources give no content (an empty stream, only empty files, a lon
 refused unless --allow-empty, and one smaller than --min-size is refused: nothing is
 committed. With --stdin-from-command masclet runs the producer itself and commits only if it
 exits 0; a plain --stdin snapshot is tagged `unchecked-producer`, since nobody checked how
-its producer ended. Snapshots hold at most 1024 paths and 1024 tags of at most 4096 bytes
-(format-spec.md §9 limits); more is refused before anything is written.
+its producer ended. Give pg_dump its plain format: the custom format (-Fc) is compressed,
+so a changed row changes the bytes after it and little deduplicates. Snapshots hold at
+most 1024 paths and 1024 tags of at most 4096 bytes (format-spec.md §9 limits); more is
+refused before anything is written.
 
 Examples:
   masclet backup /var/lib/masclet/uploads --tag daily
-  masclet backup --stdin-from-command --stdin-name masclet_imperi.dump --min-size 1M -- pg_dump -Fc masclet_imperi
-  pg_dump -Fc masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.dump
+  masclet backup --stdin-from-command --stdin-name masclet_imperi.sql --min-size 1M -- pg_dump masclet_imperi
+  pg_dump masclet_imperi | masclet backup --stdin --stdin-name masclet_imperi.sql
   masclet backup --time 2025-03-11T07:45:00Z ./dump.sql")]
     Backup(BackupArgs),
     /// List snapshots, oldest first (by recorded time; the last one is `latest`).

@@ -33,7 +33,7 @@ fn longest_chain(repo: &masclet_engine::Repo, snap: masclet_engine::SnapshotId) 
 fn nightly_deltas_chain_restore_and_survive_gc() {
     let r = LocalRepo::new();
     let mut repo = r.open();
-    let mut model = masclet_tools::DumpModel::new(20_000, 11);
+    let mut model = masclet_tests::DumpModel::new(20_000, 11);
     let mut nights = Vec::new();
     for night in 0..8 {
         if night > 0 {

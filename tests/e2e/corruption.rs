@@ -1,4 +1,4 @@
-//! Damage anywhere is detected, named, and confined (T11, T12, T13).
+//! Damage anywhere is detected, named, and confined.
 //!
 //! Flipped bits in chunk bodies, trailers, footers, snapshot objects, key slots and the
 //! config; truncated packs; chunk ciphertexts swapped between slots; a pack renamed to

@@ -1,4 +1,4 @@
-//! Power loss or a crash at every durable step of a backup (T2, simulated).
+//! Power loss or a crash at every durable step of a backup (simulated).
 //!
 //! Each mutation of storage (pack put, snapshot put, lock put/delete) is a point where the
 //! process can die. For every such point N, a backup runs against storage that fails from

@@ -1,4 +1,4 @@
-//! Garbage collection gives space back and never loses a kept snapshot (T3, T4, T8, T15).
+//! Garbage collection gives space back and never loses a kept snapshot.
 //!
 //! Forgotten data is reclaimed (deleted packs, repacked partly-live packs); a gc failing at
 //! any storage mutation leaves a repository `check` accepts and a later gc finishes; an

@@ -1,14 +1,15 @@
-//! The format is locked (T18): chunk cut points of a fixed input, keyed ids, the envelope
-//! and key-slot layouts, and a whole repository written by format v1 must keep opening,
-//! checking and restoring. Vectors live in `tests/fixtures/`, made by
-//! `cargo run -p masclet-tools --bin gen-vectors -- tests/fixtures`.
+//! The format is locked: chunk cut points of a fixed input, keyed ids, the envelope
+//! and key-slot layouts, and whole repositories written by formats 1, 2 and 3 must keep
+//! opening, checking and restoring. Vectors live in `tests/fixtures/`, made by
+//! `cargo run -p masclet-tools --bin gen-vectors -- tests/fixtures` from the same inputs
+//! (`masclet_tests::golden_bytes`, `masclet_tests::fixture_tree`).
 
 use masclet_engine::crypto::{Keys, MasterKey, aad};
 use masclet_engine::format::ObjectType;
 use masclet_engine::id::to_hex;
 use masclet_engine::keys::KeySlot;
 use masclet_engine::{ChunkId, ChunkerParams, ErrorKind, KeyId, RepoId, chunker::chunk_lengths};
-use masclet_tools::golden_bytes;
+use masclet_tests::golden_bytes;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -197,7 +198,7 @@ fn check_fixture(name: &str) -> (tempfile::TempDir, masclet_engine::Repo) {
     )
     .unwrap();
     let expect = dir.path().join("expect");
-    masclet_tools::fixture_tree(&expect.join("font")).unwrap();
+    masclet_tests::fixture_tree(&expect.join("font")).unwrap();
     let (mut got, mut want) = (masclet_tests::digest(&out), masclet_tests::digest(&expect));
     // The symlink's own mtime is when the fixture was made; compare everything else.
     for d in [&mut got, &mut want] {
@@ -230,7 +231,7 @@ fn repository_v2_fixture_opens_checks_and_restores_deltas() {
     let (_dir, repo) = check_fixture("repo-v2");
     let (snaps, _) = repo.snapshots().unwrap();
     assert_eq!(snaps.len(), 4);
-    let mut model = masclet_tools::DumpModel::new(2000, 3);
+    let mut model = masclet_tests::DumpModel::new(2000, 3);
     let night0 = model.render();
     model.night(0.01);
     for (snap, want) in [(&snaps[2].1, night0), (&snaps[3].1, model.render())] {
@@ -261,7 +262,7 @@ fn repository_v3_fixture_restores_through_delta_chains() {
     let (_dir, repo) = check_fixture("repo-v3");
     let (snaps, _) = repo.snapshots().unwrap();
     assert_eq!(snaps.len(), 6);
-    let mut model = masclet_tools::DumpModel::new(2000, 3);
+    let mut model = masclet_tests::DumpModel::new(2000, 3);
     let mut want = vec![model.render()];
     for _ in 0..3 {
         model.night(0.01);

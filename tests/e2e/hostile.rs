@@ -1,4 +1,5 @@
-//! Restore treats a snapshot as hostile input (T20, T21).
+//! Restore treats a snapshot as hostile input: no path escapes the target, no symlink is
+//! followed, and a file whose content does not match its recorded hash is not left behind.
 //!
 //! Snapshots crafted with the repository key hold `..`, absolute paths, empty components,
 //! NUL bytes, duplicates, files under symlinks, directories in place of symlinks. Restore must

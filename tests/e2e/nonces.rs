@@ -1,4 +1,4 @@
-//! Random nonces never repeat and every associated-data field is bound (T17).
+//! Random nonces never repeat and every associated-data field is bound.
 //!
 //! XChaCha20-Poly1305 with 24-byte random nonces is safe under one long-lived key only if
 //! the nonces really are fresh: a million seals across eight threads must all differ.

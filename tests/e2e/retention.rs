@@ -1,4 +1,4 @@
-//! Retention against a simple reference (T28): for random histories with gaps, equal
+//! Retention against a simple reference: for random histories with gaps, equal
 //! times, daylight-saving changes and future times, the plan keeps exactly the newest
 //! snapshot of each of the N most recent buckets per rule, tags each kept snapshot with
 //! exactly its tiers, always keeps the newest snapshot, and is idempotent.

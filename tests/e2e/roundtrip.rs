@@ -94,7 +94,7 @@ fn zeros_collapse_to_few_chunks() {
 fn nightly_change_adds_a_small_fraction() {
     let r = LocalRepo::new();
     let mut repo = r.open();
-    let mut model = masclet_tools_model();
+    let mut model = dump_model();
     let night0 = model.render();
     let a = backup_bytes(&mut repo, "dump.sql", &night0).unwrap();
     model.night(0.01);
@@ -120,8 +120,8 @@ fn nightly_change_adds_a_small_fraction() {
     assert_eq!(dump(&repo, b, "dump.sql").unwrap(), night1);
 }
 
-fn masclet_tools_model() -> masclet_tools::DumpModel {
-    masclet_tools::DumpModel::new(40_000, 11)
+fn dump_model() -> masclet_tests::DumpModel {
+    masclet_tests::DumpModel::new(40_000, 11)
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn second_backup_of_same_tree_adds_no_data() {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
-    /// Any byte string (but `/` and NUL) survives as a name, byte for byte (T24).
+    /// Any byte string (but `/` and NUL) survives as a name, byte for byte.
     #[test]
     fn arbitrary_names_survive(names in proptest::collection::btree_set(
         proptest::collection::vec(any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0), 1..60), 1..12)) {

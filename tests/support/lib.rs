@@ -1,5 +1,15 @@
 //! Test kit shared by masclet's end-to-end tests: repositories in temp dirs, deterministic
 //! data, and a digest of a directory tree that compares restores with their sources.
+//!
+//! It also holds the deterministic inputs other crates share: [`DumpModel`], the nightly
+//! `pg_dump` workload (benches, tools and tests), and [`golden_bytes`] / [`fixture_tree`],
+//! the inputs of the golden vectors (written by `tools/src/bin/gen-vectors.rs`, checked by
+//! the `golden` tests).
+
+mod dump;
+mod golden;
+pub use dump::DumpModel;
+pub use golden::{fixture_tree, golden_bytes};
 
 use masclet_engine::{
     BackupOptions, CheckOptions, KdfParams, LocalStorage, LockMode, MemoryStorage, NoProgress,

@@ -76,4 +76,16 @@ def run(a, make_tools, work: Path) -> str:
         med = lambda key: statistics.median(t.rows[i][key] for i in nightly) if len(t.rows) > 1 else 0
         lines.append(f"| {t.name.removesuffix('-tree')} | {t.rows[0]['wall']:.2f} s | {med('wall'):.2f} s | "
                      f"{med('growth') / 1e6:.2f} MB | {max(r['rss'] for r in t.rows) // 1024} MiB | {t.rows[-1]['repo'] / 1e6:.1f} MB |")
+    m = next((t for t in tools if t.name == "masclet-tree"), None)
+    peers = [t for t in tools if t is not m]
+    if m and peers and len(m.rows) > 1:
+        # Each figure against the peer that does best on it, whichever peer that is.
+        figures = [("first backup", lambda x: x.rows[0]['wall']),
+                   ("nightly backup", lambda x: statistics.median(x.rows[i]['wall'] for i in nightly)),
+                   ("repository", lambda x: x.rows[-1]['repo'])]
+        parts = []
+        for label, fig in figures:
+            best = min(peers, key=fig)
+            parts.append(f"{label} {fig(m) / max(fig(best), 1e-9):.2f} ({best.name.removesuffix('-tree')})")
+        lines += ["", "- masclet / best peer: " + ", ".join(parts)]
     return "\n".join(lines)

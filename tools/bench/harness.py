@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""masclet beside restic and borg on nightly pg_dumps of a real masclet_imperi database.
+"""masclet beside restic, rustic and borg on nightly pg_dumps of a real masclet_imperi database.
 
     python3 tools/bench/harness.py [--animals N] [--nights K] [--runs R] [--shape scattered|recent]
                                    [--dump pg_dump|stable] [--tree-mb MB] [--tree-src DIR]
@@ -10,7 +10,8 @@ run as root), loads animals/parts/users, and then night by night changes about 1
 dump (updates mostly on recent animals with a tenth anywhere for `scattered`, all on recent
 ones for `recent`; deletes of old animals cascading to their parts; new animals), takes a
 plain pg_dump, and backs it up with every tool, one after another. Per night and tool it
-records wall and CPU seconds, peak RSS and repository bytes; then restore of the last night,
+records wall and CPU seconds, peak RSS and repository bytes; then restore of the last night
+(which must give back that night's dump byte for byte),
 forget 4 of the snapshots + prune, a cold nightly backup (page cache dropped, as root), the
 "limit": the zstd -3 size of the rows that changed or were added that night, and `zstd -3
 -T2`'s time on the first dump (masclet's level for whole chunks). Then the source-tree workload (tools/bench/filetree.py; 0
@@ -22,12 +23,15 @@ With --dump stable every tool backs up, instead of pg_dump's output, the same sc
 each table's rows copied in primary-key order (the experiment of a dump whose row order is
 stable from night to night; see docs/benchmarks.md for what it gave).
 
-Peers come from Debian's packages (apt-get install restic borgbackup, as root). With
+Peers come from Debian's packages (apt-get install restic borgbackup, as root) and, for
+rustic, from crates.io (cargo install rustic-rs --locked); a peer not installed is skipped.
+The summary compares masclet with each peer and with the best peer on each figure. With
 --write-docs the table and an SVG chart of repository size over the nights go into
 docs/benchmarks.md (between harness markers) and docs/repo-growth.svg.
 """
 
 import argparse
+import filecmp
 import os
 import random
 import shutil
@@ -212,7 +216,8 @@ class Tool:
         # Caches and borg's security records live beside the repository, so that putting a
         # copy of the repository back (for the next run of the same night) puts them back too.
         self.state = work / f"state-{name}"
-        self.env = dict(env, BORG_BASE_DIR=str(self.state), RESTIC_CACHE_DIR=str(self.state / "cache"))
+        self.env = dict(env, BORG_BASE_DIR=str(self.state), RESTIC_CACHE_DIR=str(self.state / "cache"),
+                        RUSTIC_CACHE_DIR=str(self.state / "cache"))
         self.rows = []
 
     def fresh(self):
@@ -289,6 +294,35 @@ class Restic(Tool):
         return ["restic", "forget", "--quiet", "--keep-last", "4", "--prune"]
 
 
+class Rustic(Tool):
+    """rustic reads and writes restic's repository format; its own CLI, same stages. Prune
+    deletes at once (rustic otherwise keeps packs marked for deletion for a day), so the
+    repository size after forget + prune compares with the others'."""
+
+    def init(self):
+        sh(["rustic", "--no-progress", "init"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @staticmethod
+    def time(when):
+        return when.replace("T", " ").rstrip("Z") + "+0000"
+
+    def backup_cmd(self, dump, when):
+        # --force (no parent): with a parent snapshot, rustic 0.11.4 takes stdin for unchanged
+        # and records the parent's content instead of the new dump (the restore of the last
+        # night gave the first night's dump).
+        return ["rustic", "--no-progress", "backup", "--force", "--stdin-filename", "masclet_imperi.sql",
+                "--time", self.time(when), "-"]
+
+    def restore_cmd(self, target):
+        return ["rustic", "--no-progress", "restore", "latest", str(target)]
+
+    def backup_paths_cmd(self, root, when):
+        return ["rustic", "--no-progress", "backup", "--time", self.time(when), str(root)]
+
+    def forget_cmd(self):
+        return ["rustic", "--no-progress", "forget", "--keep-last", "4", "--prune", "--instant-delete"]
+
+
 class Borg(Tool):
     def init(self):
         sh(["borg", "init", "--encryption", "repokey-blake2", str(self.repo)], env=self.env, stdout=subprocess.DEVNULL)
@@ -307,6 +341,10 @@ class Borg(Tool):
         return ["borg", "create", "--compression", "zstd,3", "--timestamp", when.rstrip("Z"), f"{self.repo}::n-{when}", str(root)]
 
 
+INSTALL = {"restic": "apt-get install restic", "rustic": "cargo install rustic-rs --locked",
+           "borg": "apt-get install borgbackup"}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--animals", type=int, default=3_300_000)
@@ -315,7 +353,7 @@ def main():
     ap.add_argument("--shape", choices=["scattered", "recent"], default="scattered")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--dump", choices=["pg_dump", "stable"], default="pg_dump")
-    ap.add_argument("--tools", default="masclet,restic,borg")
+    ap.add_argument("--tools", default="masclet,restic,rustic,borg")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--keep-dumps", action="store_true", help="keep each night's dump as WORK/dump-N.sql")
     ap.add_argument("--tree-mb", type=int, default=100, help="size of the source-tree workload (0 skips it)")
@@ -324,17 +362,18 @@ def main():
     work = a.work or Path(tempfile.mkdtemp(prefix="masclet-harness-"))
     work.mkdir(parents=True, exist_ok=True)
     sh(["cargo", "build", "--release", "--quiet", "-p", "masclet-cli"], cwd=ROOT)
-    env = dict(os.environ, MASCLET_PASSWORD="bench", RESTIC_PASSWORD="bench", BORG_PASSPHRASE="bench",
+    env = dict(os.environ, MASCLET_PASSWORD="bench", RESTIC_PASSWORD="bench", RUSTIC_PASSWORD="bench", BORG_PASSPHRASE="bench",
                BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes", BORG_RELOCATED_REPO_ACCESS_IS_OK="yes")
     def make_tools(suffix=""):
         tools = []
         for name in a.tools.split(","):
-            cls = {"masclet": Masclet, "restic": Restic, "borg": Borg}[name]
+            cls = {"masclet": Masclet, "restic": Restic, "rustic": Rustic, "borg": Borg}[name]
             if name != "masclet" and not shutil.which(name):
-                print(f"{name} not installed (apt-get install {'borgbackup' if name == 'borg' else name}); skipped", file=sys.stderr)
+                print(f"{name} not installed ({INSTALL[name]}); skipped", file=sys.stderr)
                 continue
             full = f"{name}-{suffix}" if suffix else name
-            t = cls(full, work, dict(env, MASCLET_REPO=str(work / f"repo-{full}"), RESTIC_REPOSITORY=str(work / f"repo-{full}")))
+            repo = str(work / f"repo-{full}")
+            t = cls(full, work, dict(env, MASCLET_REPO=repo, RESTIC_REPOSITORY=repo, RUSTIC_REPOSITORY=repo))
             t.fresh()
             tools.append(t)
         return tools
@@ -375,6 +414,10 @@ def main():
                 target.mkdir()
                 os.sync()
                 restores.append(timed(t.restore_cmd(target), t.env))
+            # A restore that does not give back the last night's dump measured nothing.
+            got = next(target.rglob("masclet_imperi.sql"), None)
+            if got is None or not filecmp.cmp(got, dump, shallow=False):
+                sys.exit(f"{t.name}: the restore of the last snapshot is not the last night's dump")
             shutil.rmtree(target)
             rw, rrss = statistics.median(x[0] for x in restores), max(x[2] for x in restores)
             forget = t.measure(t.forget_cmd(), a.runs, work)
@@ -414,6 +457,7 @@ def report(a, tools, limits, finals, work, zstd_s, tree_text):
              "| tool | first backup | nightly backup (median) | CPU per night | growth per night (median) | restore | forget 4 + prune | cold nightly | peak RSS | repository after all nights |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     lim = statistics.median(x for x in limits if x is not None) if n > 1 else 0
+    peak = lambda t: max(max(r['rss'] for r in t.rows), finals[t.name]['rss'])
     for t in tools:
         rows = t.rows
         f = finals[t.name]
@@ -421,21 +465,33 @@ def report(a, tools, limits, finals, work, zstd_s, tree_text):
         lines.append(f"| {t.name} | {rows[0]['wall']:.2f} s | {med('wall'):.2f} s | {med('cpu'):.2f} s | "
                      f"{med('growth') / 1e6:.1f} MB | {f['restore']:.2f} s | {f['forget']:.2f} s | "
                      f"{'n/a' if f['cold'] is None else format(f['cold'], '.2f') + ' s'} | "
-                     f"{max(max(r['rss'] for r in rows), f['rss']) // 1024} MiB | {rows[-1]['repo'] / 1e6:.1f} MB |")
+                     f"{peak(t) // 1024} MiB | {rows[-1]['repo'] / 1e6:.1f} MB |")
     first_mb = tools[0].rows[0]["dump"] / 1e6
     lines += ["", f"Limit (zstd -3 of the rows changed or added per night, median): {lim / 1e6:.2f} MB. "
               f"`zstd -{ZSTD_LEVEL} -T2` (masclet's level for whole chunks) of the first night's dump: {zstd_s:.2f} s ({first_mb / zstd_s:.0f} MB/s). "
               "Cold nightly: the last dump backed up once more with the page cache dropped.", ""]
     m = next((t for t in tools if t.name == "masclet"), None)
     if m and n > 1:
+        g = lambda x: statistics.median(x.rows[i]['growth'] for i in nightly)
+        w = lambda x: statistics.median(x.rows[i]['wall'] for i in nightly)
         for t in tools:
             if t is m:
                 continue
-            g = lambda x: statistics.median(x.rows[i]['growth'] for i in nightly)
-            w = lambda x: statistics.median(x.rows[i]['wall'] for i in nightly)
             lines.append(f"- masclet / {t.name}: growth {g(m) / max(g(t), 1):.3f}, nightly wall {w(m) / w(t):.2f}, "
                          f"first backup {m.rows[0]['wall'] / t.rows[0]['wall']:.2f}, restore {finals['masclet']['restore'] / finals[t.name]['restore']:.2f}, "
                          f"forget+prune {finals['masclet']['forget'] / finals[t.name]['forget']:.2f}")
+        peers = [t for t in tools if t is not m]
+        if peers:
+            # Each figure against the peer that does best on it (the fastest, leanest or
+            # smallest), whichever peer that is.
+            figures = [("nightly wall", w, 2), ("first backup", lambda x: x.rows[0]['wall'], 2),
+                       ("restore", lambda x: finals[x.name]['restore'], 2), ("forget+prune", lambda x: finals[x.name]['forget'], 2),
+                       ("growth", g, 3), ("peak RSS", peak, 2), ("repository", lambda x: x.rows[-1]['repo'], 3)]
+            parts = []
+            for label, fig, digits in figures:
+                best = min(peers, key=fig)
+                parts.append(f"{label} {fig(m) / max(fig(best), 1e-9):.{digits}f} ({best.name})")
+            lines.append("- masclet / best peer: " + ", ".join(parts))
         lines.append(f"- masclet growth / limit: {statistics.median(m.rows[i]['growth'] for i in nightly) / max(lim, 1):.1f}")
         lines.append(f"- masclet first backup throughput / zstd -{ZSTD_LEVEL} -T2: {zstd_s / m.rows[0]['wall']:.2f}")
     if tree_text:
@@ -453,7 +509,7 @@ def report(a, tools, limits, finals, work, zstd_s, tree_text):
             post = rest.split("<!-- harness:end -->", 1)[1]
             body = pre + block + post
         else:
-            body = body.replace("## End to end: a 1 GB nightly dump", "## PostgreSQL nightly dumps beside restic and borg\n\n"
+            body = body.replace("## End to end: a 1 GB nightly dump", "## PostgreSQL nightly dumps beside restic, rustic and borg\n\n"
                                 "`python3 tools/bench/harness.py --write-docs` (a real PostgreSQL 15 cluster, `pg_dump` every night).\n\n"
                                 + block + "\n\n## End to end: a 1 GB nightly dump", 1)
         doc.write_text(body)
@@ -463,7 +519,7 @@ def chart(tools):
     w, h, pad = 640, 320, 50
     top = max(r["repo"] for t in tools for r in t.rows) or 1
     n = max(len(t.rows) for t in tools)
-    colors = {"masclet": "#1b7f3b", "restic": "#1f5fbf", "borg": "#b5412b"}
+    colors = {"masclet": "#1b7f3b", "restic": "#1f5fbf", "rustic": "#7a3fb0", "borg": "#b5412b"}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
            f'<rect width="{w}" height="{h}" fill="white"/>',
            f'<text x="{pad}" y="20">repository size (MB) after each night</text>',

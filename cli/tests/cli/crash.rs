@@ -1,4 +1,5 @@
-//! Processes killed or interrupted mid-backup lose nothing (T1, T5, Ctrl-C).
+//! Backups killed (`kill -9`), interrupted (Ctrl-C) or suspended until they lose their lock
+//! commit nothing half-done and lose no earlier snapshot.
 
 use super::*;
 
@@ -11,7 +12,7 @@ fn kill_9_during_backup_loses_nothing() {
     for i in 0..3u64 {
         std::fs::write(
             src.join("night.bin"),
-            masclet_tools::golden_bytes(400_000, i),
+            masclet_tests::golden_bytes(400_000, i),
         )
         .unwrap();
         let id = env
@@ -36,7 +37,7 @@ fn kill_9_during_backup_loses_nothing() {
     for round in 0..8u64 {
         std::fs::write(
             big.join("f0"),
-            masclet_tools::golden_bytes(8_000_000, 1000 + round),
+            masclet_tests::golden_bytes(8_000_000, 1000 + round),
         )
         .unwrap();
         let child = env
@@ -60,7 +61,7 @@ fn kill_9_during_backup_loses_nothing() {
             "round {round}: a killed backup left a snapshot"
         );
     }
-    // The killed processes' locks do not block even an exclusive locker (T9 a).
+    // The killed processes' locks do not block even an exclusive locker.
     env.ok(&["--lock-wait", "0", "gc"]);
     for (id, keep) in &baseline {
         let out = env.path(&format!("restore-{id}"));
@@ -193,7 +194,7 @@ fn big_dir(env: &Env, files: u64, seed: u64) -> PathBuf {
     for i in 0..files {
         std::fs::write(
             big.join(format!("f{i}")),
-            masclet_tools::golden_bytes(8_000_000, seed + i),
+            masclet_tests::golden_bytes(8_000_000, seed + i),
         )
         .unwrap();
     }

@@ -56,13 +56,13 @@ fn repair_after_gc_killed_at_random_adopts_only_decodable_chunks() {
         let env = Env::new();
         let src = env.path("src");
         std::fs::create_dir_all(&src).unwrap();
-        let v1 = masclet_tools::golden_bytes(2_000_000, 10 + round);
+        let v1 = masclet_tests::golden_bytes(2_000_000, 10 + round);
         let mut v2 = v1.clone();
         for i in (1_000..v2.len() / 2).step_by(60_000) {
             v2[i] ^= 0x40;
         }
-        let v3 = replace_head(&v1, &masclet_tools::golden_bytes(2_000_000, 50 + round));
-        let stays = masclet_tools::golden_bytes(3_000_000, 90 + round);
+        let v3 = replace_head(&v1, &masclet_tests::golden_bytes(2_000_000, 50 + round));
+        let stays = masclet_tests::golden_bytes(3_000_000, 90 + round);
         let night = |data: &[u8]| {
             std::fs::write(src.join("night.bin"), data).unwrap();
             let o = env.run(&["backup", "--json", src.to_str().unwrap()]);

@@ -60,7 +60,7 @@ fn chrono_like(t: &str) -> bool {
 #[test]
 fn stdin_backup_with_time_and_dump() {
     let env = Env::new();
-    let data = masclet_tools::golden_bytes(2_000_000, 9);
+    let data = masclet_tests::golden_bytes(2_000_000, 9);
     let mut child = env
         .cmd(&[
             "backup",
@@ -99,7 +99,7 @@ fn stdin_backup_with_time_and_dump() {
 fn summary_reports_bytes_stored_against_bytes_read() {
     let env = Env::new();
     let f = env.path("dump.bin");
-    let mut data = masclet_tools::golden_bytes(2_000_000, 9);
+    let mut data = masclet_tests::golden_bytes(2_000_000, 9);
     std::fs::write(&f, &data).unwrap();
     env.ok(&["backup", f.to_str().unwrap()]);
     data[1_000_000..1_000_016].copy_from_slice(b"changed tonight!");

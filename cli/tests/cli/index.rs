@@ -1,4 +1,5 @@
-//! A missing or damaged index, and damage found by check (T6, T11).
+//! A missing or damaged index makes every command but `repair index` refuse until it is
+//! rebuilt, and damage found by `check` exits 5.
 
 use super::*;
 
@@ -37,7 +38,7 @@ fn damaged_index_makes_commands_refuse_until_repair() {
         env.ok(&["backup", src.to_str().unwrap()]);
         std::fs::write(
             src.join("more.bin"),
-            masclet_tools::golden_bytes(300_000, 77),
+            masclet_tests::golden_bytes(300_000, 77),
         )
         .unwrap();
         env.ok(&["backup", src.to_str().unwrap()]);

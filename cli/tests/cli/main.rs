@@ -109,7 +109,7 @@ fn write_source(root: &Path) {
     std::fs::write(root.join("a.txt"), b"hola\n").unwrap();
     std::fs::write(
         root.join("sub/data.bin"),
-        masclet_tools::golden_bytes(500_000, 5),
+        masclet_tests::golden_bytes(500_000, 5),
     )
     .unwrap();
     std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();

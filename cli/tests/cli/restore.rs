@@ -16,7 +16,7 @@ fn a_chunk_failing_authentication_leaves_the_existing_file_intact() {
     // The dump's first 4 MB are stored by a first backup, the rest by a second, and only
     // the second's packs are damaged: the first damaged chunk comes after the first
     // restore batch (2 to 2.5 MB), when the file is already being written.
-    let dump = masclet_tools::golden_bytes(10_000_000, 7);
+    let dump = masclet_tests::golden_bytes(10_000_000, 7);
     std::fs::write(src.join("db.dump"), &dump[..4_000_000]).unwrap();
     env.ok(&["backup", src.to_str().unwrap()]);
     let first_packs = files_under(&env.repo.join("packs"));
@@ -114,7 +114,7 @@ fn kill_9_during_restore_never_leaves_an_existing_file_missing_or_partial() {
         for i in 0..12u64 {
             let dir = src.join(format!("d{}", i % 3));
             std::fs::create_dir_all(&dir).unwrap();
-            let data = masclet_tools::golden_bytes(400_000, 100 * v + i);
+            let data = masclet_tests::golden_bytes(400_000, 100 * v + i);
             std::fs::write(dir.join(format!("f{i}")), data).unwrap();
         }
         versions.push(

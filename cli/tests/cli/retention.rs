@@ -1,4 +1,5 @@
-//! Retention over a multi-year history, and gc killed at random moments (T3, T28).
+//! `forget` over a multi-year history keeps what the policy names and tags each kept
+//! snapshot with its tiers; gc killed at random moments loses nothing.
 
 use super::*;
 
@@ -83,7 +84,7 @@ fn years_of_history_forget_down_to_the_policy_with_tier_tags() {
         .copied()
         .collect();
     for (i, day) in all.iter().enumerate() {
-        std::fs::write(&src, masclet_tools::golden_bytes(20_000, i as u64)).unwrap();
+        std::fs::write(&src, masclet_tests::golden_bytes(20_000, i as u64)).unwrap();
         let time = format!("{day}T02:00:00Z");
         let mut args = vec![
             "backup",
@@ -157,7 +158,7 @@ fn years_of_history_forget_down_to_the_policy_with_tier_tags() {
             .contains("no problems found")
     );
     let out = env.run(&["dump", "latest", "dump.sql"]);
-    assert_eq!(out.stdout, masclet_tools::golden_bytes(20_000, 0));
+    assert_eq!(out.stdout, masclet_tests::golden_bytes(20_000, 0));
 }
 
 #[test]
@@ -169,12 +170,12 @@ fn kill_9_during_gc_loses_nothing() {
     for i in 0..6u64 {
         std::fs::write(
             src.join("base.bin"),
-            masclet_tools::golden_bytes(6_000_000, 1),
+            masclet_tests::golden_bytes(6_000_000, 1),
         )
         .unwrap();
         std::fs::write(
             src.join("night.bin"),
-            masclet_tools::golden_bytes(6_000_000, 100 + i),
+            masclet_tests::golden_bytes(6_000_000, 100 + i),
         )
         .unwrap();
         ids.push(

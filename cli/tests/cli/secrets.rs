@@ -1,4 +1,6 @@
-//! Passphrases, key slots and file permissions (T16, T30).
+//! Passphrases, key slots and file permissions: a wrong passphrase writes nothing and has
+//! its own exit code, KDF parameters are checked before the KDF runs, files are private
+//! whatever the umask, and a damaged config is not mistaken for a wrong passphrase.
 
 use super::*;
 

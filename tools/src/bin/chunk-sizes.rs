@@ -8,7 +8,7 @@
 
 use masclet_engine::ChunkerParams;
 use masclet_engine::chunker::Cutter;
-use masclet_tools::DumpModel;
+use masclet_tests::DumpModel;
 use std::collections::HashSet;
 
 fn main() {

@@ -5,7 +5,7 @@
 //! bytes: benchmarks and demos can regenerate any night.
 
 use anyhow::{Context, Result, bail};
-use masclet_tools::DumpModel;
+use masclet_tests::DumpModel;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

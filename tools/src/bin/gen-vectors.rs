@@ -10,7 +10,7 @@ use masclet_engine::crypto::{Keys, MasterKey, aad};
 use masclet_engine::format::ObjectType;
 use masclet_engine::keys::{KdfParams, KeySlot};
 use masclet_engine::{ChunkerParams, KeyId, RepoId, chunker::chunk_lengths, id::to_hex};
-use masclet_tools::{fixture_tree, golden_bytes};
+use masclet_tests::{fixture_tree, golden_bytes};
 use std::path::PathBuf;
 
 /// Master key, repository id and passphrase of every vector.
@@ -157,7 +157,7 @@ fn main() -> Result<()> {
     )?;
     // Nights later, a few rows changed each night: the changed chunks are stored as deltas
     // (format 2), whose bases are themselves deltas (format 3).
-    let mut model = masclet_tools::DumpModel::new(2000, 3);
+    let mut model = masclet_tests::DumpModel::new(2000, 3);
     let mut nights = vec![model.render()];
     for _ in 0..3 {
         model.night(0.01);

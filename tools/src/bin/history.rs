@@ -9,7 +9,7 @@
 //! night on disk.
 
 use anyhow::{Context, Result, bail};
-use masclet_tools::DumpModel;
+use masclet_tests::DumpModel;
 use std::process::Command;
 
 fn main() -> Result<()> {
