@@ -64,6 +64,7 @@ pub mod retention;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;
+pub mod walk;
 
 pub use backup::{BackupOptions, BackupSummary, Healing, Source, backup};
 pub use check::{CheckOptions, CheckReport, Problem, check};
