@@ -51,6 +51,7 @@ pub mod id;
 pub mod index;
 pub mod keys;
 pub mod limits;
+mod live_set;
 pub mod lock;
 pub mod pack;
 mod packer;
