@@ -7,21 +7,18 @@
 //! together with the snapshots it hurts; packs the index does not know are orphans (left by
 //! an interrupted backup), reported as information, not as errors.
 
+mod snapshots;
+
 use crate::error::{ErrorKind, Result};
-use crate::format::{MAX_OBJECT_SIZE, ObjectType};
+use crate::format::MAX_OBJECT_SIZE;
 use crate::id::{ChunkId, PackId};
 use crate::pack::{PackEntry, read_trailer, read_trailer_with};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
-use crate::restore::verify::{FileContent, chunk_len};
 use crate::storage::Kind;
-use crate::tree::Record;
 use rayon::prelude::*;
+use snapshots::check_snapshots;
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-/// The file being walked in a snapshot: its path, the snapshot's damage count when it
-/// started, and its chunks with the lengths the tree gives.
-type FileSeen = (Vec<u8>, u64, Vec<(ChunkId, u32)>);
 
 /// Options of a check.
 #[derive(Debug, Clone, Copy, Default)]
@@ -159,37 +156,57 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
         .collect();
     report.orphan_packs.sort();
     report.leftovers = repo.storage().leftovers(crate::lock::stale_after())?;
+    let damage = check_packs(repo, &indexed, &stored, opts, &mut report, progress)?;
+    check_snapshots(repo, &damage, opts, &mut report, progress)?;
+    Ok(report)
+}
 
+/// Report a damaged object.
+fn problem(report: &mut CheckReport, object: String, message: String) {
+    report.problems.push(Problem { object, message });
+}
+
+/// What the pack phase found damaged, for judging the snapshots.
+#[derive(Default)]
+struct Damaged {
+    packs: HashSet<PackId>,
+    chunks: HashMap<ChunkId, String>,
+}
+
+/// Check every indexed pack against storage, its trailer and (with `read_data`) its
+/// chunks.
+fn check_packs(
+    repo: &Repo,
+    indexed: &[(PackId, u64)],
+    stored: &HashMap<String, u64>,
+    opts: CheckOptions,
+    report: &mut CheckReport,
+    progress: &dyn Progress,
+) -> Result<Damaged> {
     let per_pack = repo.index.chunks_per_pack()?;
     progress.start("checking packs", Some(indexed.len() as u64), Unit::Items);
-    let mut bad_packs = HashSet::new();
-    let mut bad_chunks: HashMap<ChunkId, String> = HashMap::new();
-    let problem = |report: &mut CheckReport, object: String, message: String| {
-        report
-            .problems
-            .push(crate::check::Problem { object, message })
-    };
-    for (id, size) in &indexed {
+    let mut damaged = Damaged::default();
+    for (id, size) in indexed {
         crate::check_interrupt()?;
         report.packs += 1;
         progress.inc(1);
         let name = id.to_hex();
         let Some(actual) = stored.get(&name) else {
             problem(
-                &mut report,
+                report,
                 format!("pack {name}"),
                 "missing from storage".into(),
             );
-            bad_packs.insert(*id);
+            damaged.packs.insert(*id);
             continue;
         };
         if actual != size {
             problem(
-                &mut report,
+                report,
                 format!("pack {name}"),
                 format!("has {actual} bytes, the index says {size} (truncated or replaced)"),
             );
-            bad_packs.insert(*id);
+            damaged.packs.insert(*id);
             continue;
         }
         let (entries, bad) = verify_pack(repo, *id, *size, opts.read_data);
@@ -201,33 +218,20 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
                     ErrorKind::Corrupt | ErrorKind::Unsupported | ErrorKind::NotFound
                 ) =>
             {
-                problem(&mut report, format!("pack {name}"), e.to_string());
-                bad_packs.insert(*id);
+                problem(report, format!("pack {name}"), e.to_string());
+                damaged.packs.insert(*id);
             }
             // A failing read or index is not damage: report it as what it is.
             Err(e) => return Err(e.context(format!("checking pack {name}"))),
             Ok(entries) => {
-                // Every index row placing a chunk in this pack must be one of the trailer's
-                // entries, field for field: count the rows that are, and compare with all
-                // the rows the index has for the pack. (The index may omit a chunk stored
-                // twice by concurrent backups, never add one.)
-                let agree = repo.index.reading(|| {
-                    let mut agree = 0u64;
-                    for e in &entries {
-                        if repo.index.records(id, e)? {
-                            agree += 1;
-                        }
-                    }
-                    Ok(agree)
-                })?;
-                if agree != per_pack.get(id).copied().unwrap_or(0) {
+                if !index_agrees(repo, id, &entries, per_pack.get(id).copied().unwrap_or(0))? {
                     problem(
-                        &mut report,
+                        report,
                         format!("pack {name}"),
                         "the index disagrees with the pack trailer (run `masclet repair index`)"
                             .into(),
                     );
-                    bad_packs.insert(*id);
+                    damaged.packs.insert(*id);
                 }
                 report.chunks_read += if opts.read_data {
                     entries.len() as u64
@@ -238,138 +242,29 @@ pub fn check(repo: &Repo, opts: CheckOptions, progress: &dyn Progress) -> Result
         }
         for (cid, msg) in bad {
             problem(
-                &mut report,
+                report,
                 format!("chunk {cid}"),
                 format!("in pack {}: {msg}", id.short()),
             );
-            bad_chunks.insert(cid, msg);
+            damaged.chunks.insert(cid, msg);
         }
     }
     progress.finish();
-
-    let (snaps, unreadable) = repo.snapshots()?;
-    for (id, e) in unreadable {
-        problem(&mut report, format!("snapshot {id}"), e.to_string());
-        report.damaged_snapshots.insert(id.to_hex(), 1);
-    }
-    // Files whose content was verified, by their list of chunks, size and hash: the same
-    // file in many snapshots is read once.
-    let mut verified = HashSet::new();
-    progress.start("checking snapshots", Some(snaps.len() as u64), Unit::Items);
-    for (sid, snap) in &snaps {
-        crate::check_interrupt()?;
-        report.snapshots += 1;
-        progress.inc(1);
-        let mut damage = 0u64;
-        let mut seen_missing = HashSet::new();
-        let mut file: Option<FileSeen> = None;
-        let mut reader = repo.tree_reader(snap);
-        loop {
-            let rec = match reader.next_record() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) if e.kind() == ErrorKind::Corrupt => {
-                    problem(&mut report, format!("snapshot {sid}"), format!("tree: {e}"));
-                    damage += 1;
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            let (cid, len) = match rec {
-                Record::FileChunk(cid, len) => (cid, len),
-                Record::FileStart(m) => {
-                    file = Some((m.path, damage, Vec::new()));
-                    continue;
-                }
-                Record::FileEnd { size, content_hash } => {
-                    let Some((path, before, chunks)) = file.take() else {
-                        continue;
-                    };
-                    // A file whose chunks are already reported damaged is not read again.
-                    if opts.read_data && damage == before {
-                        let file = (path.as_slice(), size, &content_hash);
-                        if let Err(e) = file_content(repo, file, &chunks, &mut verified) {
-                            if e.kind() != ErrorKind::Corrupt {
-                                return Err(e);
-                            }
-                            problem(&mut report, format!("snapshot {sid}"), e.to_string());
-                            damage += 1;
-                        }
-                    }
-                    continue;
-                }
-                _ => continue,
-            };
-            if let Some((_, _, chunks)) = file.as_mut() {
-                chunks.push((cid, len));
-            }
-            match repo.index.locate(&cid)? {
-                None => {
-                    if seen_missing.insert(cid) {
-                        problem(
-                            &mut report,
-                            format!("chunk {cid}"),
-                            format!(
-                                "referenced by snapshot {} but not in the index",
-                                sid.short()
-                            ),
-                        );
-                    }
-                    damage += 1;
-                }
-                Some(loc) if bad_packs.contains(&loc.pack) || bad_chunks.contains_key(&cid) => {
-                    damage += 1
-                }
-                Some(loc) if loc.raw_len != len => {
-                    let e =
-                        chunk_len(&cid, len, loc.raw_len as usize).expect_err("the lengths differ");
-                    problem(&mut report, format!("snapshot {sid}"), e.to_string());
-                    damage += 1;
-                }
-                Some(loc) if loc.ty != ObjectType::Data => {
-                    problem(
-                        &mut report,
-                        format!("chunk {cid}"),
-                        "is a tree chunk used as file content".into(),
-                    );
-                    damage += 1;
-                }
-                Some(_) => {}
-            }
-        }
-        if damage > 0 {
-            report.damaged_snapshots.insert(sid.to_hex(), damage);
-        }
-    }
-    progress.finish();
-    Ok(report)
+    Ok(damaged)
 }
 
-/// Read a file's content as restore would and apply restore's rules to it (restore/verify.rs),
-/// unless a file with the same chunks, size and hash was verified already.
-fn file_content(
-    repo: &Repo,
-    (path, size, hash): (&[u8], u64, &[u8; 32]),
-    chunks: &[(ChunkId, u32)],
-    verified: &mut HashSet<[u8; 32]>,
-) -> Result<()> {
-    let mut key = blake3::Hasher::new();
-    for (id, len) in chunks {
-        key.update(&id.0).update(&len.to_le_bytes());
-    }
-    key.update(&size.to_le_bytes()).update(hash);
-    let key = *key.finalize().as_bytes();
-    if verified.contains(&key) {
-        return Ok(());
-    }
-    let mut content = FileContent::new();
-    for part in chunks.chunks(64) {
-        let ids: Vec<ChunkId> = part.iter().map(|(id, _)| *id).collect();
-        for ((id, len), data) in part.iter().zip(repo.load_chunks(&ids, ObjectType::Data)?) {
-            content.chunk(id, *len, &data)?;
+/// Every index row placing a chunk in pack `id` must be one of the trailer's entries, field
+/// for field: count the rows that are, and compare with all the `rows` the index has for the
+/// pack. (The index may omit a chunk stored twice by concurrent backups, never add one.)
+fn index_agrees(repo: &Repo, id: &PackId, entries: &[PackEntry], rows: u64) -> Result<bool> {
+    let agree = repo.index.reading(|| {
+        let mut agree = 0u64;
+        for e in entries {
+            if repo.index.records(id, e)? {
+                agree += 1;
+            }
         }
-    }
-    content.end(path, size, hash)?;
-    verified.insert(key);
-    Ok(())
+        Ok(agree)
+    })?;
+    Ok(agree == rows)
 }

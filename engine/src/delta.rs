@@ -5,11 +5,12 @@
 
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
-use crate::format::{MAX_DELTA_CHAIN, MAX_OBJECT_SIZE, ObjectType};
+use crate::fetch::open_located_chain;
+use crate::format::{MAX_DELTA_CHAIN, ObjectType};
 use crate::id::ChunkId;
 use crate::index::ChunkLocation;
 use crate::repo::Repo;
-use crate::storage::{Kind, Storage};
+use crate::storage::Storage;
 
 /// Whether an ordinary delta of `delta` bytes for a chunk of `plain` bytes is kept without
 /// sealing the chunk whole to compare: at most 1/16 of the chunk, below what even a dump's
@@ -128,42 +129,6 @@ pub(crate) struct BaseChain {
     pub(crate) rebased: bool,
 }
 
-/// Read and open a base chain (root first), returning the plaintext of its last chunk.
-fn open_chain(
-    keys: &Keys,
-    storage: &dyn Storage,
-    chain: &[(ChunkId, ChunkLocation)],
-) -> Option<Vec<u8>> {
-    let mut plain: Option<(ChunkId, Vec<u8>)> = None;
-    for (i, (cid, loc)) in chain.iter().enumerate() {
-        let sealed = storage
-            .get_range(
-                Kind::Pack,
-                &loc.pack.to_hex(),
-                loc.offset,
-                u64::from(loc.sealed_len),
-            )
-            .ok()?;
-        let prev = plain.take();
-        let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
-            match &prev {
-                Some((pid, bytes)) if pid == b && loc.base == Some(*b) => Ok(bytes.clone()),
-                _ => Err(Error::corrupt("base chain does not match the index")),
-            }
-        };
-        // Links below the last are authenticated, not hashed: a wrong one would make the
-        // last fail its own hash (as on restore, engine/src/fetch.rs).
-        let opened = if i + 1 == chain.len() {
-            keys.open_chunk_with(loc.ty, cid, &sealed, MAX_OBJECT_SIZE, Some(&resolve))
-        } else {
-            keys.open_unhashed(loc.ty, cid, &sealed, MAX_OBJECT_SIZE, Some(&resolve))
-        }
-        .ok()?;
-        plain = Some((*cid, opened));
-    }
-    plain.map(|(_, p)| p)
-}
-
 /// A sealed delta with its base's id and plaintext.
 type Sealed = (Vec<u8>, ChunkId, Vec<u8>);
 
@@ -187,7 +152,8 @@ pub(crate) fn seal_chunk(
         let Some(bid) = chain.links.last().map(|l| l.0) else {
             continue;
         };
-        let Some(b) = open_chain(keys, storage, &chain.links) else {
+        // A base that cannot be read is skipped: the chunk is then stored another way.
+        let Ok(b) = open_located_chain(keys, storage, &chain.links) else {
             continue;
         };
         let slot = &mut best[usize::from(chain.rebased)];

@@ -51,6 +51,7 @@ pub mod id;
 pub mod index;
 pub mod keys;
 pub mod limits;
+mod live_set;
 pub mod lock;
 pub mod pack;
 mod packer;
@@ -65,6 +66,7 @@ pub mod retention;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;
+pub mod walk;
 
 pub use backup::{BackupOptions, BackupSummary, Healing, Source, backup};
 pub use check::{CheckOptions, CheckReport, Problem, check};

@@ -21,7 +21,6 @@ use crate::pack::{PackEntry, read_trailer, read_trailer_past_header};
 use crate::progress::{Progress, Unit};
 use crate::repo::{OpenOptions, Repo, unlock};
 use crate::storage::{Kind, Storage};
-use crate::tree::Record;
 use rayon::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -141,28 +140,64 @@ pub fn repair_index(
         &mut Vec::new(),
     )?;
     let mut report = RepairReport::default();
+    let trailers = read_trailers(storage.as_ref(), &keys, progress)?;
+    let tmp = index_path.with_extension("rebuild");
+    build(&tmp, &keys, config.format, trailers, &mut report)?;
+    lock.ensure_held()?;
+    install(&tmp, index_path)?;
+    drop(lock);
+    // Report snapshots the rebuilt index cannot fully serve.
+    let repo = Repo::open(
+        storage,
+        index_path,
+        passphrase,
+        &OpenOptions::new("repair", None),
+    )?;
+    report.incomplete_snapshots = incomplete_snapshots(&repo)?;
+    Ok(report)
+}
+
+/// Every stored pack with what reading it gave, read in parallel.
+type Trailers = Vec<(
+    String,
+    u64,
+    Result<(PackId, (Vec<PackEntry>, Option<(Error, u64)>))>,
+)>;
+
+/// Read (or salvage) the trailer of every stored pack.
+fn read_trailers(storage: &dyn Storage, keys: &Keys, progress: &dyn Progress) -> Result<Trailers> {
     let packs = storage.list(Kind::Pack)?;
     progress.start(
         "reading pack trailers",
         Some(packs.len() as u64),
         Unit::Items,
     );
-    let trailers: Vec<_> = packs
+    let trailers = packs
         .par_iter()
         .map(|(name, size)| {
             progress.inc(1);
             let r = PackId::from_hex(name)
-                .and_then(|id| read_pack(storage.as_ref(), &keys, id, *size).map(|e| (id, e)));
+                .and_then(|id| read_pack(storage, keys, id, *size).map(|e| (id, e)));
             (name.clone(), *size, r)
         })
         .collect();
     progress.finish();
+    Ok(trailers)
+}
 
-    let tmp = index_path.with_extension("rebuild");
-    remove_files(&tmp)
+/// Build the new index at `tmp` from the packs read, recording in `report` what was
+/// adopted, salvaged and left out.
+fn build(
+    tmp: &Path,
+    keys: &Keys,
+    format: u32,
+    trailers: Trailers,
+    report: &mut RepairReport,
+) -> Result<()> {
+    remove_files(tmp)
         .map_err(|e| crate::Error::storage(format!("removing {}", tmp.display()), e))?;
-    let index = Index::create(&tmp, keys.repo_id())?;
-    index.record_format(config.format)?;
+    let index = Index::create(tmp, keys.repo_id())?;
+    index.record_format(format)?;
     for (name, size, r) in trailers {
         match r {
             Ok((id, (entries, salvaged))) => {
@@ -189,37 +224,34 @@ pub fn repair_index(
     }
     report.undecodable_chunks = index.drop_undecodable()?;
     report.chunks -= report.undecodable_chunks;
-    drop(index);
-    lock.ensure_held()?;
-    // Swap: the stale WAL must go first, or SQLite would replay it onto the new database.
+    Ok(())
+}
+
+/// Swap the rebuilt index at `tmp` in as `index_path`, durably.
+fn install(tmp: &Path, index_path: &Path) -> Result<()> {
+    // The stale WAL must go first, or SQLite would replay it onto the new database.
     remove_files(index_path)
         .map_err(|e| crate::Error::storage(format!("removing {}", index_path.display()), e))?;
-    std::fs::rename(&tmp, index_path)
+    std::fs::rename(tmp, index_path)
         .map_err(|e| crate::Error::storage(format!("installing {}", index_path.display()), e))?;
     if let Some(dir) = index_path.parent() {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| crate::Error::storage("syncing the index directory", e))?;
     }
+    Ok(())
+}
 
-    drop(lock);
-    // Report snapshots the rebuilt index cannot fully serve.
-    let repo = Repo::open(
-        storage,
-        index_path,
-        passphrase,
-        &OpenOptions::new("repair", None),
-    )?;
+/// The snapshots that cannot be read, then those the index cannot fully serve.
+fn incomplete_snapshots(repo: &Repo) -> Result<Vec<String>> {
     let (snaps, unreadable) = repo.snapshots()?;
-    report
-        .incomplete_snapshots
-        .extend(unreadable.into_iter().map(|(id, _)| id.to_hex()));
+    let mut incomplete: Vec<String> = unreadable.into_iter().map(|(id, _)| id.to_hex()).collect();
     for (sid, snap) in snaps {
-        if !snapshot_complete(&repo, &snap)? {
-            report.incomplete_snapshots.push(sid.to_hex());
+        if !snapshot_complete(repo, &snap)? {
+            incomplete.push(sid.to_hex());
         }
     }
-    Ok(report)
+    Ok(incomplete)
 }
 
 /// Whether every chunk `snap` references is indexed with the right type. Damage in its tree
@@ -230,24 +262,22 @@ fn snapshot_complete(repo: &Repo, snap: &crate::snapshot::Snapshot) -> Result<bo
             return Ok(false);
         }
     }
-    let mut reader = repo.tree_reader(snap);
-    loop {
-        match reader.next_record() {
-            Ok(Some(Record::FileChunk(id, _))) => {
+    for chunk in repo.file_chunks(snap) {
+        match chunk {
+            Ok(c) => {
                 let data = repo
                     .index
-                    .locate(&id)?
+                    .locate(&c.id)?
                     .is_some_and(|l| l.ty == ObjectType::Data);
                 if !data {
                     return Ok(false);
                 }
             }
-            Ok(Some(_)) => {}
-            Ok(None) => return Ok(true),
             Err(e) if e.kind() == ErrorKind::Corrupt || e.kind() == ErrorKind::NotFound => {
                 return Ok(false);
             }
             Err(e) => return Err(e),
         }
     }
+    Ok(true)
 }

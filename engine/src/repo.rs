@@ -3,19 +3,19 @@
 //! Opening is ordered so that a failure writes nothing: read the plaintext config header,
 //! unlock a key slot (a wrong passphrase stops here), open the sealed config, verify the
 //! index, and only then take the lock. Every command works on an open [`Repo`].
+//!
+//! Reading chunks through it is the chain reader's (engine/src/fetch.rs), walking a
+//! snapshot's tree the walk's (engine/src/walk.rs): this layer only opens.
 
 use crate::config::RepoConfig;
 use crate::crypto::{Keys, MasterKey};
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::{MAX_OBJECT_SIZE, ObjectType};
-use crate::id::{ChunkId, KeyId, PackId, RepoId, SnapshotId};
+use crate::id::{KeyId, RepoId, SnapshotId};
 use crate::index::Index;
 use crate::keys::{KdfParams, KeySlot};
 use crate::lock::{self, LockGuard, LockMode};
-use crate::pack::PackEntry;
 use crate::snapshot::Snapshot;
 use crate::storage::{CONFIG_NAME, Kind, Storage};
-use crate::tree::TreeReader;
 use rayon::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -270,48 +270,6 @@ impl Repo {
         &self.keys
     }
 
-    /// Load a chunk through the index, authenticate it and check its id (resolving its base
-    /// first when it is stored as a delta).
-    ///
-    /// # Errors
-    /// `Corrupt` if it is not indexed, is of the wrong type, or fails a check.
-    pub fn load_chunk(&self, id: &ChunkId, ty: ObjectType) -> Result<Vec<u8>> {
-        let mut one = self.load_chunks(std::slice::from_ref(id), ty)?;
-        Ok(one.pop().expect("one chunk asked, one returned"))
-    }
-
-    pub(crate) fn read_sealed(&self, pack: &PackId, offset: u64, len: u32) -> Result<Vec<u8>> {
-        self.storage
-            .get_range(Kind::Pack, &pack.to_hex(), offset, u64::from(len))
-            .map_err(|e| {
-                if e.kind() == ErrorKind::NotFound {
-                    Error::corrupt(format!("pack {pack} is missing"))
-                } else {
-                    e
-                }
-            })
-    }
-
-    /// Open the sealed bytes of pack entry `e`, resolving a delta's base through the index.
-    /// The base named inside the envelope must be the one the index (and so the pack
-    /// trailer) records, or gc could free a base still needed.
-    ///
-    /// # Errors
-    /// `Corrupt` on any mismatch or failed check.
-    pub fn open_sealed(&self, e: &PackEntry, sealed: &[u8]) -> Result<Vec<u8>> {
-        let resolve = |b: &ChunkId| -> Result<Vec<u8>> {
-            check_named_base(e, b)?;
-            self.load_base(b)
-        };
-        self.keys.open_chunk_with(
-            e.ty,
-            &e.id,
-            sealed,
-            (e.raw_len as usize).min(MAX_OBJECT_SIZE),
-            Some(&resolve),
-        )
-    }
-
     /// Every readable snapshot, oldest first, and the ones that failed to load.
     ///
     /// # Errors
@@ -382,15 +340,6 @@ impl Repo {
             ))),
         }
     }
-
-    /// A validating reader over a snapshot's tree stream.
-    pub fn tree_reader<'a>(
-        &'a self,
-        snap: &Snapshot,
-    ) -> TreeReader<impl FnMut(&ChunkId) -> Result<Vec<u8>> + 'a> {
-        let ids = snap.tree.iter().map(|(id, _)| *id).collect();
-        TreeReader::new(ids, move |id| self.load_chunk(id, ObjectType::Tree))
-    }
 }
 
 /// Key slots are bound to the repository id in the config's plaintext header, so a
@@ -418,20 +367,6 @@ fn cannot_write_here(e: &Error) -> bool {
             e.io_kind(),
             Some(std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied)
         )
-}
-
-/// The base a delta names inside its envelope must be the one its pack trailer records:
-/// gc keeps bases alive by the trailer's (and index's) record.
-pub(crate) fn check_named_base(e: &PackEntry, named: &ChunkId) -> Result<()> {
-    if e.base == Some(*named) {
-        Ok(())
-    } else {
-        Err(Error::corrupt(format!(
-            "chunk {} names base {} but its pack trailer does not",
-            e.id.short(),
-            named.short()
-        )))
-    }
 }
 
 /// The config header's format version against the copy the index keeps. The header is

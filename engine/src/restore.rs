@@ -15,10 +15,10 @@
 //! killed restore leaves are removed by the next restore into the same directories
 //! (restore/scratch.rs), which reports how many it removed and where.
 //!
-//! Loading and writing overlap: the calling thread walks the tree and loads chunks in
-//! batches (opening them on all cores), while a writer thread applies the previous batch to
-//! the target and hashes each file, so the target's write path and the whole-file hash no
-//! longer leave a core idle between batches.
+//! Loading and writing overlap: the calling thread walks the tree (engine/src/walk.rs) and
+//! loads chunks in batches (opening them on all cores), while a writer thread applies the
+//! previous batch to the target and hashes each file, so the target's write path and the
+//! whole-file hash no longer leave a core idle between batches.
 
 mod read;
 mod scratch;
@@ -32,7 +32,8 @@ use crate::format::ObjectType;
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
 use crate::snapshot::Snapshot;
-use crate::tree::{EntryMeta, Record};
+use crate::tree::EntryMeta;
+use crate::walk::{Entry, FilePart};
 use rustix::fs::{Mode, OFlags};
 use std::path::Path;
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -122,43 +123,88 @@ fn load_batch(repo: &Repo, batch: &mut [Op]) -> Result<()> {
 /// Returns when the tree is done, a step fails, or the writer hangs up (after an error of
 /// its own, which the caller reports).
 fn load_all(repo: &Repo, snap: &Snapshot, batches: &SyncSender<Option<Vec<Op>>>) -> Result<()> {
-    let mut reader = repo.tree_reader(snap);
-    let mut batch = Vec::new();
-    let (mut chunks, mut bytes) = (0, 0u64);
-    loop {
-        let rec = reader.next_record()?;
-        let done = rec.is_none();
-        match rec {
-            None | Some(Record::Sketch(_)) => {}
-            Some(Record::Dir(m)) => batch.push(Op::Dir(m)),
-            Some(Record::Symlink(m, target)) => batch.push(Op::Symlink(m, target)),
-            Some(Record::FileStart(m)) => batch.push(Op::FileStart(m)),
-            Some(Record::FileChunk(id, len)) => {
-                batch.push(Op::Chunk(id, len, Vec::new()));
-                chunks += 1;
-                bytes += u64::from(len);
-            }
-            Some(Record::FileEnd { size, content_hash }) => batch.push(Op::FileEnd {
-                size,
-                hash: content_hash,
-            }),
-        }
-        if done
-            || chunks >= CHUNKS_PER_READ
-            || bytes >= BYTES_PER_READ
-            || batch.len() >= OPS_PER_BATCH
-        {
-            crate::check_interrupt()?;
-            load_batch(repo, &mut batch)?;
-            if batches.send(Some(std::mem::take(&mut batch))).is_err() {
-                return Ok(());
-            }
-            (chunks, bytes) = (0, 0);
-        }
-        if done {
-            let _ = batches.send(None);
+    let mut loader = Loader {
+        repo,
+        batches,
+        batch: Vec::new(),
+        chunks: 0,
+        bytes: 0,
+    };
+    for entry in repo.walk(snap) {
+        let sent = match entry? {
+            Entry::Dir(m) => loader.push(Op::Dir(m))?,
+            Entry::Symlink(m, target) => loader.push(Op::Symlink(m, target))?,
+            Entry::File(part) => loader.file_part(part)?,
+        };
+        if !sent {
             return Ok(());
         }
+    }
+    if loader.flush()? {
+        let _ = batches.send(None);
+    }
+    Ok(())
+}
+
+/// The batch being gathered, and where it goes once loaded.
+struct Loader<'a> {
+    repo: &'a Repo,
+    batches: &'a SyncSender<Option<Vec<Op>>>,
+    batch: Vec<Op>,
+    chunks: usize,
+    bytes: u64,
+}
+
+impl Loader<'_> {
+    /// Add a file's part (its start, chunks and end as it has them). `false` when the
+    /// writer hung up.
+    fn file_part(&mut self, part: FilePart) -> Result<bool> {
+        if part.first && !self.push(Op::FileStart(part.meta))? {
+            return Ok(false);
+        }
+        for c in part.chunks {
+            if !self.push(Op::Chunk(c.id, c.len, Vec::new()))? {
+                return Ok(false);
+            }
+        }
+        match part.end {
+            Some(end) => self.push(Op::FileEnd {
+                size: end.size,
+                hash: end.content_hash,
+            }),
+            None => Ok(true),
+        }
+    }
+
+    /// Add a step, handing the batch over once it is full. `false` when the writer hung up.
+    fn push(&mut self, op: Op) -> Result<bool> {
+        if let Op::Chunk(_, len, _) = &op {
+            self.chunks += 1;
+            self.bytes += u64::from(*len);
+        }
+        self.batch.push(op);
+        if self.chunks >= CHUNKS_PER_READ
+            || self.bytes >= BYTES_PER_READ
+            || self.batch.len() >= OPS_PER_BATCH
+        {
+            return self.flush();
+        }
+        Ok(true)
+    }
+
+    /// Load the batch's chunks and hand it over. `false` when the writer hung up.
+    fn flush(&mut self) -> Result<bool> {
+        crate::check_interrupt()?;
+        load_batch(self.repo, &mut self.batch)?;
+        if self
+            .batches
+            .send(Some(std::mem::take(&mut self.batch)))
+            .is_err()
+        {
+            return Ok(false);
+        }
+        (self.chunks, self.bytes) = (0, 0);
+        Ok(true)
     }
 }
 

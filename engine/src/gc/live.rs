@@ -1,102 +1,53 @@
-//! The live set: which chunks some snapshot still needs.
-//!
-//! gc holds it in memory as the sorted first 8 bytes of each live chunk id. Eight bytes is
-//! enough because an error can only go one way: a dead chunk whose id begins like a live
-//! one's is kept (its space waits for a later gc), never the reverse, and ids are keyed
-//! hashes nobody without the key can aim at a prefix. The bound is 8 bytes per distinct live
-//! chunk (8 MiB per million), with at most as much again of repeats between deduplications
-//! while marking; the earlier marking table in SQLite cost more time than the whole rest of
-//! a typical gc.
+//! Marking: which chunks some snapshot still needs (the set itself is engine/src/live_set.rs).
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::MAX_DELTA_CHAIN;
 use crate::id::ChunkId;
+pub(crate) use crate::live_set::LiveSet;
+use crate::live_set::prefix;
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
-use crate::tree::Record;
 
-/// The first 8 bytes of a chunk id, as gc compares them (`to_le_bytes` gives them back).
-pub(crate) fn prefix(id: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = id.len().min(8);
-    b[..n].copy_from_slice(&id[..n]);
-    u64::from_le_bytes(b)
+/// Add the bases of live delta chunks, down every chain: one pass over the index's delta
+/// rows, then, per further chain level, lookups of the rows of the bases just added. A
+/// chain longer than readers accept (which a damaged index can fake, even as a cycle)
+/// stops gc instead of costing a pass per fake link.
+fn add_bases(live: &mut LiveSet, repo: &Repo) -> Result<()> {
+    // One read transaction for every pass: alone, each lookup took and released the
+    // database's file locks.
+    repo.index.reading(|| add_bases_in(live, repo))
 }
 
-/// Sorted, deduplicated id prefixes of live chunks.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct LiveSet {
-    ids: Vec<u64>,
-}
-
-impl LiveSet {
-    fn normalize(&mut self) {
-        self.ids.sort_unstable();
-        self.ids.dedup();
-    }
-
-    /// Whether chunk `id` (given by its prefix) is live.
-    pub(crate) fn contains(&self, id: u64) -> bool {
-        self.ids.binary_search(&id).is_ok()
-    }
-
-    /// Position of `id` in the set, for per-member flags.
-    pub(crate) fn position(&self, id: u64) -> Option<usize> {
-        self.ids.binary_search(&id).ok()
-    }
-
-    /// Distinct live chunks.
-    pub(crate) fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// The member at `pos` (for naming missing chunks).
-    pub(crate) fn get(&self, pos: usize) -> u64 {
-        self.ids[pos]
-    }
-
-    /// Add the bases of live delta chunks, down every chain: one pass over the index's delta
-    /// rows, then, per further chain level, lookups of the rows of the bases just added. A
-    /// chain longer than readers accept (which a damaged index can fake, even as a cycle)
-    /// stops gc instead of costing a pass per fake link.
-    fn add_bases(&mut self, repo: &Repo) -> Result<()> {
-        // One read transaction for every pass: alone, each lookup took and released the
-        // database's file locks.
-        repo.index.reading(|| self.add_bases_in(repo))
-    }
-
-    fn add_bases_in(&mut self, repo: &Repo) -> Result<()> {
-        // The first pass scans every delta row; later ones only need the rows of the bases
-        // the pass before added, which the primary key finds by prefix.
-        let mut added: Vec<u64> = Vec::new();
-        for pass in 0..=MAX_DELTA_CHAIN {
-            let mut found = Vec::new();
-            let mut visit = |id: u64, base: u64| {
-                if self.contains(id) && !self.contains(base) {
-                    found.push(base);
-                }
-            };
-            if pass == 0 {
-                repo.index.for_each_delta(&mut visit)?;
-            } else {
-                repo.index.deltas_with_prefixes(&added, &mut visit)?;
+fn add_bases_in(live: &mut LiveSet, repo: &Repo) -> Result<()> {
+    // The first pass scans every delta row; later ones only need the rows of the bases
+    // the pass before added, which the primary key finds by prefix.
+    let mut added: Vec<u64> = Vec::new();
+    for pass in 0..=MAX_DELTA_CHAIN {
+        let mut found = Vec::new();
+        let mut visit = |id: u64, base: u64| {
+            if live.contains(id) && !live.contains(base) {
+                found.push(base);
             }
-            found.sort_unstable();
-            found.dedup();
-            if found.is_empty() {
-                return Ok(());
-            }
-            self.ids.extend_from_slice(&found);
-            self.normalize();
-            added = found;
+        };
+        if pass == 0 {
+            repo.index.for_each_delta(&mut visit)?;
+        } else {
+            repo.index.deltas_with_prefixes(&added, &mut visit)?;
         }
-        Err(Error::new(
-            ErrorKind::Corrupt,
-            format!(
-                "the index records delta chains longer than {MAX_DELTA_CHAIN} links; refusing to delete anything (run `masclet check`, then `masclet repair index`)"
-            ),
-        ))
+        found.sort_unstable();
+        found.dedup();
+        if found.is_empty() {
+            return Ok(());
+        }
+        live.extend(&found);
+        added = found;
     }
+    Err(Error::new(
+        ErrorKind::Corrupt,
+        format!(
+            "the index records delta chains longer than {MAX_DELTA_CHAIN} links; refusing to delete anything (run `masclet check`, then `masclet repair index`)"
+        ),
+    ))
 }
 
 /// Mark every chunk a snapshot references (tree chunks, file chunks, and the bases they
@@ -121,10 +72,10 @@ pub(crate) fn mark(repo: &Repo, progress: &dyn Progress) -> Result<(LiveSet, u64
     let mut live = LiveSet::default();
     let mut distinct = 0usize;
     let mut add = |live: &mut LiveSet, id: &ChunkId| {
-        live.ids.push(prefix(&id.0));
-        if live.ids.len() >= 2 * distinct.max(1 << 16) {
+        live.push(prefix(&id.0));
+        if live.raw_len() >= 2 * distinct.max(1 << 16) {
             live.normalize();
-            distinct = live.ids.len();
+            distinct = live.raw_len();
         }
     };
     for (sid, snap) in &snaps {
@@ -132,45 +83,19 @@ pub(crate) fn mark(repo: &Repo, progress: &dyn Progress) -> Result<(LiveSet, u64
         for (id, _) in &snap.tree {
             add(&mut live, id);
         }
-        let mut reader = repo.tree_reader(snap);
-        loop {
-            match reader.next_record() {
-                Ok(Some(Record::FileChunk(id, _))) => add(&mut live, &id),
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(e.context(format!(
-                        "the tree of snapshot {} cannot be read; refusing to delete anything (run `masclet check`)",
-                        sid.short()
-                    )));
-                }
-            }
+        for chunk in repo.file_chunks(snap) {
+            let chunk = chunk.map_err(|e| {
+                e.context(format!(
+                    "the tree of snapshot {} cannot be read; refusing to delete anything (run `masclet check`)",
+                    sid.short()
+                ))
+            })?;
+            add(&mut live, &chunk.id);
         }
         progress.inc(1);
     }
     live.normalize();
-    live.add_bases(repo)?;
+    add_bases(&mut live, repo)?;
     progress.finish();
     Ok((live, snaps.len() as u64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn set_of_prefixes() {
-        let a = [0u8, 0, 0, 0, 0, 0, 0, 1, 0xff];
-        let b = [0u8, 0, 0, 0, 0, 0, 0, 2, 0x00];
-        assert_eq!(prefix(&a).to_le_bytes(), a[..8]);
-        assert_eq!(prefix(&a), prefix(&[0, 0, 0, 0, 0, 0, 0, 1, 0x00]));
-        let mut s = LiveSet {
-            ids: vec![prefix(&b), prefix(&a), prefix(&b)],
-        };
-        s.normalize();
-        assert_eq!(s.len(), 2);
-        assert!(s.contains(prefix(&a)) && s.contains(prefix(&b)));
-        assert!(!s.contains(prefix(&[9; 8])));
-        assert!(s.position(prefix(&b)).is_some());
-    }
 }

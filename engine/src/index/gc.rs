@@ -1,11 +1,11 @@
 //! The index side of garbage collection: delta rows for marking bases, per-pack usage
-//! against the live set (gc/live.rs), moving repacked chunks, and the sweep that drops dead
+//! against the live set (live_set.rs), moving repacked chunks, and the sweep that drops dead
 //! rows before any pack file is deleted.
 
 use super::{Index, int};
 use crate::error::Result;
-use crate::gc::live::{LiveSet, prefix};
 use crate::id::PackId;
+use crate::live_set::{LiveSet, prefix};
 use crate::pack::PackEntry;
 use rusqlite::params;
 use std::collections::HashMap;

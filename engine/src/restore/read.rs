@@ -7,7 +7,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::ObjectType;
 use crate::repo::Repo;
 use crate::snapshot::Snapshot;
-use crate::tree::{EntryMeta, Record, display_path};
+use crate::tree::{EntryMeta, display_path};
+use crate::walk::{Entry, FilePart};
 use std::io::Write;
 
 /// Write the content of the file at `path` in `snap` to `out`, checking its hash.
@@ -16,7 +17,6 @@ use std::io::Write;
 /// `NotFound` if there is no such file, `Corrupt` for damage, `Io` if `out` fails.
 pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> Result<u64> {
     let path = path.strip_prefix(b"/").unwrap_or(path);
-    let mut reader = repo.tree_reader(snap);
     let mut content = None::<FileContent>;
     let mut pending: Vec<(crate::id::ChunkId, u32)> = Vec::new();
     let mut bytes = 0u64;
@@ -36,28 +36,30 @@ pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> R
         pending.clear();
         Ok(())
     };
-    while let Some(rec) = reader.next_record()? {
-        match (&mut content, rec) {
-            (None, Record::FileStart(m)) if m.path == path => content = Some(FileContent::new()),
-            (None, Record::Dir(m) | Record::Symlink(m, _)) if m.path == path => {
+    for entry in repo.walk(snap) {
+        match entry? {
+            Entry::Dir(m) | Entry::Symlink(m, _) if m.path == path => {
                 return Err(Error::invalid(format!(
                     "{} is not a regular file in this snapshot",
                     display_path(path)
                 )));
             }
-            (Some(c), Record::FileChunk(id, len)) => {
-                pending.push((id, len));
-                bytes += u64::from(len);
-                if pending.len() >= CHUNKS_PER_READ || bytes >= BYTES_PER_READ {
-                    flush(&mut pending, c, out)?;
-                    bytes = 0;
+            Entry::File(part) if part.meta.path == path => {
+                let c = content.get_or_insert_with(FileContent::new);
+                for chunk in part.chunks {
+                    pending.push((chunk.id, chunk.len));
+                    bytes += u64::from(chunk.len);
+                    if pending.len() >= CHUNKS_PER_READ || bytes >= BYTES_PER_READ {
+                        flush(&mut pending, c, out)?;
+                        bytes = 0;
+                    }
                 }
-            }
-            (Some(c), Record::FileEnd { size, content_hash }) => {
-                flush(&mut pending, c, out)?;
-                c.end(path, size, &content_hash)?;
-                out.flush().map_err(|e| Error::io("writing output", e))?;
-                return Ok(size);
+                if let Some(end) = part.end {
+                    flush(&mut pending, c, out)?;
+                    c.end(path, end.size, &end.content_hash)?;
+                    out.flush().map_err(|e| Error::io("writing output", e))?;
+                    return Ok(end.size);
+                }
             }
             _ => {}
         }
@@ -97,7 +99,6 @@ pub struct LsEntry {
 /// # Errors
 /// `Corrupt` for a damaged tree; whatever `f` returns.
 pub fn list(repo: &Repo, snap: &Snapshot, mut f: impl FnMut(LsEntry) -> Result<()>) -> Result<()> {
-    let mut reader = repo.tree_reader(snap);
     let entry = |m: &EntryMeta, kind, size, target| LsEntry {
         path: String::from_utf8_lossy(&m.path).into_owned(),
         path_bytes: m.path.clone(),
@@ -107,24 +108,22 @@ pub fn list(repo: &Repo, snap: &Snapshot, mut f: impl FnMut(LsEntry) -> Result<(
         size,
         target,
     };
-    let mut pending = None;
-    while let Some(rec) = reader.next_record()? {
-        match rec {
-            Record::Dir(m) => f(entry(&m, "dir", 0, None))?,
-            Record::Symlink(m, t) => f(entry(
+    for item in repo.walk(snap) {
+        match item? {
+            Entry::Dir(m) => f(entry(&m, "dir", 0, None))?,
+            Entry::Symlink(m, t) => f(entry(
                 &m,
                 "symlink",
                 0,
                 Some(String::from_utf8_lossy(&t).into_owned()),
             ))?,
-            Record::FileStart(m) => pending = Some(m),
-            Record::FileChunk(..) | Record::Sketch(_) => {}
-            Record::FileEnd { size, .. } => f(entry(
-                &pending.take().expect("validated"),
-                "file",
-                size,
-                None,
-            ))?,
+            // A long file comes in parts; it is listed once, with its size, at its end.
+            Entry::File(FilePart {
+                meta,
+                end: Some(end),
+                ..
+            }) => f(entry(&meta, "file", end.size, None))?,
+            Entry::File(_) => {}
         }
     }
     Ok(())
