@@ -53,7 +53,6 @@ pub mod keys;
 pub mod limits;
 pub mod lock;
 pub mod pack;
-mod packer;
 mod parent;
 pub mod progress;
 pub mod repair;
@@ -64,6 +63,7 @@ pub mod retention;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;
+mod write;
 
 pub use backup::{BackupOptions, BackupSummary, Healing, Source, backup};
 pub use check::{CheckOptions, CheckReport, Problem, check};
