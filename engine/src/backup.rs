@@ -1,9 +1,11 @@
 //! The backup pipeline (format-spec.md, "Write ordering").
 //!
 //! Read → cut into chunks (one thread, batches of whole chunks) → keyed hash of every chunk
-//! (all cores) → drop chunks the index or the open pack already has → compress, seal and
-//! verify the new ones (all cores) → pack. A full pack is written whole and durable, then
-//! indexed in one transaction; the snapshot object, written last, is the one commit point.
+//! (on the reader thread in a first backup, else on all cores) → drop chunks the index or
+//! this backup already has → compress, seal and verify the new ones (all cores) → pack. A
+//! full pack is written whole and durable on a thread of its own, then indexed in one
+//! transaction; the snapshot object, written last, is the one commit point. The parts
+//! after reading are in crate::write; this module and its children read the sources.
 //! A backup that stops anywhere before it leaves packs nobody references (reclaimed by
 //! gc) and every earlier snapshot untouched.
 //!
@@ -167,10 +169,11 @@ impl<'r> Writer<'r> {
         }
     }
 
-    /// Plan a batch of file content and queue it for sealing.
-    fn enqueue(&mut self, batch: crate::chunker::Batch) -> Result<()> {
+    /// Plan a batch of file content, whose chunk ids are `ids`, and queue it for sealing.
+    fn enqueue(&mut self, batch: crate::chunker::Batch, ids: &[crate::id::ChunkId]) -> Result<()> {
         self.progress.inc(batch.data.len() as u64);
-        self.queue.enqueue(batch, &mut self.store, &mut self.tree)
+        self.queue
+            .enqueue(batch, ids, &mut self.store, &mut self.tree)
     }
 
     /// Add a record to the tree, behind the batches still being sealed.

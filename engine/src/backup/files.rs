@@ -9,12 +9,16 @@ use crate::id::ChunkId;
 use crate::limits::Limit;
 use crate::parent::ParentFile;
 use crate::tree::{EntryMeta, Record};
+use crate::write::planner::chunk_ids;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::mpsc::RecvTimeoutError;
+
+/// A batch from the reader thread, with its chunk ids when the reader hashed them.
+type ReadBatch = (Batch, Option<Vec<ChunkId>>);
 
 /// Where a regular file's content comes from.
 enum Content {
@@ -25,9 +29,10 @@ enum Content {
 }
 
 impl Writer<'_> {
-    /// Store one file's content. Reading, cutting and the whole-content hash run on a
-    /// thread of their own, one batch ahead of hashing, deduplication and sealing: on a
-    /// nightly dump they are a third of the work and would otherwise leave a core idle.
+    /// Store one file's content. Reading, cutting and the whole-content hash (and in a
+    /// first backup the chunk ids) run on a thread of their own, one batch ahead of
+    /// deduplication and sealing: on a nightly dump they are a third of the work and would
+    /// otherwise leave a core idle.
     ///
     /// A file that fits in one batch is read on the calling thread: a thread per small file
     /// would cost more than it saves.
@@ -50,20 +55,32 @@ impl Writer<'_> {
                 .next_batch()
                 .map_err(|e| Error::io(format!("reading {}", what()), e))?
             {
-                self.enqueue(batch)?;
+                let ids = chunk_ids(&self.repo.keys, &batch, true);
+                self.enqueue(batch, &ids)?;
             }
             self.stats.bytes_read += chunker.total();
             return Ok((chunker.total(), chunker.content_hash()));
         }
         // One batch in the channel, one being cut, one being stored: memory stays at three
         // batches whatever the file size.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Batch>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<ReadBatch>>(1);
+        let keys = std::sync::Arc::clone(&self.repo.keys);
+        // Without a parent every chunk is new and sealing keeps the pool busy: the reader
+        // hashes the chunk ids itself, so that the writer plans each batch the moment it
+        // arrives (see `chunk_ids`). With a parent most chunks deduplicate, the pool is idle
+        // and the reader is the longest stage: the ids are then hashed on all cores.
+        let hash_here = self.parent().is_none();
         let reading = std::thread::Builder::new()
             .name("masclet-reader".into())
             .spawn(move || {
                 let mut chunker = Chunker::new(reader, params, seed, BATCH_BYTES);
                 loop {
-                    let next = chunker.next_batch().transpose();
+                    let next = chunker.next_batch().transpose().map(|b| {
+                        b.map(|b| {
+                            let ids = hash_here.then(|| chunk_ids(&keys, &b, false));
+                            (b, ids)
+                        })
+                    });
                     let failed = matches!(next, Some(Err(_)));
                     // A closed channel means the storing side failed: stop reading.
                     if next.is_none_or(|b| tx.send(b).is_err()) || failed {
@@ -79,8 +96,10 @@ impl Writer<'_> {
         loop {
             match rx.recv_timeout(std::time::Duration::from_millis(100)) {
                 Ok(batch) => {
-                    let batch = batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
-                    self.enqueue(batch)?;
+                    let (batch, ids) =
+                        batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
+                    let ids = ids.unwrap_or_else(|| chunk_ids(&self.repo.keys, &batch, true));
+                    self.enqueue(batch, &ids)?;
                 }
                 Err(RecvTimeoutError::Timeout) => crate::check_interrupt()?,
                 Err(RecvTimeoutError::Disconnected) => break,

@@ -9,6 +9,7 @@
 
 use super::seal::SealJob;
 use crate::chunker::Batch;
+use crate::crypto::Keys;
 use crate::delta::{BaseChain, candidate_chains};
 use crate::error::Result;
 use crate::format::ObjectType;
@@ -70,10 +71,24 @@ impl Plan {
     }
 }
 
-/// Chunk ids of a batch, and which of them neither the index nor the in-flight set has.
-struct Lookup {
-    ids: Vec<ChunkId>,
+/// Which chunks of a batch neither the index nor the in-flight set has.
+struct Lookup<'a> {
+    ids: &'a [ChunkId],
     is_new: Vec<bool>,
+}
+
+/// The keyed id of every chunk of `batch`, on all cores or (`parallel` false) on the
+/// calling thread. A reader thread that is ahead of the writer hashes its batches itself:
+/// the writer then plans a batch the moment it arrives, instead of waiting for the hashing
+/// behind the sealing jobs already queued on the pool, which left the pool idle between
+/// batches.
+pub(crate) fn chunk_ids(keys: &Keys, batch: &Batch, parallel: bool) -> Vec<ChunkId> {
+    let id = |r: &Range<usize>| keys.chunk_id(&batch.data[r.clone()]);
+    if parallel {
+        batch.chunks.par_iter().map(id).collect()
+    } else {
+        batch.chunks.iter().map(id).collect()
+    }
 }
 
 /// Decides what to store; remembers what it decided until it is indexed.
@@ -112,13 +127,14 @@ impl<'r> Planner<'r> {
         }
     }
 
-    /// Decide what of `batch` to store and how (see the module's documentation).
-    pub(crate) fn plan(&mut self, ty: ObjectType, batch: &Batch) -> Result<Plan> {
+    /// Decide what of `batch`, whose chunk ids are `ids` ([`chunk_ids`]), to store and how
+    /// (see the module's documentation).
+    pub(crate) fn plan(&mut self, ty: ObjectType, batch: &Batch, ids: &[ChunkId]) -> Result<Plan> {
         crate::check_interrupt()?;
         // The lookups below (presence, resync, base chains) share one read transaction;
         // it ends before sealing, which may index a pack.
         let read = self.repo.index.read_tx()?;
-        let lookup = self.look_up(batch)?;
+        let lookup = self.look_up(ids)?;
         // Without a parent nothing asks for sketches before sealing (they only go into the
         // tree, for the next backup): they are then computed by the sealing workers, in the
         // same pass over the chunk.
@@ -138,18 +154,11 @@ impl<'r> Planner<'r> {
         })
     }
 
-    /// The keyed id of every chunk (on all cores) and whether it is new. Whether a chunk is
-    /// stored is decided only when the walk emits it (then it joins the in-flight set): a
-    /// chunk cut apart there is never stored itself, so a later copy of it must not count
-    /// on it.
-    fn look_up(&self, batch: &Batch) -> Result<Lookup> {
-        let keys = &self.repo.keys;
-        let ids: Vec<ChunkId> = batch
-            .chunks
-            .par_iter()
-            .map(|r| keys.chunk_id(&batch.data[r.clone()]))
-            .collect();
-        let present = self.repo.index.contains_many(&ids)?;
+    /// Whether each chunk is new. Whether a chunk is stored is decided only when the walk
+    /// emits it (then it joins the in-flight set): a chunk cut apart there is never stored
+    /// itself, so a later copy of it must not count on it.
+    fn look_up<'a>(&self, ids: &'a [ChunkId]) -> Result<Lookup<'a>> {
+        let present = self.repo.index.contains_many(ids)?;
         let is_new = ids
             .iter()
             .zip(present)
@@ -165,7 +174,7 @@ impl<'r> Planner<'r> {
         &mut self,
         ty: ObjectType,
         batch: &Batch,
-        lookup: &Lookup,
+        lookup: &Lookup<'_>,
         sketches: &[Option<i64>],
     ) -> Result<(Vec<Piece>, Vec<Vec<BaseChain>>)> {
         let repo = self.repo;

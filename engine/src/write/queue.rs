@@ -18,6 +18,7 @@ use super::tree_sink::TreeSink;
 use crate::chunker::Batch;
 use crate::error::{Error, Result};
 use crate::format::ObjectType;
+use crate::id::ChunkId;
 use crate::tree::Record;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -53,16 +54,17 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    /// Plan `batch` (file content) and queue its new chunks for sealing; its chunk records
-    /// reach the tree once it is packed, in order.
+    /// Plan `batch` (file content), whose chunk ids are `ids`, and queue its new chunks for
+    /// sealing; its chunk records reach the tree once it is packed, in order.
     pub(crate) fn enqueue(
         &mut self,
         batch: Batch,
+        ids: &[ChunkId],
         store: &mut ChunkStore<'_>,
         tree: &mut TreeSink,
     ) -> Result<()> {
         let batch = Arc::new(batch);
-        let mut plan = store.plan(ObjectType::Data, &batch)?;
+        let mut plan = store.plan(ObjectType::Data, &batch, ids)?;
         let jobs = plan.jobs();
         let (tx, done) = channel();
         let count = jobs.len();

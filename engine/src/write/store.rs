@@ -3,7 +3,7 @@
 //! keeps the counters a snapshot records.
 
 use super::pack_sink::{Durable, PackSink, index_new_packs};
-use super::planner::{Plan, Planner};
+use super::planner::{Plan, Planner, chunk_ids};
 use super::seal::{SealOut, seal_now};
 use crate::chunker::Batch;
 use crate::error::Result;
@@ -90,16 +90,18 @@ impl<'r> ChunkStore<'r> {
         i32::from(self.repo.config.zstd_level)
     }
 
-    /// Decide what of `batch` to store (its sealing jobs come from the plan).
-    pub(crate) fn plan(&mut self, ty: ObjectType, batch: &Batch) -> Result<Plan> {
-        self.planner.plan(ty, batch)
+    /// Decide what of `batch`, whose chunk ids are `ids`, to store (its sealing jobs come
+    /// from the plan).
+    pub(crate) fn plan(&mut self, ty: ObjectType, batch: &Batch, ids: &[ChunkId]) -> Result<Plan> {
+        self.planner.plan(ty, batch, ids)
     }
 
     /// Store the chunks of `batch` the repository lacks, sealing them now on all cores;
     /// return every chunk as the tree lists it.
     pub(crate) fn store(&mut self, ty: ObjectType, batch: &Batch) -> Result<Vec<Stored>> {
-        let mut plan = self.plan(ty, batch)?;
         let repo = self.repo;
+        let ids = chunk_ids(&repo.keys, batch, true);
+        let mut plan = self.plan(ty, batch, &ids)?;
         let sealed = seal_now(
             &repo.keys,
             repo.storage.as_ref(),
