@@ -92,7 +92,7 @@ impl Writer<'_> {
             .map_err(|e| Error::io("starting the reader thread", e))?;
         // On an error, `rx` drops here and the reader is left to finish alone. Waiting for a
         // batch wakes up to notice Ctrl-C: the reader may be blocked on a silent producer.
-        // Each batch is planned and queued for sealing as it arrives (queue.rs).
+        // Each batch is planned and queued for sealing as it arrives (write/queue.rs).
         loop {
             match rx.recv_timeout(std::time::Duration::from_millis(100)) {
                 Ok(batch) => {
