@@ -1,28 +1,28 @@
 //! The backup pipeline (format-spec.md, "Write ordering").
 //!
 //! Read → cut into chunks (one thread, batches of whole chunks) → keyed hash of every chunk
-//! (all cores) → drop chunks the index or the open pack already has → compress, seal and
-//! verify the new ones (all cores) → pack. A full pack is written whole and durable, then
-//! indexed in one transaction; the snapshot object, written last, is the one commit point.
+//! (on the reader thread in a first backup, else on all cores) → drop chunks the index or
+//! this backup already has → compress, seal and verify the new ones (all cores) → pack. A
+//! full pack is written whole and durable on a thread of its own, then indexed in one
+//! transaction; the snapshot object, written last, is the one commit point. The parts
+//! after reading are in crate::write; this module and its children read the sources.
 //! A backup that stops anywhere before it leaves packs nobody references (reclaimed by
 //! gc) and every earlier snapshot untouched.
 //!
 //! Memory is bounded by one read batch, its sealed copies and one open pack, whatever the
 //! size of the input (format-spec.md states the figure).
 
-use crate::chunker::Cutter;
 use crate::error::{Error, Result};
-use crate::format::ObjectType;
-use crate::id::{ChunkId, SnapshotId};
-use crate::pack::PackBuilder;
-use crate::packer::{Durable, PackWriter};
+use crate::id::SnapshotId;
 use crate::parent::{self, Parent};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
-use crate::snapshot::BackupStats;
-use crate::tree::{Record, TreeWriter};
+use crate::snapshot::{BackupStats, Snapshot};
+use crate::tree::Record;
+use crate::write::queue::Queue;
+use crate::write::store::ChunkStore;
+use crate::write::tree_sink::TreeSink;
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,20 +31,9 @@ mod files;
 mod heal;
 mod input;
 mod producer;
-mod queue;
-mod store;
+pub use crate::write::BATCH_BYTES;
 pub use heal::Healing;
 pub use input::{UNCHECKED_PRODUCER_TAG, check_request};
-
-/// Bytes of input per parallel batch.
-pub const BATCH_BYTES: usize = 1 << 20;
-/// A glued chunk is cut at the length of the parent chunk it starts like only when both
-/// pieces are at least this long: a piece costs a chunk record (~290 bytes of envelope,
-/// trailer entry, index row and tree reference), more than a shorter stretch costs as
-/// literals in its neighbour's delta.
-const GLUED_MIN: usize = 2048;
-/// Bytes of tree stream buffered before it is chunked.
-const TREE_FLUSH_BYTES: usize = 1 << 20;
 
 /// What to back up.
 pub enum Source {
@@ -140,18 +129,15 @@ pub struct BackupSummary {
     pub healing: Healing,
 }
 
+/// A backup being written: the sources' side (counters, the unchanged-file shortcut) in
+/// front of the writer's parts (crate::write).
 pub(crate) struct Writer<'r> {
-    pub(crate) repo: &'r Repo,
-    pack: PackBuilder,
-    /// Chunks this backup stores but has not indexed yet (being sealed, in the open pack or
-    /// in one being written): deduplication must see them as stored.
-    in_pack: HashSet<ChunkId>,
-    packs: PackWriter,
+    repo: &'r Repo,
+    store: ChunkStore<'r>,
+    queue: Queue,
+    tree: TreeSink,
+    /// Files, directories, symlinks and bytes read (the chunk counters are the store's).
     stats: BackupStats,
-    packs_written: u64,
-    pub(crate) tree_chunks: Vec<(ChunkId, u32)>,
-    parent: Option<Parent<'r>>,
-    deltas: u64,
     /// Re-read files the parent snapshot says are unchanged.
     force_read: bool,
     /// Files listed from the parent snapshot without reading them.
@@ -159,15 +145,8 @@ pub(crate) struct Writer<'r> {
     /// Bytes of regular-file and stream content, read or listed from the parent.
     content_bytes: u64,
     progress: &'r dyn Progress,
-    /// Batches being sealed and the tree records behind them (queue.rs).
-    queue: queue::Queue,
-    /// Chunks whose index rows were dropped because their pack is gone (heal.rs).
-    untrusted: HashSet<ChunkId>,
     healing: Healing,
 }
-
-/// A sealed chunk and the base it is a delta of, if any.
-type Sealed = (Vec<u8>, Option<ChunkId>);
 
 /// Most chunks an unchanged file may have for the parent's record of it to be reused (an
 /// 8 GiB file at the default average chunk size, 1 GiB at the 16 KiB of older
@@ -175,72 +154,103 @@ type Sealed = (Vec<u8>, Option<ChunkId>);
 const REUSE_MAX_CHUNKS: usize = 65_536;
 
 impl<'r> Writer<'r> {
-    pub(crate) fn new(repo: &'r Repo, progress: &'r dyn Progress) -> Self {
-        let target = repo.config.pack_target as usize;
+    fn new(repo: &'r Repo, progress: &'r dyn Progress) -> Self {
         Self {
             repo,
-            pack: PackBuilder::new(target),
-            in_pack: HashSet::new(),
-            packs: PackWriter::new(repo.storage.clone()),
+            store: ChunkStore::new(repo),
+            queue: Queue::default(),
+            tree: TreeSink::new(repo),
             stats: BackupStats::default(),
-            packs_written: 0,
-            tree_chunks: Vec::new(),
-            parent: None,
-            deltas: 0,
             force_read: false,
             unchanged_files: 0,
             content_bytes: 0,
             progress,
-            queue: queue::Queue::default(),
-            untrusted: HashSet::new(),
             healing: Healing::default(),
         }
     }
 
-    /// Hand the open pack to the pack writer thread, and index the packs it has made
-    /// durable meanwhile.
-    fn seal_pack(&mut self) -> Result<()> {
-        if !self.pack.is_empty() {
-            let pack = std::mem::replace(
-                &mut self.pack,
-                PackBuilder::new(self.repo.config.pack_target as usize),
-            );
-            self.packs.send(pack.finish(&self.repo.keys))?;
-        }
-        let durable = self.packs.durable()?;
-        self.index(durable)
+    /// Plan a batch of file content, whose chunk ids are `ids`, and queue it for sealing.
+    fn enqueue(&mut self, batch: crate::chunker::Batch, ids: &[crate::id::ChunkId]) -> Result<()> {
+        self.progress.inc(batch.data.len() as u64);
+        self.queue
+            .enqueue(batch, ids, &mut self.store, &mut self.tree)
     }
 
-    /// Write every pack durably, then index it: never the other way round. After this, all
-    /// the chunks this writer stored are in the index.
-    pub(crate) fn flush(&mut self) -> Result<()> {
-        self.seal_pack()?;
-        let durable = self.packs.finish()?;
-        self.index(durable)
+    /// Add a record to the tree, behind the batches still being sealed.
+    fn record(&mut self, r: &Record) -> Result<()> {
+        self.queue.record(r, &mut self.store, &mut self.tree)
     }
 
-    fn index(&mut self, durable: Vec<Durable>) -> Result<()> {
-        for (id, size, entries) in durable {
-            let repo = self.repo;
-            repo.ensure_lock()?;
-            repo.index
-                .add_pack_if(id, size, &entries, || repo.ensure_lock_fresh())?;
-            for e in &entries {
-                self.in_pack.remove(&e.id);
+    /// The parent snapshot walked beside, if any.
+    fn parent(&mut self) -> Option<&mut Parent<'r>> {
+        self.store.planner().parent()
+    }
+
+    /// Read the sources into the tree; return what they were, for messages.
+    fn read_sources(
+        &mut self,
+        source: Source,
+        named: Vec<(Vec<u8>, PathBuf)>,
+        paths: &[Vec<u8>],
+    ) -> Result<String> {
+        Ok(match source {
+            Source::Paths(_) => {
+                for (_, abs) in &named {
+                    std::fs::symlink_metadata(abs)
+                        .map_err(|e| Error::io(format!("cannot back up {}", abs.display()), e))?;
+                }
+                let parent =
+                    parent::find(self.repo, "files", paths).map(|s| Parent::new(self.repo, &s));
+                self.store.planner().set_parent(parent);
+                for (name, abs) in named {
+                    self.walk(&abs, name)?;
+                }
+                "the backup's paths".to_string()
             }
-            self.packs_written += 1;
-        }
-        Ok(())
+            Source::Stream { name, reader } => {
+                self.stream_entry(name, reader, "standard input")?;
+                "standard input".to_string()
+            }
+            Source::Command { name, command } => {
+                let (producer, stdout) = producer::Producer::spawn(command)?;
+                let what = producer.what();
+                self.stream_entry(name, stdout, &what)?;
+                let stderr = producer.finish()?;
+                if !stderr.is_empty() {
+                    self.progress
+                        .warn(&format!("{what}: its standard error said: {stderr}"));
+                }
+                what
+            }
+        })
     }
 
-    /// Add a record to the tree stream now, storing the tree chunks it completes.
-    fn write_tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
-        if let Some(batch) = tree.push(r) {
-            let ids = self.store(ObjectType::Tree, &batch)?;
-            self.tree_chunks
-                .extend(ids.into_iter().map(|(id, len, _)| (id, len)));
-        }
-        Ok(())
+    /// Store the rest, wait until every pack is durable and indexed, and commit `snapshot`
+    /// naming the tree. The snapshot is the commit point: nothing before it is visible.
+    fn commit(mut self, mut snapshot: Snapshot, started: Instant) -> Result<BackupSummary> {
+        let tree = self.tree.finish(&mut self.store)?;
+        self.store.flush()?;
+        self.progress.finish();
+        crate::check_interrupt()?;
+        let counters = self.store.counters();
+        counters.add_to(&mut self.stats);
+        snapshot.stats = self.stats;
+        snapshot.tree_len = tree.len;
+        snapshot.tree = tree.chunks;
+        self.repo.ensure_lock()?;
+        let id = snapshot.save(self.repo.storage.as_ref(), &self.repo.keys)?;
+        Ok(BackupSummary {
+            snapshot: id,
+            stats: self.stats,
+            packs_written: counters.packs_written,
+            delta_chunks: counters.deltas,
+            unchanged_files: self.unchanged_files,
+            duration_secs: started.elapsed().as_secs_f64(),
+            healing: Healing {
+                stored_again: counters.stored_again,
+                ..self.healing
+            },
+        })
     }
 }
 
@@ -261,71 +271,20 @@ pub fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupSummary> {
     repo.ensure_writable()?;
-    let input::Request {
-        mut snapshot,
-        named,
-    } = input::request(&source, opts)?;
+    let input::Request { snapshot, named } = input::request(&source, opts)?;
     input::warn_about_time(repo, snapshot.time, progress);
     let started = Instant::now();
-    let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
-    let mut tree = TreeWriter::new(cutter, TREE_FLUSH_BYTES);
     let repo: &Repo = repo;
     let mut w = Writer::new(repo, progress);
     w.force_read = opts.force_read;
-    w.untrust_missing_packs()?;
+    let (healing, untrusted) = heal::untrust_missing_packs(repo)?;
+    w.healing = healing;
+    w.store.untrust(untrusted);
     progress.start("backup", None, Unit::Bytes);
     let unchecked = matches!(source, Source::Stream { .. });
-    let what = match source {
-        Source::Paths(_) => {
-            for (_, abs) in &named {
-                std::fs::symlink_metadata(abs)
-                    .map_err(|e| Error::io(format!("cannot back up {}", abs.display()), e))?;
-            }
-            w.parent =
-                parent::find(w.repo, "files", &snapshot.paths).map(|s| Parent::new(w.repo, &s));
-            for (name, abs) in named {
-                w.walk(&abs, name, &mut tree)?;
-            }
-            "the backup's paths".to_string()
-        }
-        Source::Stream { name, reader } => {
-            w.stream_entry(name, reader, "standard input", &mut tree)?;
-            "standard input".to_string()
-        }
-        Source::Command { name, command } => {
-            let (producer, stdout) = producer::Producer::spawn(command)?;
-            let what = producer.what();
-            w.stream_entry(name, stdout, &what, &mut tree)?;
-            let stderr = producer.finish()?;
-            if !stderr.is_empty() {
-                progress.warn(&format!("{what}: its standard error said: {stderr}"));
-            }
-            what
-        }
-    };
-    w.drain(0, 0, &mut tree)?;
+    let what = w.read_sources(source, named, &snapshot.paths)?;
+    w.queue.finish(&mut w.store, &mut w.tree)?;
     // Before the tree's last chunks are stored: an empty backup usually writes nothing.
     input::check_content(w.content_bytes, opts, &what, unchecked)?;
-    if let Some(batch) = tree.finish() {
-        let ids = w.store(ObjectType::Tree, &batch)?;
-        w.tree_chunks
-            .extend(ids.into_iter().map(|(id, len, _)| (id, len)));
-    }
-    w.flush()?;
-    progress.finish();
-    crate::check_interrupt()?;
-    snapshot.stats = w.stats;
-    snapshot.tree_len = tree.total();
-    snapshot.tree = std::mem::take(&mut w.tree_chunks);
-    w.repo.ensure_lock()?;
-    let id = snapshot.save(w.repo.storage.as_ref(), &w.repo.keys)?;
-    Ok(BackupSummary {
-        snapshot: id,
-        stats: w.stats,
-        packs_written: w.packs_written,
-        delta_chunks: w.deltas,
-        unchanged_files: w.unchanged_files,
-        duration_secs: started.elapsed().as_secs_f64(),
-        healing: w.healing,
-    })
+    w.commit(snapshot, started)
 }

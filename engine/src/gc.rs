@@ -23,11 +23,11 @@ use crate::format::{
     ENVELOPE_HEADER_LEN, PACK_FOOTER_LEN, PACK_HEADER_LEN, TAG_LEN, TRAILER_ENTRY_LEN,
 };
 use crate::id::{PackId, to_hex};
-use crate::pack::{PackBuilder, read_trailer_with};
-use crate::packer::{Durable, PackWriter};
+use crate::pack::{PackEntry, read_trailer_with};
 use crate::progress::{Progress, Unit};
 use crate::repo::Repo;
 use crate::storage::Kind;
+use crate::write::pack_sink::{Durable, PackSink};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 
@@ -159,98 +159,26 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
     repo.index.gc_cache()?;
     let (live, snapshots) = live::mark(repo, progress)?;
     let (usage, found) = repo.index.pack_usage(&live)?;
-    let missing = found.iter().filter(|f| !**f).count();
-    if missing > 0 {
-        let ids: Vec<String> = (0..found.len())
-            .filter(|&i| !found[i])
-            .take(5)
-            .map(|i| to_hex(&live.get(i).to_le_bytes()[..4]))
-            .collect();
-        return Err(Error::new(
-            ErrorKind::Corrupt,
-            format!(
-                "{missing} referenced chunks missing (e.g. {}); refusing to delete anything (run `masclet check`)",
-                ids.join(", ")
-            ),
-        ));
-    }
+    refuse_missing_chunks(&live, &found)?;
     let stored: HashMap<String, u64> = repo.storage.list(Kind::Pack)?.into_iter().collect();
     let mut plan = GcPlan {
         snapshots,
         live_chunks: live.len() as u64,
         ..GcPlan::default()
     };
-    let mut indexed = HashSet::new();
-    // Packs past the repack threshold, and the dead bytes of every pack that stays.
-    let mut candidates: Vec<(f64, PackPlan)> = Vec::new();
-    let (mut kept_size, mut unused) = (0u64, 0u64);
+    let mut sorter = Sorter::default();
     for u in usage {
-        let name = u.pack.to_hex();
-        indexed.insert(name.clone());
         let p = PackPlan {
             pack: u.pack,
             size: u.size,
             live_chunks: u.live_chunks,
             live_bytes: u.live_bytes,
         };
-        match stored.get(&name) {
-            Some(size) if *size == u.size => {}
-            // Already gone: only its index rows remain to drop.
-            _ if u.live_chunks == 0 => {
-                plan.delete.push(PackPlan { size: 0, ..p });
-                continue;
-            }
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::Corrupt,
-                    format!(
-                        "pack {} holds {} referenced chunks but is missing or has the wrong size; refusing to delete anything (run `masclet check`)",
-                        u.pack.short(),
-                        u.live_chunks
-                    ),
-                ));
-            }
-        }
-        let dead = dead_bytes(&p);
-        #[allow(clippy::cast_precision_loss)]
-        let dead_share = dead as f64 / u.size.max(1) as f64;
-        if u.live_chunks == 0 {
-            plan.bytes_to_free += u.size;
-            plan.delete.push(p);
-        } else {
-            kept_size += u.size;
-            unused += dead;
-            if dead_share > opts.repack_threshold {
-                candidates.push((dead_share, p));
-            } else {
-                plan.keep += 1;
-            }
-        }
+        sorter.sort(p, stored.get(&u.pack.to_hex()).copied(), opts, &mut plan)?;
     }
-    // Most dead first, until what stays dead is within the allowed share of what stays
-    // (a repacked pack keeps only its live bytes, so the share is taken of the size after
-    // gc: taken of the size before, a second gc right after would repack again).
-    candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let allowed = |kept: u64| (kept as f64 * opts.max_unused) as u64;
-    for (_, p) in candidates {
-        if unused > allowed(kept_size) {
-            let dead = dead_bytes(&p);
-            unused -= dead;
-            kept_size -= dead;
-            plan.bytes_to_free += p.size;
-            plan.bytes_to_copy += p.live_bytes;
-            plan.repack.push(p);
-        } else {
-            plan.keep += 1;
-        }
-    }
+    sorter.choose_repacks(opts, &mut plan);
     for (name, size) in stored {
-        if !indexed.contains(&name) {
+        if !sorter.indexed.contains(&name) {
             plan.bytes_to_free += size;
             plan.orphans.push((PackId::from_hex(&name)?, size));
         }
@@ -258,6 +186,112 @@ pub fn plan(repo: &Repo, opts: &GcOptions, progress: &dyn Progress) -> Result<Gc
     plan.orphans.sort();
     plan.live = Some(live);
     Ok(plan)
+}
+
+/// Refuse when a chunk some snapshot references is not indexed (`found` holds one flag per
+/// live chunk).
+fn refuse_missing_chunks(live: &live::LiveSet, found: &[bool]) -> Result<()> {
+    let missing = found.iter().filter(|f| !**f).count();
+    if missing == 0 {
+        return Ok(());
+    }
+    let ids: Vec<String> = (0..found.len())
+        .filter(|&i| !found[i])
+        .take(5)
+        .map(|i| to_hex(&live.get(i).to_le_bytes()[..4]))
+        .collect();
+    Err(Error::new(
+        ErrorKind::Corrupt,
+        format!(
+            "{missing} referenced chunks missing (e.g. {}); refusing to delete anything (run `masclet check`)",
+            ids.join(", ")
+        ),
+    ))
+}
+
+/// Packs sorted so far: the indexed ones seen, those past the repack threshold, and the
+/// dead bytes of every pack that stays.
+#[derive(Default)]
+struct Sorter {
+    indexed: HashSet<String>,
+    candidates: Vec<(f64, PackPlan)>,
+    kept_size: u64,
+    unused: u64,
+}
+
+impl Sorter {
+    /// Decide about one indexed pack, `stored` being its size in storage if it is there:
+    /// delete it, keep it, or make it a repack candidate.
+    fn sort(
+        &mut self,
+        p: PackPlan,
+        stored: Option<u64>,
+        opts: &GcOptions,
+        plan: &mut GcPlan,
+    ) -> Result<()> {
+        self.indexed.insert(p.pack.to_hex());
+        match stored {
+            Some(size) if size == p.size => {}
+            // Already gone: only its index rows remain to drop.
+            _ if p.live_chunks == 0 => {
+                plan.delete.push(PackPlan { size: 0, ..p });
+                return Ok(());
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "pack {} holds {} referenced chunks but is missing or has the wrong size; refusing to delete anything (run `masclet check`)",
+                        p.pack.short(),
+                        p.live_chunks
+                    ),
+                ));
+            }
+        }
+        let dead = dead_bytes(&p);
+        #[allow(clippy::cast_precision_loss)]
+        let dead_share = dead as f64 / p.size.max(1) as f64;
+        if p.live_chunks == 0 {
+            plan.bytes_to_free += p.size;
+            plan.delete.push(p);
+        } else {
+            self.kept_size += p.size;
+            self.unused += dead;
+            if dead_share > opts.repack_threshold {
+                self.candidates.push((dead_share, p));
+            } else {
+                plan.keep += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Repack candidates most dead first, until what stays dead is within the allowed
+    /// share of what stays (a repacked pack keeps only its live bytes, so the share is
+    /// taken of the size after gc: taken of the size before, a second gc right after
+    /// would repack again).
+    fn choose_repacks(&mut self, opts: &GcOptions, plan: &mut GcPlan) {
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let allowed = |kept: u64| (kept as f64 * opts.max_unused) as u64;
+        for (_, p) in candidates {
+            if self.unused > allowed(self.kept_size) {
+                let dead = dead_bytes(&p);
+                self.unused -= dead;
+                self.kept_size -= dead;
+                plan.bytes_to_free += p.size;
+                plan.bytes_to_copy += p.live_bytes;
+                plan.repack.push(p);
+            } else {
+                plan.keep += 1;
+            }
+        }
+    }
 }
 
 /// Carry out a plan made under the same lock.
@@ -273,95 +307,7 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         .as_ref()
         .ok_or_else(|| Error::invalid("gc can only carry out a plan made by gc::plan"))?;
     let mut summary = GcSummary::default();
-    let mut written = 0u64;
-    let target = repo.config.pack_target as usize;
-    let mut builder = PackBuilder::new(target);
-    // New packs go to storage on a thread of their own (reading and authenticating the next
-    // pack meanwhile); their chunks move in the index once they are durable, in one
-    // transaction per MOVE_BATCH entries, the last batch in the sweep's transaction.
-    let mut packs = PackWriter::new(repo.storage.clone());
-    let mut durable: Vec<Durable> = Vec::new();
-    progress.start("repacking", Some(plan.bytes_to_copy), Unit::Bytes);
-    for p in &plan.repack {
-        crate::check_interrupt()?;
-        let bytes = repo.storage.get(Kind::Pack, &p.pack.to_hex())?;
-        // The live chunks are found through the pack's own trailer (the index has no index
-        // by pack), and must be all the live rows the plan counted for it.
-        let read = |off: u64, len: u64| -> Result<Vec<u8>> {
-            let range = usize::try_from(off)
-                .ok()
-                .zip(usize::try_from(off + len).ok());
-            range
-                .and_then(|(a, b)| bytes.get(a..b))
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| Error::corrupt("pack shorter than its trailer says"))
-        };
-        let stopped_at = |err: Error| {
-            err.context(format!(
-                "pack {} (gc stopped; nothing was deleted; run `masclet check`)",
-                p.pack.short()
-            ))
-        };
-        let trailer =
-            read_trailer_with(&repo.keys, p.pack, bytes.len() as u64, &read).map_err(stopped_at)?;
-        let entries = repo.index.live_in_pack(&p.pack, trailer, live)?;
-        if entries.len() as u64 != p.live_chunks {
-            return Err(stopped_at(Error::corrupt(format!(
-                "the index places {} live chunks in it, its trailer lists {} of them (run `masclet repair index`)",
-                p.live_chunks,
-                entries.len()
-            ))));
-        }
-        let mut live = Vec::new();
-        for e in entries {
-            let start =
-                usize::try_from(e.offset).map_err(|_| Error::corrupt("offset out of range"))?;
-            let sealed = bytes
-                .get(start..start + e.sealed_len as usize)
-                .ok_or_else(|| {
-                    Error::corrupt(format!(
-                        "pack {} is shorter than its index says",
-                        p.pack.short()
-                    ))
-                })?;
-            live.push((e, sealed));
-        }
-        // Copy only what authenticates: gc must not launder damage into a fresh pack.
-        let stopped = |err: Error| {
-            err.context(format!(
-                "live chunk in pack {} (gc stopped; nothing was deleted; run `masclet check`)",
-                p.pack.short()
-            ))
-        };
-        // Authentication proves the bytes are the ones their writer sealed (and opened again
-        // before writing); decoding them, down every delta chain, would cost more than the
-        // copy and prove nothing more about what storage did to them.
-        live.par_iter()
-            .try_for_each(|(e, sealed)| {
-                repo.keys
-                    .authenticate_chunk(e.ty, &e.id, sealed, e.base.as_ref())
-            })
-            .map_err(stopped)?;
-        for (e, sealed) in live {
-            builder.add(e.ty, e.id, sealed.to_vec(), e.raw_len, e.base);
-            progress.inc(u64::from(e.sealed_len));
-            if builder.is_full() {
-                written += seal(repo, &mut builder, target, &mut packs)?;
-                summary.packs_written += 1;
-                durable.extend(packs.durable()?);
-                if durable.iter().map(|d| d.2.len()).sum::<usize>() >= MOVE_BATCH {
-                    move_durable(repo, &mut durable)?;
-                }
-            }
-        }
-        summary.packs_repacked += 1;
-    }
-    if !builder.is_empty() {
-        written += seal(repo, &mut builder, target, &mut packs)?;
-        summary.packs_written += 1;
-    }
-    durable.extend(packs.finish()?);
-    progress.finish();
+    let mut moves = repack(repo, plan, live, progress, &mut summary)?;
 
     let drop: Vec<PackId> = plan
         .delete
@@ -372,15 +318,147 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
     repo.ensure_lock()?;
     summary.chunks_dropped = repo
         .index
-        .sweep(&durable, &drop, live, || repo.ensure_lock_fresh())?;
+        .sweep(&moves.waiting, &drop, live, || repo.ensure_lock_fresh())?;
+    moves.waiting.clear();
     repo.ensure_lock()?;
 
-    progress.start(
-        "deleting packs",
-        Some((drop.len() + plan.orphans.len()) as u64),
-        Unit::Items,
-    );
-    let mut freed = 0u64;
+    let freed = delete_packs(repo, plan, progress, &mut summary)?;
+    // Under the exclusive lock, a temporary file idle for longer than a lock may go without
+    // a refresh cannot belong to a writer that still holds a live lock.
+    repo.ensure_lock()?;
+    let (n, bytes) = repo.storage.remove_leftovers(crate::lock::stale_after())?;
+    summary.leftovers_removed = n;
+    summary.bytes_freed = (freed + bytes).saturating_sub(moves.bytes_written);
+    Ok(summary)
+}
+
+/// New packs made durable, and those whose chunks still point at the old packs.
+#[derive(Default)]
+struct Moves {
+    /// Durable new packs not moved yet: moved in batches of [`MOVE_BATCH`] entries, the
+    /// last batch by the sweep's transaction.
+    waiting: Vec<Durable>,
+    bytes_written: u64,
+    packs_written: u64,
+}
+
+impl Moves {
+    /// Take packs the sink reports durable; move the waiting ones once they are a batch.
+    fn take(&mut self, repo: &Repo, durable: Vec<Durable>) -> Result<()> {
+        self.packs_written += durable.len() as u64;
+        self.bytes_written += durable.iter().map(|d| d.1).sum::<u64>();
+        self.waiting.extend(durable);
+        if self.waiting.iter().map(|d| d.2.len()).sum::<usize>() >= MOVE_BATCH {
+            // Their chunks are pointed at them now that they are durable, never before.
+            repo.ensure_lock()?;
+            repo.index
+                .move_chunks(&self.waiting, || repo.ensure_lock_fresh())?;
+            self.waiting.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Step 1: copy the live chunks of the packs to repack into new packs, written on the pack
+/// sink's thread (reading and authenticating the next pack meanwhile). Returns the new
+/// packs whose chunks are not moved yet.
+fn repack(
+    repo: &Repo,
+    plan: &GcPlan,
+    live: &live::LiveSet,
+    progress: &dyn Progress,
+    summary: &mut GcSummary,
+) -> Result<Moves> {
+    let mut sink = PackSink::for_repo(repo);
+    let mut moves = Moves::default();
+    progress.start("repacking", Some(plan.bytes_to_copy), Unit::Bytes);
+    for p in &plan.repack {
+        crate::check_interrupt()?;
+        for (e, sealed) in read_live(repo, p, live)? {
+            progress.inc(u64::from(e.sealed_len));
+            sink.add(e.ty, e.id, sealed, e.raw_len, e.base)?;
+        }
+        moves.take(repo, sink.durable()?)?;
+        summary.packs_repacked += 1;
+    }
+    let last = sink.finish()?;
+    moves.packs_written += last.len() as u64;
+    moves.bytes_written += last.iter().map(|d| d.1).sum::<u64>();
+    moves.waiting.extend(last);
+    progress.finish();
+    summary.packs_written = moves.packs_written;
+    Ok(moves)
+}
+
+/// The live chunks of pack `p`, read and authenticated: gc must not launder damage into a
+/// fresh pack.
+fn read_live(repo: &Repo, p: &PackPlan, live: &live::LiveSet) -> Result<Vec<(PackEntry, Vec<u8>)>> {
+    let bytes = repo.storage.get(Kind::Pack, &p.pack.to_hex())?;
+    // The live chunks are found through the pack's own trailer (the index has no index
+    // by pack), and must be all the live rows the plan counted for it.
+    let read = |off: u64, len: u64| -> Result<Vec<u8>> {
+        let range = usize::try_from(off)
+            .ok()
+            .zip(usize::try_from(off + len).ok());
+        range
+            .and_then(|(a, b)| bytes.get(a..b))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::corrupt("pack shorter than its trailer says"))
+    };
+    let stopped_at = |err: Error| {
+        err.context(format!(
+            "pack {} (gc stopped; nothing was deleted; run `masclet check`)",
+            p.pack.short()
+        ))
+    };
+    let trailer =
+        read_trailer_with(&repo.keys, p.pack, bytes.len() as u64, &read).map_err(stopped_at)?;
+    let entries = repo.index.live_in_pack(&p.pack, trailer, live)?;
+    if entries.len() as u64 != p.live_chunks {
+        return Err(stopped_at(Error::corrupt(format!(
+            "the index places {} live chunks in it, its trailer lists {} of them (run `masclet repair index`)",
+            p.live_chunks,
+            entries.len()
+        ))));
+    }
+    let mut chunks = Vec::with_capacity(entries.len());
+    for e in entries {
+        let start = usize::try_from(e.offset).map_err(|_| Error::corrupt("offset out of range"))?;
+        let sealed = bytes
+            .get(start..start + e.sealed_len as usize)
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "pack {} is shorter than its index says",
+                    p.pack.short()
+                ))
+            })?
+            .to_vec();
+        chunks.push((e, sealed));
+    }
+    let stopped = |err: Error| {
+        err.context(format!(
+            "live chunk in pack {} (gc stopped; nothing was deleted; run `masclet check`)",
+            p.pack.short()
+        ))
+    };
+    // Authentication proves the bytes are the ones their writer sealed (and opened again
+    // before writing); decoding them, down every delta chain, would cost more than the
+    // copy and prove nothing more about what storage did to them.
+    let keys = &repo.keys;
+    chunks
+        .par_iter()
+        .try_for_each(|(e, sealed)| keys.authenticate_chunk(e.ty, &e.id, sealed, e.base.as_ref()))
+        .map_err(stopped)?;
+    Ok(chunks)
+}
+
+/// Step 3: delete the old packs, then the orphans; return the bytes freed.
+fn delete_packs(
+    repo: &Repo,
+    plan: &GcPlan,
+    progress: &dyn Progress,
+    summary: &mut GcSummary,
+) -> Result<u64> {
     let doomed: Vec<(PackId, u64)> = plan
         .delete
         .iter()
@@ -388,6 +466,8 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         .map(|p| (p.pack, p.size))
         .chain(plan.orphans.iter().copied())
         .collect();
+    progress.start("deleting packs", Some(doomed.len() as u64), Unit::Items);
+    let mut freed = 0u64;
     for slice in doomed.chunks(256) {
         crate::check_interrupt()?;
         let names: Vec<String> = slice.iter().map(|(p, _)| p.to_hex()).collect();
@@ -397,38 +477,5 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         progress.inc(slice.len() as u64);
     }
     progress.finish();
-
-    // Under the exclusive lock, a temporary file idle for longer than a lock may go without
-    // a refresh cannot belong to a writer that still holds a live lock.
-    repo.ensure_lock()?;
-    let (n, bytes) = repo.storage.remove_leftovers(crate::lock::stale_after())?;
-    summary.leftovers_removed = n;
-    summary.bytes_freed = (freed + bytes).saturating_sub(written);
-    Ok(summary)
-}
-
-/// Hand a full pack to the pack writer thread; its chunks are pointed at it by
-/// [`move_durable`] or the sweep once it is durable, never before. Returns its size.
-fn seal(
-    repo: &Repo,
-    builder: &mut PackBuilder,
-    target: usize,
-    packs: &mut PackWriter,
-) -> Result<u64> {
-    let full = std::mem::replace(builder, PackBuilder::new(target));
-    let pack = full.finish(&repo.keys);
-    let size = pack.len();
-    packs.send(pack)?;
-    Ok(size)
-}
-
-/// Point the chunks of durable new packs at them, in one index transaction.
-fn move_durable(repo: &Repo, durable: &mut Vec<Durable>) -> Result<()> {
-    if !durable.is_empty() {
-        repo.ensure_lock()?;
-        repo.index
-            .move_chunks(durable, || repo.ensure_lock_fresh())?;
-        durable.clear();
-    }
-    Ok(())
+    Ok(freed)
 }

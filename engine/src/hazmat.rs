@@ -4,28 +4,29 @@
 //! (hostile trees, type confusion), so that readers can be shown to refuse them. Nothing
 //! in masclet's own commands uses this module.
 
-use crate::backup::Writer;
-use crate::chunker::{Batch, Cutter};
+use crate::chunker::Batch;
 use crate::error::Result;
 use crate::format::ObjectType;
 use crate::id::{ChunkId, SnapshotId};
 use crate::repo::Repo;
 use crate::snapshot::{BackupStats, Snapshot};
 use crate::storage::Kind;
-use crate::tree::{Record, TreeWriter};
+use crate::tree::Record;
+use crate::write::store::ChunkStore;
+use crate::write::tree_sink::TreeSink;
 
 /// Store `data` as one chunk of type `ty` (in a pack of its own) and return its id.
 ///
 /// # Errors
 /// Storage or index errors.
 pub fn store_chunk(repo: &mut Repo, ty: ObjectType, data: &[u8]) -> Result<ChunkId> {
-    let mut w = Writer::new(&*repo, &crate::NoProgress);
+    let mut store = ChunkStore::new(&*repo);
     let batch = Batch {
         data: data.to_vec(),
         chunks: std::iter::once(0..data.len()).collect(),
     };
-    let ids = w.store(ty, &batch)?;
-    w.flush()?;
+    let ids = store.store(ty, &batch)?;
+    store.flush()?;
     Ok(ids[0].0)
 }
 
@@ -52,18 +53,14 @@ pub fn commit_records(
     records: &[Record],
     tags: Vec<String>,
 ) -> Result<SnapshotId> {
-    let cutter = Cutter::new(repo.config.chunker, repo.keys.chunker_seed());
-    let mut tree = TreeWriter::new(cutter, 1 << 20);
-    let mut w = Writer::new(&*repo, &crate::NoProgress);
+    let repo: &Repo = repo;
+    let mut store = ChunkStore::new(repo);
+    let mut tree = TreeSink::new(repo);
     for r in records {
-        w.tree(&mut tree, r)?;
+        tree.push(r, &mut store)?;
     }
-    if let Some(batch) = tree.finish() {
-        let ids = w.store(ObjectType::Tree, &batch)?;
-        w.tree_chunks
-            .extend(ids.into_iter().map(|(id, len, _)| (id, len)));
-    }
-    w.flush()?;
+    let tree = tree.finish(&mut store)?;
+    store.flush()?;
     let snap = Snapshot {
         time: chrono::Utc::now(),
         host: "crafted".into(),
@@ -72,8 +69,8 @@ pub fn commit_records(
         paths: vec![b"crafted".to_vec()],
         source: "files".into(),
         stats: BackupStats::default(),
-        tree_len: tree.total(),
-        tree: std::mem::take(&mut w.tree_chunks),
+        tree_len: tree.len,
+        tree: tree.chunks,
     };
-    snap.save(w.repo.storage.as_ref(), &w.repo.keys)
+    snap.save(repo.storage.as_ref(), &repo.keys)
 }

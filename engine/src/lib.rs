@@ -54,7 +54,6 @@ pub mod limits;
 mod live_set;
 pub mod lock;
 pub mod pack;
-mod packer;
 mod parent;
 pub mod progress;
 mod random;
@@ -67,6 +66,7 @@ pub mod snapshot;
 pub mod storage;
 pub mod tree;
 pub mod walk;
+mod write;
 
 pub use backup::{BackupOptions, BackupSummary, Healing, Source, backup};
 pub use check::{CheckOptions, CheckReport, Problem, check};

@@ -8,13 +8,17 @@ use crate::error::{Error, Result};
 use crate::id::ChunkId;
 use crate::limits::Limit;
 use crate::parent::ParentFile;
-use crate::tree::{EntryMeta, Record, TreeWriter};
+use crate::tree::{EntryMeta, Record};
+use crate::write::planner::chunk_ids;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::mpsc::RecvTimeoutError;
+
+/// A batch from the reader thread, with its chunk ids when the reader hashed them.
+type ReadBatch = (Batch, Option<Vec<ChunkId>>);
 
 /// Where a regular file's content comes from.
 enum Content {
@@ -25,9 +29,10 @@ enum Content {
 }
 
 impl Writer<'_> {
-    /// Store one file's content. Reading, cutting and the whole-content hash run on a
-    /// thread of their own, one batch ahead of hashing, deduplication and sealing: on a
-    /// nightly dump they are a third of the work and would otherwise leave a core idle.
+    /// Store one file's content. Reading, cutting and the whole-content hash (and in a
+    /// first backup the chunk ids) run on a thread of their own, one batch ahead of
+    /// deduplication and sealing: on a nightly dump they are a third of the work and would
+    /// otherwise leave a core idle.
     ///
     /// A file that fits in one batch is read on the calling thread: a thread per small file
     /// would cost more than it saves.
@@ -41,7 +46,6 @@ impl Writer<'_> {
         reader: impl Read + Send + 'static,
         pipelined: bool,
         what: &dyn Fn() -> String,
-        tree: &mut TreeWriter,
     ) -> Result<(u64, [u8; 32])> {
         let params = self.repo.config.chunker;
         let seed = self.repo.keys.chunker_seed();
@@ -51,20 +55,32 @@ impl Writer<'_> {
                 .next_batch()
                 .map_err(|e| Error::io(format!("reading {}", what()), e))?
             {
-                self.enqueue(batch, tree)?;
+                let ids = chunk_ids(&self.repo.keys, &batch, true);
+                self.enqueue(batch, &ids)?;
             }
             self.stats.bytes_read += chunker.total();
             return Ok((chunker.total(), chunker.content_hash()));
         }
         // One batch in the channel, one being cut, one being stored: memory stays at three
         // batches whatever the file size.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Batch>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<ReadBatch>>(1);
+        let keys = std::sync::Arc::clone(&self.repo.keys);
+        // Without a parent every chunk is new and sealing keeps the pool busy: the reader
+        // hashes the chunk ids itself, so that the writer plans each batch the moment it
+        // arrives (see `chunk_ids`). With a parent most chunks deduplicate, the pool is idle
+        // and the reader is the longest stage: the ids are then hashed on all cores.
+        let hash_here = self.parent().is_none();
         let reading = std::thread::Builder::new()
             .name("masclet-reader".into())
             .spawn(move || {
                 let mut chunker = Chunker::new(reader, params, seed, BATCH_BYTES);
                 loop {
-                    let next = chunker.next_batch().transpose();
+                    let next = chunker.next_batch().transpose().map(|b| {
+                        b.map(|b| {
+                            let ids = hash_here.then(|| chunk_ids(&keys, &b, false));
+                            (b, ids)
+                        })
+                    });
                     let failed = matches!(next, Some(Err(_)));
                     // A closed channel means the storing side failed: stop reading.
                     if next.is_none_or(|b| tx.send(b).is_err()) || failed {
@@ -76,12 +92,14 @@ impl Writer<'_> {
             .map_err(|e| Error::io("starting the reader thread", e))?;
         // On an error, `rx` drops here and the reader is left to finish alone. Waiting for a
         // batch wakes up to notice Ctrl-C: the reader may be blocked on a silent producer.
-        // Each batch is planned and queued for sealing as it arrives (queue.rs).
+        // Each batch is planned and queued for sealing as it arrives (write/queue.rs).
         loop {
             match rx.recv_timeout(std::time::Duration::from_millis(100)) {
                 Ok(batch) => {
-                    let batch = batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
-                    self.enqueue(batch, tree)?;
+                    let (batch, ids) =
+                        batch.map_err(|e| Error::io(format!("reading {}", what()), e))?;
+                    let ids = ids.unwrap_or_else(|| chunk_ids(&self.repo.keys, &batch, true));
+                    self.enqueue(batch, &ids)?;
                 }
                 Err(RecvTimeoutError::Timeout) => crate::check_interrupt()?,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -102,12 +120,12 @@ impl Writer<'_> {
         name: Vec<u8>,
         reader: impl Read + Send + 'static,
         what: &str,
-        tree: &mut TreeWriter,
     ) -> Result<()> {
         let now = chrono::Utc::now();
-        self.parent = crate::parent::find(self.repo, "stdin", std::slice::from_ref(&name))
+        let parent = crate::parent::find(self.repo, "stdin", std::slice::from_ref(&name))
             .map(|s| crate::parent::Parent::new(self.repo, &s));
-        if let Some(p) = &mut self.parent {
+        self.store.planner().set_parent(parent);
+        if let Some(p) = self.parent() {
             p.start_file(&name);
         }
         let meta = EntryMeta {
@@ -117,10 +135,10 @@ impl Writer<'_> {
             mtime_nsec: now.timestamp_subsec_nanos(),
         };
         self.stats.files += 1;
-        self.tree(tree, &Record::FileStart(meta))?;
-        let (size, content_hash) = self.store_stream(reader, true, &|| what.to_string(), tree)?;
+        self.record(&Record::FileStart(meta))?;
+        let (size, content_hash) = self.store_stream(reader, true, &|| what.to_string())?;
         self.content_bytes += size;
-        self.tree(tree, &Record::FileEnd { size, content_hash })
+        self.record(&Record::FileEnd { size, content_hash })
     }
 
     /// The parent's record of the file at `entry`'s path when the file looks unchanged: same
@@ -143,7 +161,7 @@ impl Writer<'_> {
             && meta.ctime_nsec() == meta.mtime_nsec()
             && meta.mtime_nsec() != 0;
         let force = self.force_read || !untouched;
-        let Some(p) = &mut self.parent else {
+        let Some(p) = self.parent() else {
             return Ok(None);
         };
         let Some(was) = p.start_file(&entry.path) else {
@@ -163,15 +181,15 @@ impl Writer<'_> {
     }
 
     /// List an unchanged file's chunks as the parent did, without reading it.
-    fn reuse(&mut self, prev: ParentFile, tree: &mut TreeWriter) -> Result<(u64, [u8; 32])> {
+    fn reuse(&mut self, prev: ParentFile) -> Result<(u64, [u8; 32])> {
         self.progress.inc(prev.size);
         self.unchanged_files += 1;
         self.stats.chunks += prev.chunks.len() as u64;
         for (id, len, sk) in prev.chunks {
             if let Some(sk) = sk {
-                self.tree(tree, &Record::Sketch(sk))?;
+                self.record(&Record::Sketch(sk))?;
             }
-            self.tree(tree, &Record::FileChunk(id, len))?;
+            self.record(&Record::FileChunk(id, len))?;
         }
         Ok((prev.size, prev.content_hash))
     }
@@ -185,12 +203,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    pub(super) fn walk(
-        &mut self,
-        fs_path: &Path,
-        snap_path: Vec<u8>,
-        tree: &mut TreeWriter,
-    ) -> Result<()> {
+    pub(super) fn walk(&mut self, fs_path: &Path, snap_path: Vec<u8>) -> Result<()> {
         let meta = match std::fs::symlink_metadata(fs_path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.vanished(fs_path),
@@ -209,7 +222,7 @@ impl Writer<'_> {
         if ft.is_dir() {
             self.stats.dirs += 1;
             let base = entry.path.clone();
-            self.tree(tree, &Record::Dir(entry))?;
+            self.record(&Record::Dir(entry))?;
             let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(fs_path)
                 .map_err(|e| Error::io(format!("listing {}", fs_path.display()), e))?
                 .map(|e| e.map(|e| e.file_name()))
@@ -220,17 +233,17 @@ impl Writer<'_> {
                 let mut child = base.clone();
                 child.push(b'/');
                 child.extend_from_slice(name.as_bytes());
-                self.walk(&fs_path.join(&name), child, tree)?;
+                self.walk(&fs_path.join(&name), child)?;
             }
         } else if ft.is_symlink() {
             let target = std::fs::read_link(fs_path)
                 .map_err(|e| Error::io(format!("reading link {}", fs_path.display()), e))?;
             Limit::SymlinkTarget.check(target.as_os_str().len(), fs_path.display())?;
             self.stats.symlinks += 1;
-            self.tree(
-                tree,
-                &Record::Symlink(entry, target.as_os_str().as_bytes().to_vec()),
-            )?;
+            self.record(&Record::Symlink(
+                entry,
+                target.as_os_str().as_bytes().to_vec(),
+            ))?;
         } else if ft.is_file() {
             // Decided from metadata alone: a file listed from the parent is not even opened.
             let source = match self.unchanged(&entry, &meta)? {
@@ -251,18 +264,17 @@ impl Writer<'_> {
                 },
             };
             self.stats.files += 1;
-            self.tree(tree, &Record::FileStart(entry))?;
+            self.record(&Record::FileStart(entry))?;
             let (size, content_hash) = match source {
-                Content::Unchanged(prev) => self.reuse(prev, tree)?,
-                Content::Read(f) => self.store_stream(
-                    f,
-                    meta.len() > BATCH_BYTES as u64,
-                    &|| fs_path.display().to_string(),
-                    tree,
-                )?,
+                Content::Unchanged(prev) => self.reuse(prev)?,
+                Content::Read(f) => {
+                    self.store_stream(f, meta.len() > BATCH_BYTES as u64, &|| {
+                        fs_path.display().to_string()
+                    })?
+                }
             };
             self.content_bytes += size;
-            self.tree(tree, &Record::FileEnd { size, content_hash })?;
+            self.record(&Record::FileEnd { size, content_hash })?;
         } else {
             self.progress.warn(&format!(
                 "{} is not a file, directory or symlink; skipped",

@@ -6,9 +6,9 @@
 //! lock keeps out) deletes packs, so an indexed pack absent from the listing is really
 //! gone, not merely written after the listing.
 
-use super::Writer;
 use crate::error::Result;
-use crate::id::PackId;
+use crate::id::{ChunkId, PackId};
+use crate::repo::Repo;
 use crate::storage::Kind;
 use std::collections::HashSet;
 
@@ -25,31 +25,31 @@ pub struct Healing {
     pub listing_secs: f64,
 }
 
-impl Writer<'_> {
-    /// Drop the index rows of chunks whose pack is gone, so the walk stores them again.
-    pub(crate) fn untrust_missing_packs(&mut self) -> Result<()> {
-        let started = std::time::Instant::now();
-        let repo = self.repo;
-        let indexed = repo.index.packs()?;
-        let stored: HashSet<String> = repo
-            .storage
-            .list(Kind::Pack)?
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect();
-        let missing: Vec<PackId> = indexed
-            .into_iter()
-            .map(|(id, _)| id)
-            .filter(|id| !stored.contains(&id.to_hex()))
-            .collect();
-        if !missing.is_empty() {
-            repo.ensure_lock()?;
-            let dropped = repo.index.untrust_packs(&missing)?;
-            self.healing.missing_packs = missing.len() as u64;
-            self.healing.untrusted_chunks = dropped.len() as u64;
-            self.untrusted = dropped.into_iter().collect();
-        }
-        self.healing.listing_secs = started.elapsed().as_secs_f64();
-        Ok(())
+/// Drop the index rows of chunks whose pack is gone, so the walk stores them again;
+/// return what was found and the chunks dropped.
+pub(super) fn untrust_missing_packs(repo: &Repo) -> Result<(Healing, HashSet<ChunkId>)> {
+    let started = std::time::Instant::now();
+    let indexed = repo.index.packs()?;
+    let stored: HashSet<String> = repo
+        .storage
+        .list(Kind::Pack)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let missing: Vec<PackId> = indexed
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| !stored.contains(&id.to_hex()))
+        .collect();
+    let mut healing = Healing::default();
+    let mut untrusted = HashSet::new();
+    if !missing.is_empty() {
+        repo.ensure_lock()?;
+        let dropped = repo.index.untrust_packs(&missing)?;
+        healing.missing_packs = missing.len() as u64;
+        healing.untrusted_chunks = dropped.len() as u64;
+        untrusted = dropped.into_iter().collect();
     }
+    healing.listing_secs = started.elapsed().as_secs_f64();
+    Ok((healing, untrusted))
 }

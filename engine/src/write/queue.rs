@@ -1,21 +1,25 @@
-//! The writer's queue: read batches whose chunks are being sealed on the thread pool, and
+//! The sealing queue: read batches whose chunks are being sealed on the thread pool, and
 //! the tree records that must follow them, in stream order.
 //!
-//! A batch is planned on the writer's thread as soon as it is read (store.rs), its new
+//! A batch is planned on the writer's thread as soon as it is read (planner.rs), its new
 //! chunks go to the pool as independent jobs, and the writer moves on to the next batch or
 //! the next file. Tree records written meanwhile wait in the queue behind the batch, so the
-//! tree lists everything in walk order. The queue is drained (batches finished into the
-//! pack, records written) oldest first, whenever it holds more than two read batches' worth
-//! of bytes, and completely before the tree is closed. With one batch sealed at a time, the
-//! cores idled at the end of every batch, and a tree of small files (one batch each) was
-//! sealed file by file on one core.
+//! tree lists everything in walk order. The queue is drained (batches packed, records
+//! written) oldest first, whenever it holds more than two read batches' worth of bytes,
+//! and completely before the tree is closed. With one batch sealed at a time, the cores
+//! idled at the end of every batch, and a tree of small files (one batch each) was sealed
+//! file by file on one core.
 
-use super::store::{Plan, SealOut};
-use super::{BATCH_BYTES, Writer};
+use super::BATCH_BYTES;
+use super::planner::Plan;
+use super::seal::SealOut;
+use super::store::ChunkStore;
+use super::tree_sink::TreeSink;
 use crate::chunker::Batch;
 use crate::error::{Error, Result};
 use crate::format::ObjectType;
-use crate::tree::{Record, TreeWriter};
+use crate::id::ChunkId;
+use crate::tree::Record;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -43,27 +47,33 @@ enum Deferred {
 
 /// The queue and what it holds.
 #[derive(Default)]
-pub(super) struct Queue {
+pub(crate) struct Queue {
     items: VecDeque<Deferred>,
     batches: usize,
     bytes: usize,
 }
 
-impl Writer<'_> {
-    /// Plan `batch` (file content) and queue its new chunks for sealing; its chunk records
-    /// reach the tree once it is finished, in order.
-    pub(super) fn enqueue(&mut self, batch: Batch, tree: &mut TreeWriter) -> Result<()> {
-        self.progress.inc(batch.data.len() as u64);
+impl Queue {
+    /// Plan `batch` (file content), whose chunk ids are `ids`, and queue its new chunks for
+    /// sealing; its chunk records reach the tree once it is packed, in order.
+    pub(crate) fn enqueue(
+        &mut self,
+        batch: Batch,
+        ids: &[ChunkId],
+        store: &mut ChunkStore<'_>,
+        tree: &mut TreeSink,
+    ) -> Result<()> {
         let batch = Arc::new(batch);
-        let mut plan = self.plan(ObjectType::Data, &batch)?;
+        let mut plan = store.plan(ObjectType::Data, &batch, ids)?;
         let jobs = plan.jobs();
         let (tx, done) = channel();
         let count = jobs.len();
-        let level = i32::from(self.repo.config.zstd_level);
+        let level = store.level();
+        let repo = store.repo();
         for (i, job) in jobs.into_iter().enumerate() {
             let (tx, batch) = (tx.clone(), Arc::clone(&batch));
-            let keys = Arc::clone(&self.repo.keys);
-            let storage = Arc::clone(&self.repo.storage);
+            let keys = Arc::clone(&repo.keys);
+            let storage = Arc::clone(&repo.storage);
             rayon::spawn(move || {
                 // A panic becomes this chunk's error: rayon would abort the process.
                 let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -75,58 +85,68 @@ impl Writer<'_> {
             });
         }
         let bytes = batch.data.len();
-        self.queue.items.push_back(Deferred::Batch {
+        self.items.push_back(Deferred::Batch {
             plan,
             done,
             jobs: count,
             bytes,
         });
-        self.queue.batches += 1;
-        self.queue.bytes += bytes;
-        self.drain(QUEUED_BATCHES, QUEUED_BYTES, tree)
+        self.batches += 1;
+        self.bytes += bytes;
+        self.drain(QUEUED_BATCHES, QUEUED_BYTES, store, tree)
     }
 
     /// Add a record to the tree: at once when nothing is queued, else behind the queue.
-    pub(crate) fn tree(&mut self, tree: &mut TreeWriter, r: &Record) -> Result<()> {
-        if self.queue.items.is_empty() {
-            self.write_tree(tree, r)
+    pub(crate) fn record(
+        &mut self,
+        r: &Record,
+        store: &mut ChunkStore<'_>,
+        tree: &mut TreeSink,
+    ) -> Result<()> {
+        if self.items.is_empty() {
+            tree.push(r, store)
         } else {
-            self.queue.items.push_back(Deferred::Record(r.clone()));
+            self.items.push_back(Deferred::Record(r.clone()));
             Ok(())
         }
     }
 
-    /// Finish queued batches and write queued records, oldest first, until at most
+    /// Pack every queued batch and write every queued record.
+    pub(crate) fn finish(&mut self, store: &mut ChunkStore<'_>, tree: &mut TreeSink) -> Result<()> {
+        self.drain(0, 0, store, tree)
+    }
+
+    /// Pack queued batches and write queued records, oldest first, until at most
     /// `batches` batches of at most `bytes` bytes are queued and the queue starts with a
-    /// batch; `drain(0, 0, …)` empties it.
-    pub(super) fn drain(
+    /// batch.
+    fn drain(
         &mut self,
         batches: usize,
         bytes: usize,
-        tree: &mut TreeWriter,
+        store: &mut ChunkStore<'_>,
+        tree: &mut TreeSink,
     ) -> Result<()> {
-        while let Some(front) = self.queue.items.front() {
-            let over = self.queue.batches > batches || self.queue.bytes > bytes;
+        while let Some(front) = self.items.front() {
+            let over = self.batches > batches || self.bytes > bytes;
             if matches!(front, Deferred::Batch { .. }) && !over {
                 break;
             }
-            match self.queue.items.pop_front().expect("the front exists") {
-                Deferred::Record(r) => self.write_tree(tree, &r)?,
+            match self.items.pop_front().expect("the front exists") {
+                Deferred::Record(r) => tree.push(&r, store)?,
                 Deferred::Batch {
                     plan,
                     done,
                     jobs,
                     bytes: size,
                 } => {
-                    self.queue.batches -= 1;
-                    self.queue.bytes -= size;
+                    self.batches -= 1;
+                    self.bytes -= size;
                     let sealed = collect(&done, jobs)?;
-                    let pieces = self.finish(plan, sealed)?;
-                    for (id, len, sk) in pieces {
+                    for (id, len, sk) in store.pack(plan, sealed)? {
                         if let Some(sk) = sk {
-                            self.write_tree(tree, &Record::Sketch(sk))?;
+                            tree.push(&Record::Sketch(sk), store)?;
                         }
-                        self.write_tree(tree, &Record::FileChunk(id, len))?;
+                        tree.push(&Record::FileChunk(id, len), store)?;
                     }
                 }
             }
