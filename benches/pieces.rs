@@ -4,10 +4,10 @@
 //! `cargo bench -p masclet-benches -- --save-baseline before` then `--baseline before`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use masclet_engine::chunker::Cutter;
-use masclet_engine::crypto::{Keys, MasterKey};
-use masclet_engine::format::ObjectType;
-use masclet_engine::pack::PackBuilder;
+use masclet_engine::chunking::chunker::Cutter;
+use masclet_engine::disk::crypto::{Keys, MasterKey};
+use masclet_engine::disk::format::ObjectType;
+use masclet_engine::disk::pack::PackBuilder;
 use masclet_engine::{ChunkId, ChunkerParams, Index, PackId, RepoId};
 use std::hint::black_box;
 use std::time::Duration;
@@ -115,7 +115,7 @@ fn index(c: &mut Criterion) {
         let entries: Vec<_> = part
             .iter()
             .enumerate()
-            .map(|(i, id)| masclet_engine::pack::PackEntry {
+            .map(|(i, id)| masclet_engine::disk::pack::PackEntry {
                 ty: ObjectType::Data,
                 id: *id,
                 offset: 12 + i as u64 * 100,

@@ -64,7 +64,7 @@ pub fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
         .min_size(a.min_size.unwrap_or(0));
     // Before the repository is even opened: a request past the format's limits leaves
     // no trace, not even a lock.
-    engine::backup::check_request(&source, &opts)?;
+    engine::ops::backup::check_request(&source, &opts)?;
     let mut repo = open(cli, "backup", Some(LockMode::Shared))?;
     let s = engine::backup(&mut repo, source, &opts, bars)?;
     let st = &s.stats;

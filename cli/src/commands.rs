@@ -359,7 +359,7 @@ fn repair_index(cli: &Cli, bars: &Bars) -> Result<u8> {
 
 fn unlock(cli: &Cli, all: bool) -> Result<u8> {
     let storage = LocalStorage::open(&repo_path(cli)?)?;
-    let n = engine::lock::remove_stale(&storage, all)?;
+    let n = engine::repository::lock::remove_stale(&storage, all)?;
     if cli.global.json {
         print_json(&json!({ "removed": n }));
     } else {

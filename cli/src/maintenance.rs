@@ -37,7 +37,7 @@ pub fn forget(cli: &Cli, a: &ForgetArgs, bars: &Bars) -> Result<u8> {
             id.short()
         );
     }
-    let plan = engine::retention::plan(&refs, &policy, &chrono::Local);
+    let plan = engine::ops::retention::plan(&refs, &policy, &chrono::Local);
     let summary = if a.dry_run {
         None
     } else {
@@ -139,11 +139,11 @@ struct GcReport {
 }
 
 fn run_gc(repo: &mut Repo, opts: &GcOptions, dry_run: bool, bars: &Bars) -> Result<GcReport> {
-    let plan = engine::gc::plan(repo, opts, bars)?;
+    let plan = engine::ops::gc::plan(repo, opts, bars)?;
     let summary = if dry_run {
         None
     } else {
-        Some(engine::gc::execute(repo, &plan, bars)?)
+        Some(engine::ops::gc::execute(repo, &plan, bars)?)
     };
     Ok(GcReport { plan, summary })
 }

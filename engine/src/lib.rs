@@ -4,19 +4,36 @@
 //! applications. It does all the work; the `masclet` binary only translates arguments
 //! and renders results.
 //!
-//! ## Overview
+//! ## The house, bottom up
 //!
-//! - A byte stream (a file, a `pg_dump`, stdin) is cut into chunks by FastCDC
-//!   ([`chunker`]); each chunk is named by keyed BLAKE3 ([`ChunkId`]).
-//! - Chunks the repository lacks are compressed with zstd and sealed with
-//!   XChaCha20-Poly1305 ([`crypto`]), then gathered into pack files ([`pack`]) stored whole
-//!   through the [`Storage`] trait.
-//! - A SQLite [`Index`] says where each chunk is; it is a cache that `repair index` rebuilds
-//!   from the packs.
-//! - A [`Snapshot`] names the chunks of a tree stream ([`tree`]) describing every entry; it
-//!   is written last and is the commit point of a backup.
+//! Each layer uses only the layers listed before it.
 //!
-//! `format-spec.md` at the repository root is the normative description of every byte.
+//! - [`disk`]: bytes on disk. Formats of every object (envelope, pack, tree stream,
+//!   snapshot, key slot, config), encryption and keys, typed ids, the format's limits.
+//!   `format-spec.md` at the repository root is the normative description of every byte;
+//!   these modules mirror it.
+//! - [`chunking`]: chunk choice. FastCDC cut points, resemblance sketches, deltas against a
+//!   similar stored chunk, the walk beside the parent snapshot that finds those bases.
+//! - [`repository`]: the storage trait and its backends, the SQLite index (a cache of the
+//!   packs' trailers), locks, an open [`Repo`], reading chunks and delta chains back out of
+//!   packs, and [`repository::walk`], the one iterator over a snapshot's entries.
+//! - [`write`]: the writer every operation that adds data shares: planning (ids,
+//!   deduplication, delta bases), sealing on all cores, the pack sink that makes packs
+//!   durable before indexing them, and the tree sink.
+//! - [`ops`]: what the commands do: backup, restore, check, forget and retention, gc,
+//!   repair.
+//!
+//! ## Where a backup's bytes go
+//!
+//! [`ops::backup`] reads the source (files, a stream, a producer command) and cuts it into
+//! chunks ([`chunking::chunker`]); `write::planner` names each chunk by keyed BLAKE3
+//! ([`ChunkId`]) and drops those the [`Index`] or this backup already has; `write::seal`
+//! compresses the new ones with zstd (or as a delta), seals them with XChaCha20-Poly1305
+//! ([`disk::crypto`]) and opens them again to verify; `write::pack_sink` gathers them into
+//! pack files ([`disk::pack`]) written whole and durable through the [`Storage`] trait, and
+//! only then indexes them. The tree stream ([`disk::tree`]) describing every entry goes the
+//! same way through `write::tree_sink`; the [`Snapshot`] naming its chunks is written last
+//! and is the commit point.
 //!
 //! ## Example
 //!
@@ -34,58 +51,34 @@
 //! assert_eq!(summary.stats.bytes_read, data.len() as u64);
 //! ```
 
-pub mod backup;
-pub mod check;
-pub mod chunker;
-mod compress;
-pub mod config;
-pub mod crypto;
-mod delta;
+pub mod chunking;
+pub mod disk;
 pub mod error;
-mod fetch;
-pub mod forget;
-pub mod format;
-pub mod gc;
-pub mod hazmat;
-pub mod id;
-pub mod index;
-pub mod keys;
-pub mod limits;
-mod live_set;
-pub mod lock;
-pub mod pack;
-mod parent;
+pub mod ops;
 pub mod progress;
-mod random;
-pub mod repair;
-pub mod repo;
-pub mod resemble;
-pub mod restore;
-pub mod retention;
-pub mod snapshot;
-pub mod storage;
-pub mod tree;
-pub mod walk;
+pub mod repository;
 mod write;
 
-pub use backup::{BackupOptions, BackupSummary, Healing, Source, backup};
-pub use check::{CheckOptions, CheckReport, Problem, check};
-pub use chunker::ChunkerParams;
-pub use config::RepoConfig;
+pub use chunking::chunker::ChunkerParams;
+pub use disk::config::RepoConfig;
+pub use disk::id::{ChunkId, KeyId, PackId, RepoId, SnapshotId};
+pub use disk::keys::KdfParams;
+pub use disk::snapshot::{BackupStats, Snapshot};
 pub use error::{Error, ErrorKind, Result};
-pub use forget::{ForgetSummary, forget, forget_ids, snapshot_refs};
-pub use gc::{GcOptions, GcPlan, GcSummary};
-pub use id::{ChunkId, KeyId, PackId, RepoId, SnapshotId};
-pub use index::Index;
-pub use keys::KdfParams;
-pub use lock::LockMode;
+pub use ops::backup::{BackupOptions, BackupSummary, Healing, Source, backup};
+pub use ops::check::{CheckOptions, CheckReport, Problem, check};
+pub use ops::forget::{ForgetSummary, forget, forget_ids, snapshot_refs};
+pub use ops::gc::{GcOptions, GcPlan, GcSummary};
+pub use ops::repair::{RepairReport, SalvagedPack, repair_index};
+pub use ops::restore::{LsEntry, RestoreOptions, RestoreSummary, dump, list, restore};
+pub use ops::retention::{ForgetPlan, KeepPolicy, SnapshotRef};
 pub use progress::{NoProgress, Progress, Unit};
-pub use repair::{RepairReport, SalvagedPack, repair_index};
-pub use repo::{OpenOptions, Repo, check_init, init, unlock};
-pub use restore::{LsEntry, RestoreOptions, RestoreSummary, dump, list, restore};
-pub use retention::{ForgetPlan, KeepPolicy, SnapshotRef};
-pub use snapshot::{BackupStats, Snapshot};
-pub use storage::{FaultMode, FaultyStorage, Kind, LocalStorage, MemoryStorage, Storage};
+pub use repository::index::Index;
+pub use repository::lock::LockMode;
+pub use repository::repo::{OpenOptions, Repo, check_init, init, unlock};
+pub use repository::storage::{
+    FaultMode, FaultyStorage, Kind, LocalStorage, MemoryStorage, Storage,
+};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -22,7 +22,7 @@ fn longest_chain(repo: &masclet_engine::Repo, snap: masclet_engine::SnapshotId) 
     let mut reader = repo.tree_reader(&snap);
     let mut longest = 0;
     while let Some(r) = reader.next_record().unwrap() {
-        if let masclet_engine::tree::Record::FileChunk(id, _) = r {
+        if let masclet_engine::disk::tree::Record::FileChunk(id, _) = r {
             longest = longest.max(links(repo, &id));
         }
     }
@@ -72,7 +72,7 @@ fn chunk_ids(repo: &masclet_engine::Repo, snap: masclet_engine::SnapshotId) -> V
     let mut reader = repo.tree_reader(&snap);
     let mut out = Vec::new();
     while let Some(r) = reader.next_record().unwrap() {
-        if let masclet_engine::tree::Record::FileChunk(id, len) = r {
+        if let masclet_engine::disk::tree::Record::FileChunk(id, len) = r {
             out.push((id, len));
         }
     }
@@ -165,8 +165,10 @@ fn glue_chunks(
     min_len: usize,
     edit_next: bool,
 ) -> (usize, Vec<u8>) {
-    let cutter =
-        masclet_engine::chunker::Cutter::new(repo.config().chunker, repo.keys().chunker_seed());
+    let cutter = masclet_engine::chunking::chunker::Cutter::new(
+        repo.config().chunker,
+        repo.keys().chunker_seed(),
+    );
     (first..before.len() - 2)
         .find_map(|k| {
             let (a, b) = (before[k].1 as usize, before[k + 1].1 as usize);
@@ -227,7 +229,7 @@ fn a_second_copy_of_a_chunk_cut_apart_in_the_same_batch_is_still_stored() {
     // never stored whole, so the second must not count on it being stored.
     let (_, changed) = glue_chunks(&repo, &data, &before, 3, 4096, true);
     let twice = [changed.as_slice(), changed.as_slice()].concat();
-    assert!(twice.len() < masclet_engine::backup::BATCH_BYTES);
+    assert!(twice.len() < masclet_engine::ops::backup::BATCH_BYTES);
     let summary = backup_summary(&mut repo, "f", &twice).unwrap();
     assert_eq!(dump(&repo, summary.snapshot, "f").unwrap(), twice);
     assert!(check_ok(&repo, true));

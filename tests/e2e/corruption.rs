@@ -51,7 +51,7 @@ fn pack_of(f: &Fixture, id: masclet_engine::SnapshotId) -> PathBuf {
     let snap = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), id).unwrap();
     let mut reader = repo.tree_reader(&snap);
     while let Some(rec) = reader.next_record().unwrap() {
-        if let masclet_engine::tree::Record::FileChunk(cid, _) = rec {
+        if let masclet_engine::disk::tree::Record::FileChunk(cid, _) = rec {
             let loc = repo.index().locate(&cid).unwrap().unwrap();
             let hex = loc.pack.to_hex();
             return f.r.path.join("packs").join(&hex[..2]).join(hex);
@@ -153,15 +153,15 @@ fn swapped_chunks_renamed_packs_and_swapped_snapshots_fail_authentication() {
     let mut repo = r.open();
     let block_a = noise(8192, 1);
     let block_b = noise(8192, 2);
-    let ia = masclet_engine::hazmat::store_chunk(
+    let ia = masclet_engine::ops::hazmat::store_chunk(
         &mut repo,
-        masclet_engine::format::ObjectType::Data,
+        masclet_engine::disk::format::ObjectType::Data,
         &block_a,
     )
     .unwrap();
-    let ib = masclet_engine::hazmat::store_chunk(
+    let ib = masclet_engine::ops::hazmat::store_chunk(
         &mut repo,
-        masclet_engine::format::ObjectType::Data,
+        masclet_engine::disk::format::ObjectType::Data,
         &block_b,
     )
     .unwrap();
@@ -186,13 +186,13 @@ fn swapped_chunks_renamed_packs_and_swapped_snapshots_fail_authentication() {
     bytes[lb.offset as usize..][..sealed_a.len()].copy_from_slice(&sealed_a);
     std::fs::write(&pb, bytes).unwrap();
     let err = repo
-        .load_chunk(&ib, masclet_engine::format::ObjectType::Data)
+        .load_chunk(&ib, masclet_engine::disk::format::ObjectType::Data)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt);
     assert!(err.to_string().contains("authentication failed"), "{err}");
     // Type confusion: a data chunk asked for as a tree chunk.
     assert_eq!(
-        repo.load_chunk(&ia, masclet_engine::format::ObjectType::Tree)
+        repo.load_chunk(&ia, masclet_engine::disk::format::ObjectType::Tree)
             .unwrap_err()
             .kind(),
         ErrorKind::Corrupt
@@ -231,7 +231,7 @@ fn snapshot_plaintext_stored_as_data_is_not_a_snapshot() {
     // Seal a genuine snapshot plaintext as a data chunk, and plant it as a snapshot object.
     let fake_id = masclet_engine::SnapshotId::random();
     let sealed = repo.keys().seal(
-        masclet_engine::format::ObjectType::Data,
+        masclet_engine::disk::format::ObjectType::Data,
         &fake_id.0,
         &snap.encode(),
         None,

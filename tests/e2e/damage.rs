@@ -170,13 +170,13 @@ fn repair_salvage_leaves_out_chunks_that_fail_authentication() {
 fn crafted(
     r: &LocalRepo,
     content: &[u8],
-    edit: impl FnOnce(&mut Vec<masclet_engine::tree::Record>),
+    edit: impl FnOnce(&mut Vec<masclet_engine::disk::tree::Record>),
 ) -> masclet_engine::SnapshotId {
-    use masclet_engine::tree::{EntryMeta, Record};
+    use masclet_engine::disk::tree::{EntryMeta, Record};
     let mut repo = r.open();
-    let id = masclet_engine::hazmat::store_chunk(
+    let id = masclet_engine::ops::hazmat::store_chunk(
         &mut repo,
-        masclet_engine::format::ObjectType::Data,
+        masclet_engine::disk::format::ObjectType::Data,
         content,
     )
     .unwrap();
@@ -195,7 +195,7 @@ fn crafted(
         },
     ];
     edit(&mut records);
-    masclet_engine::hazmat::commit_records(&mut repo, &records, vec![]).unwrap()
+    masclet_engine::ops::hazmat::commit_records(&mut repo, &records, vec![]).unwrap()
 }
 
 /// Each snapshot restore refuses (a chunk length that differs from the chunk's, a content
@@ -203,7 +203,7 @@ fn crafted(
 /// the length and the mode are found without reading data too.
 #[test]
 fn check_refuses_every_snapshot_restore_refuses() {
-    use masclet_engine::tree::Record;
+    use masclet_engine::disk::tree::Record;
     type Edit = fn(&mut Vec<Record>);
     let cases: [(&str, Edit, bool); 3] = [
         (
@@ -270,7 +270,7 @@ fn gc_keeps_the_kind_of_a_failing_tree_read() {
         std::fs::create_dir(&p).unwrap();
     }
     let repo = r.open();
-    let err = masclet_engine::gc::plan(
+    let err = masclet_engine::ops::gc::plan(
         &repo,
         &masclet_engine::GcOptions::default(),
         &masclet_engine::NoProgress,

@@ -5,7 +5,7 @@
 //! interrupted gc cannot make a later backup reference deleted data; a missing referenced
 //! pack makes gc refuse and change nothing; gc and backups exclude each other by lock.
 
-use masclet_engine::format::ObjectType;
+use masclet_engine::disk::format::ObjectType;
 use masclet_engine::{
     ErrorKind, FaultMode, FaultyStorage, Kind, LockMode, MemoryStorage, NoProgress, OpenOptions,
     Repo, Storage,
@@ -147,7 +147,7 @@ fn interrupted_gc_does_not_poison_dedup() {
     ));
     {
         let mut repo = open(faulty.clone() as Arc<dyn Storage>, &index).unwrap();
-        let plan = masclet_engine::gc::plan(
+        let plan = masclet_engine::ops::gc::plan(
             &repo,
             &masclet_engine::GcOptions::default(),
             &masclet_engine::NoProgress,
@@ -155,7 +155,8 @@ fn interrupted_gc_does_not_poison_dedup() {
         .unwrap();
         assert!(!plan.delete.is_empty());
         assert!(
-            masclet_engine::gc::execute(&mut repo, &plan, &masclet_engine::NoProgress).is_err()
+            masclet_engine::ops::gc::execute(&mut repo, &plan, &masclet_engine::NoProgress)
+                .is_err()
         );
     }
     let mut durable = faulty.inner().dump();
@@ -221,7 +222,7 @@ fn referenced_chunk_missing_from_the_index_makes_gc_refuse() {
     let msg = err.to_string();
     assert!(msg.contains("1 referenced chunks missing"), "{msg}");
     assert!(
-        msg.contains(&masclet_engine::id::to_hex(&victim[..4])),
+        msg.contains(&masclet_engine::disk::id::to_hex(&victim[..4])),
         "{msg}"
     );
     drop(repo);
@@ -336,8 +337,9 @@ fn gc_refuses_to_copy_damaged_live_chunks() {
     let r = LocalRepo::new();
     let mut repo = r.open();
     partly_forgotten(&mut repo, 11, 5 << 20, 3 << 20);
-    let plan = masclet_engine::gc::plan(&repo, &masclet_engine::GcOptions::default(), &NoProgress)
-        .unwrap();
+    let plan =
+        masclet_engine::ops::gc::plan(&repo, &masclet_engine::GcOptions::default(), &NoProgress)
+            .unwrap();
     let victim = plan
         .repack
         .first()
@@ -348,7 +350,7 @@ fn gc_refuses_to_copy_damaged_live_chunks() {
     let mut bytes = storage.get(Kind::Pack, &victim).unwrap();
     // One flipped byte in every data chunk, live ones included (tree chunks are left
     // alone: damage there stops gc earlier, while it marks, which other tests cover).
-    let entries = masclet_engine::pack::read_trailer(
+    let entries = masclet_engine::disk::pack::read_trailer(
         storage,
         repo.keys(),
         plan.repack[0].pack,
@@ -379,8 +381,9 @@ fn gc_and_check_refuse_an_index_that_disagrees_with_a_trailer() {
     let r = LocalRepo::new();
     let mut repo = r.open();
     let (b, shared) = partly_forgotten(&mut repo, 21, 5 << 20, 3 << 20);
-    let plan = masclet_engine::gc::plan(&repo, &masclet_engine::GcOptions::default(), &NoProgress)
-        .unwrap();
+    let plan =
+        masclet_engine::ops::gc::plan(&repo, &masclet_engine::GcOptions::default(), &NoProgress)
+            .unwrap();
     let victim = plan.repack.first().expect("a partly live pack").pack;
     drop(repo);
     let db = rusqlite::Connection::open(r.index_path()).unwrap();
@@ -431,8 +434,8 @@ fn gc_leaves_a_little_dead_data_in_place_within_the_unused_share() {
         let mut repo = r.open();
         let (b, shared) = partly_forgotten(&mut repo, 31, 8 << 20, 192 << 10);
         let opts = masclet_engine::GcOptions::new(0.01).max_unused(max_unused);
-        let plan = masclet_engine::gc::plan(&repo, &opts, &NoProgress).unwrap();
-        let s = masclet_engine::gc::execute(&mut repo, &plan, &NoProgress).unwrap();
+        let plan = masclet_engine::ops::gc::plan(&repo, &opts, &NoProgress).unwrap();
+        let s = masclet_engine::ops::gc::execute(&mut repo, &plan, &NoProgress).unwrap();
         assert_eq!(dump(&repo, b, "f").unwrap(), shared);
         assert!(check_ok(&repo, true));
         s
@@ -453,7 +456,7 @@ fn gc_refuses_a_plan_it_did_not_make() {
     let mut repo = r.open();
     let id = backup_bytes(&mut repo, "a", &noise(300_000, 3)).unwrap();
     let plan = masclet_engine::GcPlan::default();
-    let err = masclet_engine::gc::execute(&mut repo, &plan, &NoProgress).unwrap_err();
+    let err = masclet_engine::ops::gc::execute(&mut repo, &plan, &NoProgress).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(check_ok(&repo, true));
     let out = r.scratch("out");
@@ -509,10 +512,10 @@ fn a_second_gc_right_after_the_first_finds_nothing_to_do() {
     }
     forget_ids(&repo, &forgotten);
     let opts = masclet_engine::GcOptions::new(0.10).max_unused(0.05);
-    let first = masclet_engine::gc::plan(&repo, &opts, &NoProgress).unwrap();
+    let first = masclet_engine::ops::gc::plan(&repo, &opts, &NoProgress).unwrap();
     assert!(!first.repack.is_empty(), "{first:?}");
-    masclet_engine::gc::execute(&mut repo, &first, &NoProgress).unwrap();
-    let second = masclet_engine::gc::plan(&repo, &opts, &NoProgress).unwrap();
+    masclet_engine::ops::gc::execute(&mut repo, &first, &NoProgress).unwrap();
+    let second = masclet_engine::ops::gc::plan(&repo, &opts, &NoProgress).unwrap();
     assert!(
         second.repack.is_empty() && second.delete.is_empty(),
         "{second:?}"

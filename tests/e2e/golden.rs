@@ -4,11 +4,13 @@
 //! `cargo run -p masclet-tools --bin gen-vectors -- tests/fixtures` from the same inputs
 //! (`masclet_tests::golden_bytes`, `masclet_tests::fixture_tree`).
 
-use masclet_engine::crypto::{Keys, MasterKey, aad};
-use masclet_engine::format::ObjectType;
-use masclet_engine::id::to_hex;
-use masclet_engine::keys::KeySlot;
-use masclet_engine::{ChunkId, ChunkerParams, ErrorKind, KeyId, RepoId, chunker::chunk_lengths};
+use masclet_engine::disk::crypto::{Keys, MasterKey, aad};
+use masclet_engine::disk::format::ObjectType;
+use masclet_engine::disk::id::to_hex;
+use masclet_engine::disk::keys::KeySlot;
+use masclet_engine::{
+    ChunkId, ChunkerParams, ErrorKind, KeyId, RepoId, chunking::chunker::chunk_lengths,
+};
 use masclet_tests::golden_bytes;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -243,7 +245,7 @@ fn repository_v2_fixture_opens_checks_and_restores_deltas() {
     let mut reader = repo.tree_reader(&snaps[3].1);
     let mut deltas = 0;
     while let Some(r) = reader.next_record().unwrap() {
-        if let masclet_engine::tree::Record::FileChunk(id, _) = r {
+        if let masclet_engine::disk::tree::Record::FileChunk(id, _) = r {
             deltas += usize::from(repo.index().locate(&id).unwrap().unwrap().base.is_some());
         }
     }
@@ -277,7 +279,7 @@ fn repository_v3_fixture_restores_through_delta_chains() {
     let mut reader = repo.tree_reader(&snaps[5].1);
     let mut longest = 0;
     while let Some(r) = reader.next_record().unwrap() {
-        if let masclet_engine::tree::Record::FileChunk(id, _) = r {
+        if let masclet_engine::disk::tree::Record::FileChunk(id, _) = r {
             let mut links = 0;
             let mut cur = repo.index().locate(&id).unwrap().unwrap();
             while let Some(b) = cur.base {

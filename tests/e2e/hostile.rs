@@ -6,7 +6,7 @@
 //! refuse them with "invalid path component" or a structural error, create nothing outside
 //! the target, and never follow a symlink, whether the snapshot made it or the target held it.
 
-use masclet_engine::tree::{EntryMeta, Record};
+use masclet_engine::disk::tree::{EntryMeta, Record};
 use masclet_engine::{ErrorKind, RestoreOptions};
 use masclet_tests::*;
 use std::path::Path;
@@ -23,9 +23,9 @@ fn meta(p: &[u8], mode: u32) -> EntryMeta {
 fn file(repo: &mut masclet_engine::Repo, p: &[u8], content: &[u8]) -> Vec<Record> {
     let mut v = vec![Record::FileStart(meta(p, 0o644))];
     if !content.is_empty() {
-        let id = masclet_engine::hazmat::store_chunk(
+        let id = masclet_engine::ops::hazmat::store_chunk(
             repo,
-            masclet_engine::format::ObjectType::Data,
+            masclet_engine::disk::format::ObjectType::Data,
             content,
         )
         .unwrap();
@@ -44,7 +44,7 @@ fn snapshot_of(
 ) -> masclet_engine::SnapshotId {
     let mut repo = r.open();
     let records = build(&mut repo);
-    masclet_engine::hazmat::commit_records(&mut repo, &records, vec![]).unwrap()
+    masclet_engine::ops::hazmat::commit_records(&mut repo, &records, vec![]).unwrap()
 }
 
 fn restore_with(

@@ -4,8 +4,8 @@
 //! the nonces really are fresh: a million seals across eight threads must all differ.
 
 use masclet_engine::RepoId;
-use masclet_engine::crypto::{Keys, MasterKey};
-use masclet_engine::format::ObjectType;
+use masclet_engine::disk::crypto::{Keys, MasterKey};
+use masclet_engine::disk::format::ObjectType;
 use std::collections::HashSet;
 
 #[test]

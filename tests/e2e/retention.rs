@@ -6,7 +6,7 @@
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use chrono_tz::Europe::Madrid;
 use masclet_engine::SnapshotId;
-use masclet_engine::retention::{KeepPolicy, SnapshotRef, TIERS, plan};
+use masclet_engine::ops::retention::{KeepPolicy, SnapshotRef, TIERS, plan};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 

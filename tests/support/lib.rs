@@ -43,7 +43,7 @@ impl LocalRepo {
     /// the sizes.
     pub fn small_chunks() -> Self {
         let mut config = RepoConfig::new_default();
-        config.chunker = masclet_engine::chunker::ChunkerParams {
+        config.chunker = masclet_engine::chunking::chunker::ChunkerParams {
             min_size: 512,
             avg_size: 16 * 1024,
             max_size: 128 * 1024,
@@ -288,7 +288,7 @@ pub fn forget_ids(repo: &Repo, ids: &[SnapshotId]) {
     let (refs, _) = masclet_engine::snapshot_refs(repo).unwrap();
     let decisions = refs
         .into_iter()
-        .map(|r| masclet_engine::retention::Decision {
+        .map(|r| masclet_engine::ops::retention::Decision {
             id: r.id,
             time: String::new(),
             keep: !ids.contains(&r.id),
@@ -302,8 +302,9 @@ pub fn forget_ids(repo: &Repo, ids: &[SnapshotId]) {
 
 /// Plan and run gc with default options.
 pub fn gc(repo: &mut Repo) -> masclet_engine::Result<masclet_engine::GcSummary> {
-    let plan = masclet_engine::gc::plan(repo, &masclet_engine::GcOptions::default(), &NoProgress)?;
-    masclet_engine::gc::execute(repo, &plan, &NoProgress)
+    let plan =
+        masclet_engine::ops::gc::plan(repo, &masclet_engine::GcOptions::default(), &NoProgress)?;
+    masclet_engine::ops::gc::execute(repo, &plan, &NoProgress)
 }
 
 /// Total bytes of pack objects in a store.

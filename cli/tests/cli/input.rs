@@ -167,7 +167,7 @@ fn forget_removes_an_unreadable_over_limit_snapshot_and_gc_runs_again() {
         let mut snap = masclet_engine::Snapshot::load(repo.storage(), repo.keys(), id).unwrap();
         snap.tags = (0..1100).map(|i| format!("t{i}")).collect();
         snap.time += chrono::Duration::seconds(1);
-        masclet_engine::hazmat::save_snapshot_unchecked(&repo, &snap)
+        masclet_engine::ops::hazmat::save_snapshot_unchecked(&repo, &snap)
             .unwrap()
             .to_hex()
     };

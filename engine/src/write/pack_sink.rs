@@ -14,13 +14,13 @@
 //! At most one pack is being written while the next one fills (the hand-over blocks until
 //! the thread is free), so memory stays at two packs.
 
-use crate::crypto::Keys;
+use crate::disk::crypto::Keys;
+use crate::disk::format::ObjectType;
+use crate::disk::id::{ChunkId, PackId};
+use crate::disk::pack::{PackBuilder, PackEntry};
 use crate::error::{Error, Result};
-use crate::format::ObjectType;
-use crate::id::{ChunkId, PackId};
-use crate::pack::{PackBuilder, PackEntry};
-use crate::repo::Repo;
-use crate::storage::{Kind, Storage};
+use crate::repository::repo::Repo;
+use crate::repository::storage::{Kind, Storage};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;

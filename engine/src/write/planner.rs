@@ -8,15 +8,15 @@
 //! storing it twice. It leaves the set once its pack is indexed.
 
 use super::seal::SealJob;
-use crate::chunker::Batch;
-use crate::crypto::Keys;
-use crate::delta::{BaseChain, candidate_chains};
+use crate::chunking::chunker::Batch;
+use crate::chunking::delta::{BaseChain, candidate_chains};
+use crate::chunking::parent::Parent;
+use crate::chunking::resemble::sketch;
+use crate::disk::crypto::Keys;
+use crate::disk::format::ObjectType;
+use crate::disk::id::ChunkId;
 use crate::error::Result;
-use crate::format::ObjectType;
-use crate::id::ChunkId;
-use crate::parent::Parent;
-use crate::repo::Repo;
-use crate::resemble::sketch;
+use crate::repository::repo::Repo;
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::ops::Range;

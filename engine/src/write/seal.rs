@@ -2,13 +2,13 @@
 //! open it again to verify (delta.rs `seal_chunk`). A job needs nothing of the writer, so
 //! it runs on the thread pool while the writer plans the next batch.
 
-use crate::crypto::Keys;
-use crate::delta::{BaseChain, seal_chunk};
+use crate::chunking::delta::{BaseChain, seal_chunk};
+use crate::chunking::resemble::sketch;
+use crate::disk::crypto::Keys;
+use crate::disk::format::ObjectType;
+use crate::disk::id::ChunkId;
 use crate::error::Result;
-use crate::format::ObjectType;
-use crate::id::ChunkId;
-use crate::resemble::sketch;
-use crate::storage::Storage;
+use crate::repository::storage::Storage;
 use rayon::prelude::*;
 use std::ops::Range;
 

@@ -5,12 +5,12 @@
 use super::pack_sink::{Durable, PackSink, index_new_packs};
 use super::planner::{Plan, Planner, chunk_ids};
 use super::seal::{SealOut, seal_now};
-use crate::chunker::Batch;
+use crate::chunking::chunker::Batch;
+use crate::disk::format::ObjectType;
+use crate::disk::id::ChunkId;
+use crate::disk::snapshot::BackupStats;
 use crate::error::Result;
-use crate::format::ObjectType;
-use crate::id::ChunkId;
-use crate::repo::Repo;
-use crate::snapshot::BackupStats;
+use crate::repository::repo::Repo;
 use std::collections::HashSet;
 
 /// A chunk as the tree lists it: id, plaintext length, resemblance sketch (file content).

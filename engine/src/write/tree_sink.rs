@@ -2,12 +2,12 @@
 //! the list of tree chunks and the stream's length that a snapshot names.
 
 use super::store::ChunkStore;
-use crate::chunker::Cutter;
+use crate::chunking::chunker::Cutter;
+use crate::disk::format::ObjectType;
+use crate::disk::id::ChunkId;
+use crate::disk::tree::{Record, TreeWriter};
 use crate::error::Result;
-use crate::format::ObjectType;
-use crate::id::ChunkId;
-use crate::repo::Repo;
-use crate::tree::{Record, TreeWriter};
+use crate::repository::repo::Repo;
 
 /// Bytes of tree stream buffered before it is chunked.
 const TREE_FLUSH_BYTES: usize = 1 << 20;
@@ -55,7 +55,11 @@ impl TreeSink {
         })
     }
 
-    fn store(&mut self, batch: &crate::chunker::Batch, store: &mut ChunkStore<'_>) -> Result<()> {
+    fn store(
+        &mut self,
+        batch: &crate::chunking::chunker::Batch,
+        store: &mut ChunkStore<'_>,
+    ) -> Result<()> {
         let ids = store.store(ObjectType::Tree, batch)?;
         self.chunks
             .extend(ids.into_iter().map(|(id, len, _)| (id, len)));

@@ -6,10 +6,12 @@
 //! tests compare today's code against these files, so regenerating them hides a format break.
 
 use anyhow::{Context, Result};
-use masclet_engine::crypto::{Keys, MasterKey, aad};
-use masclet_engine::format::ObjectType;
-use masclet_engine::keys::{KdfParams, KeySlot};
-use masclet_engine::{ChunkerParams, KeyId, RepoId, chunker::chunk_lengths, id::to_hex};
+use masclet_engine::disk::crypto::{Keys, MasterKey, aad};
+use masclet_engine::disk::format::ObjectType;
+use masclet_engine::disk::keys::{KdfParams, KeySlot};
+use masclet_engine::{
+    ChunkerParams, KeyId, RepoId, chunking::chunker::chunk_lengths, disk::id::to_hex,
+};
 use masclet_tests::{fixture_tree, golden_bytes};
 use std::path::PathBuf;
 
@@ -111,7 +113,10 @@ fn main() -> Result<()> {
     )?;
 
     // A whole repository of the current format, made through the real pipeline.
-    let repo_dir = out.join(format!("repo-v{}", masclet_engine::format::FORMAT_VERSION));
+    let repo_dir = out.join(format!(
+        "repo-v{}",
+        masclet_engine::disk::format::FORMAT_VERSION
+    ));
     let _ = std::fs::remove_dir_all(&repo_dir);
     let src_root = tempdir()?;
     let src = src_root.join("font");
