@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # fn show(repo: &masclet_engine::Repo, snap: &masclet_engine::Snapshot) -> masclet_engine::Result<()> {
-//! use masclet_engine::walk::Entry;
+//! use masclet_engine::repository::walk::Entry;
 //! for entry in repo.walk(snap) {
 //!     if let Entry::File(part) = entry? {
 //!         // `part.end` is `None` while more parts of a very long file follow.
