@@ -4,7 +4,7 @@
 //! `cargo bench -p masclet-benches -- --save-baseline before` then `--baseline before`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use masclet_engine::chunking::chunker::Cutter;
+use masclet_engine::disk::chunker::Cutter;
 use masclet_engine::disk::crypto::{Keys, MasterKey};
 use masclet_engine::disk::format::ObjectType;
 use masclet_engine::disk::pack::PackBuilder;

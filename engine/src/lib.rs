@@ -6,18 +6,20 @@
 //!
 //! ## The house, bottom up
 //!
-//! Each layer uses only the layers listed before it.
+//! Each layer uses only the layers listed before it, with one exception: `disk` reads and
+//! writes packs and snapshots through the storage trait of `repository`.
 //!
 //! - [`disk`]: bytes on disk. Formats of every object (envelope, pack, tree stream,
-//!   snapshot, key slot, config), encryption and keys, typed ids, the format's limits.
+//!   snapshot, key slot, config), encryption and keys, typed ids, the format's limits, and
+//!   the FastCDC cut points (part of the format: they decide what deduplicates).
 //!   `format-spec.md` at the repository root is the normative description of every byte;
 //!   these modules mirror it.
-//! - [`chunking`]: chunk choice. FastCDC cut points, resemblance sketches, deltas against a
-//!   similar stored chunk, the walk beside the parent snapshot that finds those bases.
 //! - [`repository`]: the storage trait and its backends, the SQLite index (a cache of the
 //!   packs' trailers), locks, an open [`Repo`], reading chunks and delta chains back out of
 //!   packs, and [`repository::walk`], the one iterator over a snapshot's entries.
-//! - [`write`]: the writer every operation that adds data shares: planning (ids,
+//! - [`chunking`]: how a new chunk is stored: resemblance sketches, deltas against a
+//!   similar stored chunk, the walk beside the parent snapshot that finds those bases.
+//! - `write`: the writer every operation that adds data shares: planning (ids,
 //!   deduplication, delta bases), sealing on all cores, the pack sink that makes packs
 //!   durable before indexing them, and the tree sink.
 //! - [`ops`]: what the commands do: backup, restore, check, forget and retention, gc,
@@ -26,7 +28,7 @@
 //! ## Where a backup's bytes go
 //!
 //! [`ops::backup`] reads the source (files, a stream, a producer command) and cuts it into
-//! chunks ([`chunking::chunker`]); `write::planner` names each chunk by keyed BLAKE3
+//! chunks ([`disk::chunker`]); `write::planner` names each chunk by keyed BLAKE3
 //! ([`ChunkId`]) and drops those the [`Index`] or this backup already has; `write::seal`
 //! compresses the new ones with zstd (or as a delta), seals them with XChaCha20-Poly1305
 //! ([`disk::crypto`]) and opens them again to verify; `write::pack_sink` gathers them into
@@ -59,7 +61,7 @@ pub mod progress;
 pub mod repository;
 mod write;
 
-pub use chunking::chunker::ChunkerParams;
+pub use disk::chunker::ChunkerParams;
 pub use disk::config::RepoConfig;
 pub use disk::id::{ChunkId, KeyId, PackId, RepoId, SnapshotId};
 pub use disk::keys::KdfParams;

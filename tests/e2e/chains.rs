@@ -165,7 +165,7 @@ fn glue_chunks(
     min_len: usize,
     edit_next: bool,
 ) -> (usize, Vec<u8>) {
-    let cutter = masclet_engine::chunking::chunker::Cutter::new(
+    let cutter = masclet_engine::disk::chunker::Cutter::new(
         repo.config().chunker,
         repo.keys().chunker_seed(),
     );

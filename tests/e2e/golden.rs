@@ -9,7 +9,7 @@ use masclet_engine::disk::format::ObjectType;
 use masclet_engine::disk::id::to_hex;
 use masclet_engine::disk::keys::KeySlot;
 use masclet_engine::{
-    ChunkId, ChunkerParams, ErrorKind, KeyId, RepoId, chunking::chunker::chunk_lengths,
+    ChunkId, ChunkerParams, ErrorKind, KeyId, RepoId, disk::chunker::chunk_lengths,
 };
 use masclet_tests::golden_bytes;
 use serde_json::Value;

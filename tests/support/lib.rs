@@ -43,7 +43,7 @@ impl LocalRepo {
     /// the sizes.
     pub fn small_chunks() -> Self {
         let mut config = RepoConfig::new_default();
-        config.chunker = masclet_engine::chunking::chunker::ChunkerParams {
+        config.chunker = masclet_engine::disk::chunker::ChunkerParams {
             min_size: 512,
             avg_size: 16 * 1024,
             max_size: 128 * 1024,

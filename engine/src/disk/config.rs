@@ -8,7 +8,7 @@
 //! The header is plaintext because opening a key slot needs the repository id; the body is
 //! sealed so that nobody without the key can change how data is chunked or packed.
 
-use crate::chunking::chunker::ChunkerParams;
+use crate::disk::chunker::ChunkerParams;
 use crate::disk::crypto::Keys;
 use crate::disk::format::{
     CONFIG_MAGIC, Dec, Enc, FORMAT_VERSION, OLDEST_READABLE_FORMAT, ObjectType,

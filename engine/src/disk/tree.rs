@@ -10,7 +10,7 @@
 //! on: valid relative paths, strictly increasing order (so no duplicates), every entry's
 //! parent present as a directory, file records well nested and sizes that add up.
 
-use crate::chunking::chunker::{Batch, Cutter};
+use crate::disk::chunker::{Batch, Cutter};
 use crate::disk::format::{Dec, Enc};
 use crate::disk::id::ChunkId;
 use crate::error::{Error, Result};
@@ -391,7 +391,7 @@ impl<F: FnMut(&ChunkId) -> Result<Vec<u8>>> TreeReader<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunking::chunker::ChunkerParams;
+    use crate::disk::chunker::ChunkerParams;
     use proptest::prelude::*;
 
     fn meta(p: &[u8]) -> EntryMeta {

@@ -173,7 +173,7 @@ impl<'r> Writer<'r> {
     /// Plan a batch of file content, whose chunk ids are `ids`, and queue it for sealing.
     fn enqueue(
         &mut self,
-        batch: crate::chunking::chunker::Batch,
+        batch: crate::disk::chunker::Batch,
         ids: &[crate::disk::id::ChunkId],
     ) -> Result<()> {
         self.progress.inc(batch.data.len() as u64);

@@ -4,7 +4,7 @@
 //! (hostile trees, type confusion), so that readers can be shown to refuse them. Nothing
 //! in masclet's own commands uses this module.
 
-use crate::chunking::chunker::Batch;
+use crate::disk::chunker::Batch;
 use crate::disk::format::ObjectType;
 use crate::disk::id::{ChunkId, SnapshotId};
 use crate::disk::snapshot::{BackupStats, Snapshot};

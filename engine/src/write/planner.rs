@@ -8,10 +8,10 @@
 //! storing it twice. It leaves the set once its pack is indexed.
 
 use super::seal::SealJob;
-use crate::chunking::chunker::Batch;
 use crate::chunking::delta::{BaseChain, candidate_chains};
 use crate::chunking::parent::Parent;
 use crate::chunking::resemble::sketch;
+use crate::disk::chunker::Batch;
 use crate::disk::crypto::Keys;
 use crate::disk::format::ObjectType;
 use crate::disk::id::ChunkId;

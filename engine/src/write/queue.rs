@@ -15,7 +15,7 @@ use super::planner::Plan;
 use super::seal::SealOut;
 use super::store::ChunkStore;
 use super::tree_sink::TreeSink;
-use crate::chunking::chunker::Batch;
+use crate::disk::chunker::Batch;
 use crate::disk::format::ObjectType;
 use crate::disk::id::ChunkId;
 use crate::disk::tree::Record;

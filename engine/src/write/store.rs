@@ -5,7 +5,7 @@
 use super::pack_sink::{Durable, PackSink, index_new_packs};
 use super::planner::{Plan, Planner, chunk_ids};
 use super::seal::{SealOut, seal_now};
-use crate::chunking::chunker::Batch;
+use crate::disk::chunker::Batch;
 use crate::disk::format::ObjectType;
 use crate::disk::id::ChunkId;
 use crate::disk::snapshot::BackupStats;

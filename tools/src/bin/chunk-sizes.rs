@@ -7,7 +7,7 @@
 //! and 49 of pack trailer per new chunk, and 36 bytes per chunk reference in the tree.
 
 use masclet_engine::ChunkerParams;
-use masclet_engine::chunking::chunker::Cutter;
+use masclet_engine::disk::chunker::Cutter;
 use masclet_tests::DumpModel;
 use std::collections::HashSet;
 

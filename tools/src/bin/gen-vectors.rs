@@ -10,7 +10,7 @@ use masclet_engine::disk::crypto::{Keys, MasterKey, aad};
 use masclet_engine::disk::format::ObjectType;
 use masclet_engine::disk::keys::{KdfParams, KeySlot};
 use masclet_engine::{
-    ChunkerParams, KeyId, RepoId, chunking::chunker::chunk_lengths, disk::id::to_hex,
+    ChunkerParams, KeyId, RepoId, disk::chunker::chunk_lengths, disk::id::to_hex,
 };
 use masclet_tests::{fixture_tree, golden_bytes};
 use std::path::PathBuf;

@@ -9,7 +9,7 @@
 //! seeds, with the smallest and largest count; with `SEED_HEX`, for that one seed.
 
 use masclet_engine::ChunkerParams;
-use masclet_engine::chunking::chunker::Cutter;
+use masclet_engine::disk::chunker::Cutter;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -3,8 +3,8 @@
 //! it without reading.
 
 use super::{BATCH_BYTES, REUSE_MAX_CHUNKS, Writer};
-use crate::chunking::chunker::{Batch, Chunker};
 use crate::chunking::parent::ParentFile;
+use crate::disk::chunker::{Batch, Chunker};
 use crate::disk::id::ChunkId;
 use crate::disk::limits::Limit;
 use crate::disk::tree::{EntryMeta, Record};

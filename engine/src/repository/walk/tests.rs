@@ -1,5 +1,5 @@
 use super::*;
-use crate::chunking::chunker::{ChunkerParams, Cutter};
+use crate::disk::chunker::{ChunkerParams, Cutter};
 use crate::disk::tree::TreeWriter;
 use crate::error::ErrorKind;
 use crate::{
