@@ -8,6 +8,7 @@ mod faults;
 mod gc;
 mod golden;
 mod hostile;
+mod layers;
 mod nonces;
 mod retention;
 mod roundtrip;
