@@ -121,11 +121,6 @@ impl DumpModel {
     pub fn night(&mut self, fraction: f64) {
         self.night += 1;
         let n = self.animals.len();
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
         let updates = ((n as f64) * fraction * 0.8) as usize;
         for _ in 0..updates {
             let i = if self.rng.gen_bool(0.9) {

@@ -246,7 +246,6 @@ impl Sorter {
             }
         }
         let dead = dead_bytes(&p);
-        #[allow(clippy::cast_precision_loss)]
         let dead_share = dead as f64 / p.size.max(1) as f64;
         if p.live_chunks == 0 {
             plan.bytes_to_free += p.size;
@@ -270,11 +269,6 @@ impl Sorter {
     fn choose_repacks(&mut self, opts: &GcOptions, plan: &mut GcPlan) {
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
-        #[allow(
-            clippy::cast_precision_loss,
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss
-        )]
         let allowed = |kept: u64| (kept as f64 * opts.max_unused) as u64;
         for (_, p) in candidates {
             if self.unused > allowed(self.kept_size) {
