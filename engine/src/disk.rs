@@ -14,7 +14,7 @@ pub mod crypto;
 pub mod format;
 pub mod id;
 pub mod keys;
-pub mod limits;
+pub(crate) mod limits;
 pub mod pack;
 pub(crate) mod random;
 pub(crate) mod snapshot;
