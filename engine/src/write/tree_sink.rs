@@ -2,7 +2,7 @@
 //! the list of tree chunks and the stream's length that a snapshot names.
 
 use super::store::ChunkStore;
-use crate::disk::chunker::Cutter;
+use crate::disk::chunker::{Batch, Cutter};
 use crate::disk::format::ObjectType;
 use crate::disk::id::ChunkId;
 use crate::disk::tree::{Record, TreeWriter};
@@ -55,11 +55,7 @@ impl TreeSink {
         })
     }
 
-    fn store(
-        &mut self,
-        batch: &crate::disk::chunker::Batch,
-        store: &mut ChunkStore<'_>,
-    ) -> Result<()> {
+    fn store(&mut self, batch: &Batch, store: &mut ChunkStore<'_>) -> Result<()> {
         let ids = store.store(ObjectType::Tree, batch)?;
         self.chunks
             .extend(ids.into_iter().map(|(id, len, _)| (id, len)));

@@ -26,11 +26,16 @@ pub(super) struct Moves {
 }
 
 impl Moves {
-    /// Take packs the sink reports durable; move the waiting ones once they are a batch.
-    fn take(&mut self, repo: &Repo, durable: Vec<Durable>) -> Result<()> {
+    /// Count packs the sink reports durable and queue them to be moved.
+    fn record(&mut self, durable: Vec<Durable>) {
         self.packs_written += durable.len() as u64;
         self.bytes_written += durable.iter().map(|d| d.1).sum::<u64>();
         self.waiting.extend(durable);
+    }
+
+    /// Take packs the sink reports durable; move the waiting ones once they are a batch.
+    fn take(&mut self, repo: &Repo, durable: Vec<Durable>) -> Result<()> {
+        self.record(durable);
         if self.waiting.iter().map(|d| d.2.len()).sum::<usize>() >= MOVE_BATCH {
             // Their chunks are pointed at them now that they are durable, never before.
             repo.ensure_lock()?;
@@ -64,10 +69,8 @@ pub(super) fn repack(
         moves.take(repo, sink.durable()?)?;
         summary.packs_repacked += 1;
     }
-    let last = sink.finish()?;
-    moves.packs_written += last.len() as u64;
-    moves.bytes_written += last.iter().map(|d| d.1).sum::<u64>();
-    moves.waiting.extend(last);
+    // The last packs are moved by the sweep's transaction.
+    moves.record(sink.finish()?);
     progress.finish();
     summary.packs_written = moves.packs_written;
     Ok(moves)
