@@ -27,6 +27,12 @@ pub mod exit {
     pub const DAMAGED: u8 = 5;
     /// The index is missing or damaged: run `masclet repair index`.
     pub const INDEX: u8 = 6;
+    /// The database server could not be reached or failed a query.
+    pub const DATABASE: u8 = 7;
+    /// A test restore's checks failed (`verify`, `restore --to-db`).
+    pub const VERIFY_FAILED: u8 = 8;
+    /// A pre-backup check failed: free space or write permission on the repository.
+    pub const PRECHECK: u8 = 9;
     /// Interrupted by Ctrl-C (nothing partial was committed).
     pub const INTERRUPTED: u8 = 130;
 }
@@ -38,6 +44,9 @@ fn code_for(kind: ErrorKind) -> u8 {
         ErrorKind::Corrupt => exit::DAMAGED,
         ErrorKind::IndexUnavailable => exit::INDEX,
         ErrorKind::Interrupted => exit::INTERRUPTED,
+        ErrorKind::Database => exit::DATABASE,
+        ErrorKind::VerifyFailed => exit::VERIFY_FAILED,
+        ErrorKind::Precheck => exit::PRECHECK,
         _ => exit::FAILURE,
     }
 }

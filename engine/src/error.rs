@@ -38,6 +38,15 @@ pub enum ErrorKind {
     Interrupted,
     /// A bug: an invariant of the engine did not hold.
     Internal,
+    /// The database server could not be reached, refused the login, or failed a query
+    /// (after the retries, for a connection).
+    Database,
+    /// A test restore ran, and a check of the restored database failed: the snapshot does
+    /// not give back what was recorded when it was taken.
+    VerifyFailed,
+    /// A check before a backup failed: too little free space where the repository lives,
+    /// or no permission to write there. Nothing was started.
+    Precheck,
 }
 
 /// The engine's error: a kind, a message for people, and an optional cause.

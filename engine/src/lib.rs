@@ -24,6 +24,8 @@
 //!   durable before indexing them, and the tree sink.
 //! - [`ops`]: what the commands do: backup, restore, check, forget and retention, gc,
 //!   repair.
+//! - [`pg`]: PostgreSQL as a source: consistent dumps into a backup, the figures a test
+//!   restore checks, test restores and the recovery steps.
 //!
 //! ## Where a backup's bytes go
 //!
@@ -57,6 +59,7 @@ pub mod chunking;
 pub mod disk;
 pub mod error;
 pub mod ops;
+pub mod pg;
 pub mod progress;
 pub mod repository;
 mod write;

@@ -1,0 +1,16 @@
+//! PostgreSQL as a source: consistent dumps streamed into the store, the figures that prove
+//! a restore right, test restores, and the recovery steps (format-spec.md, "Database
+//! snapshots"; docs/recovery.md).
+//!
+//! The layer above [`crate::ops`]: it runs the real client programs (pg_dump, pg_dumpall,
+//! psql) and talks to the server with the `postgres` client for the held transaction and
+//! the checks; the bytes go through [`crate::ops::backup`] and come back through
+//! [`crate::ops::restore`] like any other snapshot's.
+
+pub mod conn;
+pub mod manifest;
+pub mod target;
+
+pub use conn::{Tools, connect};
+pub use manifest::{DumpShape, Manifest};
+pub use target::Target;
