@@ -7,10 +7,13 @@
 //! the checks; the bytes go through [`crate::ops::backup`] and come back through
 //! [`crate::ops::restore`] like any other snapshot's.
 
+pub mod backup;
 pub mod conn;
+mod dump;
 pub mod manifest;
 pub mod target;
 
+pub use backup::{DEFAULT_MIN_FREE, PgBackupOptions, PgBackupSummary, backup_pg, prechecks};
 pub use conn::{Tools, connect};
 pub use manifest::{DumpShape, Manifest};
 pub use target::Target;

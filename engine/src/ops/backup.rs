@@ -31,10 +31,12 @@ use std::time::Instant;
 mod files;
 mod heal;
 mod input;
-mod producer;
+pub(crate) mod producer;
+mod streams;
 pub use crate::write::BATCH_BYTES;
 pub use heal::Healing;
 pub use input::{UNCHECKED_PRODUCER_TAG, check_request};
+pub use streams::{StreamContent, StreamEntry};
 
 /// What to back up.
 pub enum Source {
@@ -57,6 +59,18 @@ pub enum Source {
         /// The command, with its arguments and environment; its stdout and stderr are
         /// replaced by pipes.
         command: std::process::Command,
+    },
+    /// Several named streams of one source (a database's dump, roles and manifest), stored
+    /// as the snapshot's files. The snapshot records `source` and `paths` as given (a later
+    /// backup of the same pair walks beside it), and commits only if every stream's
+    /// producer succeeded.
+    Streams {
+        /// The snapshot's source name (`postgres`); not `files` or `stdin`.
+        source: String,
+        /// What the snapshot names as its paths (the database).
+        paths: Vec<Vec<u8>>,
+        /// The streams; their names must differ.
+        entries: Vec<StreamEntry>,
     },
 }
 
@@ -227,6 +241,11 @@ impl<'r> Writer<'r> {
                 }
                 what
             }
+            Source::Streams {
+                source,
+                paths,
+                entries,
+            } => self.stream_entries(&source, &paths, entries)?,
         })
     }
 

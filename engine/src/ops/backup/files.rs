@@ -114,33 +114,6 @@ impl Writer<'_> {
         Ok((total, hash))
     }
 
-    /// Store one stream as the snapshot's only entry, a file named `name`.
-    pub(super) fn stream_entry(
-        &mut self,
-        name: Vec<u8>,
-        reader: impl Read + Send + 'static,
-        what: &str,
-    ) -> Result<()> {
-        let now = chrono::Utc::now();
-        let parent = crate::chunking::parent::find(self.repo, "stdin", std::slice::from_ref(&name))
-            .map(|s| crate::chunking::parent::Parent::new(self.repo, &s));
-        self.store.planner().set_parent(parent);
-        if let Some(p) = self.parent() {
-            p.start_file(&name);
-        }
-        let meta = EntryMeta {
-            path: name,
-            mode: 0o600,
-            mtime: now.timestamp(),
-            mtime_nsec: now.timestamp_subsec_nanos(),
-        };
-        self.stats.files += 1;
-        self.record(&Record::FileStart(meta))?;
-        let (size, content_hash) = self.store_stream(reader, true, &|| what.to_string())?;
-        self.content_bytes += size;
-        self.record(&Record::FileEnd { size, content_hash })
-    }
-
     /// The parent's record of the file at `entry`'s path when the file looks unchanged: same
     /// modification time (to the nanosecond), mode and size, and every chunk still indexed.
     /// The file is then not read (`--force-read` turns that off).

@@ -63,12 +63,21 @@ pub(super) fn request(source: &Source, opts: &BackupOptions) -> Result<Request> 
                 .collect();
             (named, paths, "files")
         }
-        Source::Stream { name, .. } | Source::Command { name, .. } => {
-            if check_path(name).is_err() || name.contains(&b'/') {
+        Source::Streams {
+            source: kind,
+            paths,
+            entries,
+        } => {
+            super::streams::check_names(entries)?;
+            if entries.is_empty() || kind.is_empty() || kind == "files" || kind == "stdin" {
                 return Err(Error::invalid(
-                    "the stream name must be a single file name (no `/`, not `.` or `..`)",
+                    "a source of named streams needs at least one stream and its own source name",
                 ));
             }
+            (Vec::new(), paths.clone(), kind.as_str())
+        }
+        Source::Stream { name, .. } | Source::Command { name, .. } => {
+            check_stream_name(name)?;
             if matches!(source, Source::Stream { .. })
                 && !tags.iter().any(|t| t == UNCHECKED_PRODUCER_TAG)
             {
@@ -91,6 +100,16 @@ pub(super) fn request(source: &Source, opts: &BackupOptions) -> Result<Request> 
     };
     snapshot.check_limits()?;
     Ok(Request { snapshot, named })
+}
+
+/// A stream's entry name must be one file name.
+pub(super) fn check_stream_name(name: &[u8]) -> Result<()> {
+    if check_path(name).is_err() || name.contains(&b'/') {
+        return Err(Error::invalid(
+            "the stream name must be a single file name (no `/`, not `.` or `..`)",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuse a backup whose sources gave no content (or less than the minimum) before it is

@@ -15,7 +15,7 @@ const STDERR_TAIL: usize = 4096;
 
 /// A running producer. Dropped before [`Producer::finish`] (the backup failed), it is
 /// killed: nothing will read its output any more.
-pub(super) struct Producer {
+pub(crate) struct Producer {
     child: Child,
     program: String,
     tail: Arc<Mutex<Tail>>,
@@ -54,7 +54,7 @@ impl Producer {
     ///
     /// # Errors
     /// `Io` when it cannot be started (not found, not executable).
-    pub(super) fn spawn(mut command: Command) -> Result<(Self, ChildStdout)> {
+    pub(crate) fn spawn(mut command: Command) -> Result<(Self, ChildStdout)> {
         let program = command.get_program().to_string_lossy().into_owned();
         let mut child = command
             .stdout(Stdio::piped())
@@ -86,7 +86,7 @@ impl Producer {
     }
 
     /// How messages name the stream.
-    pub(super) fn what(&self) -> String {
+    pub(crate) fn what(&self) -> String {
         format!("the output of `{}`", self.program)
     }
 
@@ -96,7 +96,7 @@ impl Producer {
     /// # Errors
     /// `Io` naming its exit status or signal and the end of its standard error;
     /// `Interrupted`.
-    pub(super) fn finish(mut self) -> Result<String> {
+    pub(crate) fn finish(mut self) -> Result<String> {
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(s)) => break s,
