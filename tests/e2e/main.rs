@@ -10,5 +10,6 @@ mod golden;
 mod hostile;
 mod layers;
 mod nonces;
+mod pg_fixture;
 mod retention;
 mod roundtrip;

@@ -5,9 +5,12 @@
 //! `pg_dump` workload (benches, tools and tests), and [`golden_bytes`] / [`fixture_tree`],
 //! the inputs of the golden vectors (written by `tools/src/bin/gen-vectors.rs`, checked by
 //! the `golden` tests).
+//!
+//! [`pg::PgCluster`] is a throwaway PostgreSQL server for tests of database backups.
 
 mod dump;
 mod golden;
+pub mod pg;
 pub use dump::DumpModel;
 pub use golden::{fixture_tree, golden_bytes};
 
