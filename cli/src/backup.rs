@@ -129,7 +129,7 @@ fn report(
         st.bytes_added as f64 / st.bytes_read as f64
     };
     if cli.global.json {
-        let mut v = serde_json::to_value(&s)?;
+        let mut v = serde_json::to_value(s)?;
         v["stored_ratio"] = json!(stored);
         v["dedup_ratio"] = json!((1.0 - stored).max(0.0));
         if let Some(m) = manifest {

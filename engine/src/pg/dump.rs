@@ -163,7 +163,7 @@ fn dumped_tables(c: &mut impl GenericClient, target: &Target) -> Result<Vec<Dump
                 "SELECT a.attname::text, coalesce(a.attnum = ANY (i.indkey), false) \
                  FROM pg_attribute a \
                  LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
-                 WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped \
+                 WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
                  AND a.attgenerated = '' ORDER BY a.attnum",
                 &[&name],
             )
@@ -182,7 +182,7 @@ fn primary_key(c: &mut impl GenericClient, target: &Target, name: &str) -> Resul
             "SELECT a.attname::text FROM pg_index i \
              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) \
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-             WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.n",
+             WHERE i.indrelid = $1::text::regclass AND i.indisprimary ORDER BY k.n",
             &[&name],
         )
         .map_err(|e| query_error(target, &format!("reading the primary key of {name}"), &e))?;
