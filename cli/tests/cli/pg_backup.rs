@@ -379,3 +379,39 @@ fn too_little_free_space_fails_the_precheck_with_exit_9_before_connecting() {
     assert!(err.contains("free on the repository's disk"), "{err}");
     assert_eq!(tree_state(&env.repo), before);
 }
+
+#[test]
+fn the_keyed_shape_restores_awkward_tables_as_pg_dump_does() {
+    let Some(pg) = cluster(100) else { return };
+    let env = Env::new();
+    pg.psql(
+        DB,
+        "CREATE TABLE \"Odd \"\"Name\"\"\" (\"ç ol\" text, n int);
+         INSERT INTO \"Odd \"\"Name\"\"\" VALUES ('Ñandú', 2), (NULL, 1), ('tab\there', 3);
+         CREATE TABLE nocols ();
+         INSERT INTO nocols SELECT FROM generate_series(1, 3);
+         CREATE TABLE gen (id int PRIMARY KEY, a int, b int GENERATED ALWAYS AS (a * 2) STORED);
+         INSERT INTO gen (id, a) VALUES (2, 20), (1, 10);
+         CREATE TABLE measures (day date, v int) PARTITION BY RANGE (day);
+         CREATE TABLE measures_2025 PARTITION OF measures FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         INSERT INTO measures VALUES ('2025-03-11', 7);
+         CREATE SCHEMA altres;
+         CREATE TABLE altres.notes (id bigint PRIMARY KEY, body text);
+         INSERT INTO altres.notes VALUES (5, 'cinc'), (1, 'u');",
+    );
+    let o = pg_run(&env, &pg, &["--json", "backup", "--pg"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let id = v["snapshot"].as_str().unwrap().to_string();
+    psql_restore(&env, &pg, &id, "awkward");
+    for q in [
+        "SELECT string_agg(coalesce(\"ç ol\", '-') || n, ',' ORDER BY n) FROM \"Odd \"\"Name\"\"\"",
+        "SELECT count(*) FROM nocols",
+        "SELECT string_agg(id || ':' || a || ':' || b, ',' ORDER BY id) FROM gen",
+        "SELECT string_agg(day || ':' || v, ',') FROM measures",
+        "SELECT string_agg(id || body, ',' ORDER BY id) FROM altres.notes",
+    ] {
+        assert_eq!(pg.psql("awkward", q), pg.psql(DB, q), "{q}");
+    }
+    assert_eq!(manifest_rows(&v, "nocols"), 3);
+}
