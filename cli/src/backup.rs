@@ -38,6 +38,9 @@ pub fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
             "--stdin reads the data to back up from standard input, which is a terminal: pipe the data in (e.g. `pg_dump db | masclet backup --stdin`), or let masclet run it with --stdin-from-command"
         ));
     }
+    if let Some(url) = &a.pg {
+        return pg_backup(cli, a, url, engine::BackupOptions::new(tags, time), bars);
+    }
     let name = a.stdin_name.clone().into_bytes();
     let source = if a.stdin {
         engine::Source::Stream {
@@ -67,6 +70,48 @@ pub fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
     engine::ops::backup::check_request(&source, &opts)?;
     let mut repo = open(cli, "backup", Some(LockMode::Shared))?;
     let s = engine::backup(&mut repo, source, &opts, bars)?;
+    report(cli, &s, None)
+}
+
+/// `backup --pg`: the engine checks, holds the transaction and dumps; this resolves the
+/// settings and renders.
+fn pg_backup(
+    cli: &Cli,
+    a: &BackupArgs,
+    url: &str,
+    opts: engine::BackupOptions,
+    bars: &Bars,
+) -> Result<u8> {
+    let url = Some(url).filter(|u| !u.is_empty());
+    if url.is_some_and(engine::pg::target::url_has_password) {
+        eprintln!(
+            "masclet: warning: the URL given to --pg holds a password, which every user of this machine can read in the process list: put it in DATABASE_URL (in a private file) or in a pgpass file (PGPASSFILE)"
+        );
+    }
+    let target = engine::pg::Target::resolve(url)?;
+    let shape = match a.dump_shape.as_str() {
+        "pg-dump" => engine::pg::DumpShape::PgDump,
+        _ => engine::pg::DumpShape::Keyed,
+    };
+    let pg = engine::pg::PgBackupOptions {
+        target,
+        tools: engine::pg::Tools::find(a.pg_bin.as_deref()),
+        shape,
+        repo_dir: cli.global.repo.clone(),
+        min_free: a.min_free,
+        backup: opts.min_size(a.min_size.unwrap_or(0)),
+    };
+    let mut repo = open(cli, "backup", Some(LockMode::Shared))?;
+    let s = engine::pg::backup_pg(&mut repo, &pg, bars)?;
+    report(cli, &s.backup, Some(&s.manifest))
+}
+
+/// Print what a backup did (and, for a database, what it recorded).
+fn report(
+    cli: &Cli,
+    s: &engine::BackupSummary,
+    manifest: Option<&engine::pg::Manifest>,
+) -> Result<u8> {
     let st = &s.stats;
     let h = &s.healing;
     if h.missing_packs > 0 {
@@ -84,9 +129,12 @@ pub fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
         st.bytes_added as f64 / st.bytes_read as f64
     };
     if cli.global.json {
-        let mut v = serde_json::to_value(&s)?;
+        let mut v = serde_json::to_value(s)?;
         v["stored_ratio"] = json!(stored);
         v["dedup_ratio"] = json!((1.0 - stored).max(0.0));
+        if let Some(m) = manifest {
+            v["database"] = serde_json::to_value(m)?;
+        }
         print_json(&v);
     } else {
         println!("{}", s.snapshot);
@@ -104,6 +152,21 @@ pub fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
             st.new_chunks,
             st.chunks,
         );
+        if let Some(m) = manifest {
+            let rows: Vec<String> = m
+                .tables
+                .iter()
+                .map(|t| format!("{} {}", t.display(), t.rows))
+                .collect();
+            eprintln!(
+                "database {} ({} shape, PostgreSQL {}) as of {}: rows {}",
+                m.database,
+                m.shape.name(),
+                m.server_version,
+                m.taken_at,
+                rows.join(", ")
+            );
+        }
     }
     Ok(0)
 }

@@ -9,6 +9,7 @@ mod index;
 mod input;
 mod media;
 mod ops;
+mod pg_backup;
 mod producer;
 mod restore;
 mod retention;

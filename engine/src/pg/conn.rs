@@ -132,7 +132,10 @@ impl Tools {
     /// `InvalidInput` saying what to install or to pass `--pg-bin`.
     pub fn check(&self, name: &str, server_major: u32) -> Result<()> {
         let path = self.path(name);
+        // Even asking for its version, a client program gets none of our environment.
         let out = std::process::Command::new(&path)
+            .env_clear()
+            .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
             .arg("--version")
             .output()
             .map_err(|e| {

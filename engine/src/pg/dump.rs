@@ -90,7 +90,13 @@ impl DumpJob {
             let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>();
             let list = cols.join(", ");
             writeln!(out, "--\n-- Data for {} (primary-key order)\n--\n", t.name).map_err(io)?;
-            writeln!(out, "COPY {} ({list}) FROM stdin;", t.name).map_err(io)?;
+            // A table without columns has rows but no column list (as pg_dump writes it).
+            let target_cols = if cols.is_empty() {
+                String::new()
+            } else {
+                format!(" ({list})")
+            };
+            writeln!(out, "COPY {}{target_cols} FROM stdin;", t.name).map_err(io)?;
             let order = if t.key.is_empty() {
                 String::new()
             } else {
@@ -158,12 +164,23 @@ fn dumped_tables(c: &mut impl GenericClient, target: &Target) -> Result<Vec<Dump
     let mut out = Vec::new();
     for (schema, table) in super::manifest::tables(c, target)? {
         let name = format!("{}.{}", quote_ident(&schema), quote_ident(&table));
+        // An extension's own tables are filled by CREATE EXTENSION, which pre-data has.
+        let member = c
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_depend WHERE classid = 'pg_class'::regclass \
+                 AND objid = $1::text::regclass AND deptype = 'e')",
+                &[&name],
+            )
+            .map_err(|e| query_error(target, &format!("reading what owns {name}"), &e))?;
+        if member.get::<_, bool>(0) {
+            continue;
+        }
         let rows = c
             .query(
                 "SELECT a.attname::text, coalesce(a.attnum = ANY (i.indkey), false) \
                  FROM pg_attribute a \
                  LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
-                 WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped \
+                 WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
                  AND a.attgenerated = '' ORDER BY a.attnum",
                 &[&name],
             )
@@ -182,7 +199,7 @@ fn primary_key(c: &mut impl GenericClient, target: &Target, name: &str) -> Resul
             "SELECT a.attname::text FROM pg_index i \
              CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) \
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-             WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.n",
+             WHERE i.indrelid = $1::text::regclass AND i.indisprimary ORDER BY k.n",
             &[&name],
         )
         .map_err(|e| query_error(target, &format!("reading the primary key of {name}"), &e))?;
