@@ -16,6 +16,7 @@ use std::path::Path;
 mod gc;
 mod open;
 mod untrust;
+pub mod verifications;
 
 /// Schema version stored in `meta`; a mismatch means "rebuild", never "migrate".
 pub const SCHEMA_VERSION: i64 = 2;
