@@ -11,9 +11,16 @@ pub mod backup;
 pub mod conn;
 mod dump;
 pub mod manifest;
+pub mod recover;
+mod scratch;
 pub mod target;
+pub mod validate;
+pub mod verify;
 
 pub use backup::{DEFAULT_MIN_FREE, PgBackupOptions, PgBackupSummary, backup_pg, prechecks};
 pub use conn::{Tools, connect};
 pub use manifest::{DumpShape, Manifest};
+pub use recover::{MaintainSummary, Promotion, RestoreDbOptions, maintain, promote, restore_to_db};
 pub use target::Target;
+pub use validate::{Check, TableCount};
+pub use verify::{VerifyOptions, VerifyReport, verify};

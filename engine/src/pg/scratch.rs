@@ -1,0 +1,240 @@
+//! The restore a test restore and `restore --to-db` share: a database made for it (and
+//! dropped unless kept, whatever stops the work), and the dump streamed out of the
+//! repository into the real `psql` in one transaction. Every chunk is authenticated on
+//! the way and the file's hash checked at its end; psql is killed before its input closes
+//! when that fails, so a damaged or truncated dump commits nothing.
+
+use super::conn::{Tools, connect, query_error};
+use super::manifest::{Manifest, quote_ident};
+use super::target::Target;
+use crate::disk::snapshot::Snapshot;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ops::restore::dump;
+use crate::progress::{Progress, Unit};
+use crate::repository::repo::Repo;
+use std::io::{Read, Write};
+use std::process::Stdio;
+
+/// A database made for a restore, dropped when this guard drops unless [`Self::keep`] was
+/// called: after a failed check, a psql failure, an error or Ctrl-C alike.
+pub(crate) struct ScratchDb {
+    admin: Target,
+    name: String,
+    armed: bool,
+}
+
+impl ScratchDb {
+    /// `CREATE DATABASE name` through `admin` (a connection to another database of the
+    /// same server). From template0: template1 may carry objects the dump creates again.
+    pub(crate) fn create(admin: &Target, name: &str) -> Result<Self> {
+        let mut c = connect(admin)?;
+        c.batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0",
+            quote_ident(name)
+        ))
+        .map_err(|e| query_error(admin, &format!("creating database {name}"), &e))?;
+        Ok(Self {
+            admin: admin.clone(),
+            name: name.to_string(),
+            armed: true,
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Keep the database (a finished `restore --to-db`).
+    pub(crate) fn keep(mut self) {
+        self.armed = false;
+    }
+
+    /// Drop it now, saying how it went.
+    pub(crate) fn drop_now(mut self) -> Result<()> {
+        self.armed = false;
+        drop_database(&self.admin, &self.name)
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = drop_database(&self.admin, &self.name);
+        }
+    }
+}
+
+/// `DROP DATABASE … WITH (FORCE)`. Connects without [`connect`]'s interrupt check: after
+/// Ctrl-C this is exactly the work that must still happen.
+pub(crate) fn drop_database(admin: &Target, name: &str) -> Result<()> {
+    let mut c = admin
+        .config()
+        .connect(postgres::NoTls)
+        .map_err(|e| query_error(admin, "connecting to drop a database", &e))?;
+    c.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(name)
+    ))
+    .map_err(|e| {
+        query_error(
+            admin,
+            &format!(
+                "dropping database {name}; drop it by hand: DROP DATABASE {} WITH (FORCE)",
+                quote_ident(name)
+            ),
+            &e,
+        )
+    })
+}
+
+/// The same server, connected to a database other than `avoid` (one cannot create, drop
+/// or rename the database one is connected to).
+pub(crate) fn admin_target(target: &Target, avoid: &[&str]) -> Target {
+    if avoid.contains(&target.database().as_str()) {
+        target.with_database("postgres")
+    } else {
+        target.clone()
+    }
+}
+
+/// Restore `snap`'s dump into the existing, empty database `db`: the roles file first when
+/// `with_roles` (errors there are expected, for roles that exist, and only warned about),
+/// then the dump through `psql --single-transaction` with ON_ERROR_STOP.
+///
+/// # Errors
+/// `Corrupt` for damaged data (psql is killed first, so nothing commits), `VerifyFailed`
+/// when psql fails (its standard error's end, without the password), `Interrupted`, `Io`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn restore_into(
+    repo: &Repo,
+    snap: &Snapshot,
+    manifest: &Manifest,
+    globals: &[u8],
+    db: &Target,
+    tools: &Tools,
+    with_roles: bool,
+    progress: &dyn Progress,
+) -> Result<()> {
+    if with_roles {
+        let args = ["-X", "-q", "-w", "-f", "-"];
+        if let Err(e) = run_psql(tools, db, &args, &mut |w| {
+            w.write_all(globals)
+                .map_err(|e| Error::io("writing the roles file to psql", e))
+        }) {
+            progress.warn(&format!(
+                "applying the roles file reported errors (roles that already exist are expected to): {}",
+                e.message()
+            ));
+        }
+    }
+    progress.start("restoring the dump", None, Unit::Bytes);
+    let args = [
+        "-X",
+        "-q",
+        "-w",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "-f",
+        "-",
+    ];
+    let r = run_psql(tools, db, &args, &mut |w| {
+        let mut w = Interruptible { inner: w, progress };
+        dump(repo, snap, manifest.dump.as_bytes(), &mut w).map(|_| ())
+    });
+    progress.finish();
+    crate::check_interrupt()?;
+    r
+}
+
+/// A writer that stops at Ctrl-C and counts progress.
+struct Interruptible<'a> {
+    inner: &'a mut dyn Write,
+    progress: &'a dyn Progress,
+}
+
+impl Write for Interruptible<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if crate::interrupted() {
+            // Not ErrorKind::Interrupted: write_all retries on that one.
+            return Err(std::io::Error::other("interrupted"));
+        }
+        let n = self.inner.write(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Run psql on `db` with `args`, feeding its standard input from `feed`. psql is killed
+/// before its input closes when `feed` fails: a closed input would end the script, and
+/// `--single-transaction` would commit what it had.
+fn run_psql(
+    tools: &Tools,
+    db: &Target,
+    args: &[&str],
+    feed: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let mut cmd = tools.command("psql", db);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::io(
+            format!(
+                "running {} (install PostgreSQL's client programs or name their directory with --pg-bin)",
+                tools.path("psql").display()
+            ),
+            e,
+        )
+    })?;
+    let mut stderr = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
+        s
+    });
+    let mut stdin = child.stdin.take().expect("piped");
+    let fed = feed(&mut stdin);
+    if fed.is_err() {
+        let _ = child.kill();
+    }
+    drop(stdin);
+    let status = child.wait().map_err(|e| Error::io("waiting for psql", e))?;
+    let err = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
+    let tail = tail(&db.redact(&err), 2000);
+    match fed {
+        // psql went away while we wrote: its own message says why.
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::BrokenPipe) => Err(Error::new(
+            ErrorKind::VerifyFailed,
+            format!("psql stopped reading the dump ({status}): {tail}"),
+        )),
+        Err(e) => Err(e),
+        Ok(()) if status.success() => Ok(()),
+        Ok(()) => Err(Error::new(
+            ErrorKind::VerifyFailed,
+            format!("psql failed to restore the dump ({status}): {tail}"),
+        )),
+    }
+}
+
+fn tail(s: &str, max: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().rev().nth(max) {
+        Some((i, _)) => format!("...{}", &s[i..]),
+        None => s.to_string(),
+    }
+}
+
+/// `masclet_verify_<YYYYMMDDHHMMSS>_<pid>`.
+pub(crate) fn scratch_name() -> String {
+    format!(
+        "masclet_verify_{}_{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        std::process::id()
+    )
+}
