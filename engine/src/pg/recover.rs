@@ -129,6 +129,7 @@ pub fn restore_to_db(
         tables: v.tables,
         duration_secs: started.elapsed().as_secs_f64(),
         previous_good: None,
+        damaged: false,
         warnings: Vec::new(),
     };
     record(repo, &mut report);

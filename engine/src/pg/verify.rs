@@ -54,6 +54,10 @@ pub struct VerifyReport {
     /// When it failed: the newest older snapshot of the same database whose last test
     /// restore passed.
     pub previous_good: Option<SnapshotId>,
+    /// The snapshot's stored data is damaged (a chunk failed authentication or the dump's
+    /// hash did not match): `ok` is false and the fault is the repository's, not the
+    /// database's.
+    pub damaged: bool,
     /// A problem met after the checks (the temporary database could not be dropped, the
     /// result could not be recorded); the checks' outcome stands.
     pub warnings: Vec<String>,
@@ -111,8 +115,10 @@ pub fn verify(
     let mut tables = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut restored_into = String::new();
+    let mut damaged = false;
     match read_meta(repo, &snap) {
         Err(e) if matches!(e.kind(), ErrorKind::Corrupt | ErrorKind::NotFound) => {
+            damaged = e.kind() == ErrorKind::Corrupt;
             checks.push(Check {
                 name: "read_snapshot".into(),
                 ok: false,
@@ -149,6 +155,7 @@ pub fn verify(
             match restored {
                 Err(e) if e.kind() == ErrorKind::Interrupted => return Err(e),
                 Err(e) => {
+                    damaged = e.kind() == ErrorKind::Corrupt;
                     checks.push(Check {
                         name: "restore".into(),
                         ok: false,
@@ -190,6 +197,7 @@ pub fn verify(
         tables,
         duration_secs: started.elapsed().as_secs_f64(),
         previous_good: None,
+        damaged,
         warnings,
     };
     record(repo, &mut report);
