@@ -98,9 +98,13 @@ where it has a file...) stops the restore unless --overwrite is given; a directo
 replaced. Work in progress is named .masclet-restore-*; a restore that was killed leaves
 such entries behind, and the next restore into the same target removes them and says so.
 
+A database snapshot restores into a new database with --to-db (refused if it exists, unless
+--force); a restore that fails drops the half-made database. Then `masclet promote`.
+
 Examples:
   masclet restore latest --target /tmp/restore
-  masclet restore 1a2b3c4d --target /srv/restore --overwrite")]
+  masclet restore 1a2b3c4d --target /srv/restore --overwrite
+  masclet restore latest --to-db masclet_imperi_restored")]
     Restore(RestoreArgs),
     /// Write one file of a snapshot to standard output.
     #[command(
@@ -162,6 +166,37 @@ Examples:
         #[arg(long)]
         all: bool,
     },
+    /// Test-restore a database snapshot into a temporary database, check it against what
+    /// the backup recorded, and drop the database again.
+    #[command(after_help = "\
+The dump is streamed out of the repository (every chunk authenticated) into psql in one
+transaction, into a database masclet_verify_<time>_<pid> on the snapshot's server (--pg,
+DATABASE_URL or the PG* variables) or on --verify-url. Then: the original row counts,
+every table's rows and max(updated_at) against the manifest, foreign keys without orphans,
+indexes valid (and amcheck's bt_index_check where the extension exists), roles present and
+grants restored. The temporary database is always dropped, also after a failure or Ctrl-C.
+The result is recorded in the repository's index. Exits 8 when a check fails, naming the
+newest older snapshot of the same database whose test restore passed.
+
+Examples:
+  masclet verify
+  masclet verify 1a2b3c4d --json
+  VERIFY_DATABASE_URL=postgresql://postgres@scratch-db/postgres masclet verify --with-roles")]
+    Verify(VerifyArgs),
+    /// Swap a restored database in under the production name; the old one stays for
+    /// rollback.
+    #[command(after_help = "\
+Ends every other session on both databases, renames DB to DB_pre_restore_<YYYYMMDDHHMMSS>,
+then NAME to DB (undoing the first rename if the second fails). Prints both names and the
+SQL that rolls the swap back. Stop the application first: it is disconnected.
+
+Examples:
+  masclet restore latest --to-db masclet_imperi_restored
+  masclet promote masclet_imperi_restored --to masclet_imperi")]
+    Promote(PromoteArgs),
+    /// Database housekeeping.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  masclet completions bash > /etc/bash_completion.d/masclet")]
     Completions {
@@ -171,6 +206,72 @@ Examples:
     /// Print the man page (roff).
     #[command(after_help = "Example:\n  masclet man | gzip > /usr/share/man/man1/masclet.1.gz")]
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// VACUUM ANALYZE, then REINDEX DATABASE (after a promote, or now and then).
+    #[command(after_help = "\
+--full runs VACUUM FULL ANALYZE: it rewrites every table and holds an exclusive lock on each
+while it does, so the application waits. Without it nothing is blocked.
+
+Examples:
+  masclet db maintain
+  DATABASE_URL=postgresql://postgres@db/masclet_imperi masclet db maintain --full")]
+    Maintain(MaintainArgs),
+}
+
+/// Where the database server is, and its client programs.
+#[derive(Debug, Args)]
+pub struct PgConnArgs {
+    /// The database: a PostgreSQL URL or key=value string (else DATABASE_URL, else the PG*
+    /// variables). Keep passwords out of it: use PGPASSWORD or a pgpass file.
+    #[arg(long = "pg", value_name = "URL")]
+    pub pg: Option<String>,
+    /// Directory of psql (else PATH, else the newest /usr/lib/postgresql/*/bin).
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Snapshot id, unique id prefix, or `latest`.
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    #[command(flatten)]
+    pub conn: PgConnArgs,
+    /// Restore on this server instead of the snapshot's database's server.
+    #[arg(
+        long,
+        env = "VERIFY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub verify_url: Option<String>,
+    /// Apply the snapshot's roles file to the server first (roles are cluster-wide: by
+    /// default they are only checked).
+    #[arg(long)]
+    pub with_roles: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The restored database to put in place.
+    pub name: String,
+    /// The production database's name.
+    #[arg(long, value_name = "DB")]
+    pub to: String,
+    #[command(flatten)]
+    pub conn: PgConnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// VACUUM FULL: reclaims space, but locks every table exclusively while it runs.
+    #[arg(long)]
+    pub full: bool,
+    #[command(flatten)]
+    pub conn: PgConnArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -326,8 +427,21 @@ pub struct RestoreArgs {
     /// time, not necessarily the last one written).
     pub snapshot: String,
     /// Directory to restore into (created if missing).
-    #[arg(long, short = 't', value_name = "DIR")]
-    pub target: PathBuf,
+    #[arg(
+        long,
+        short = 't',
+        value_name = "DIR",
+        required_unless_present = "to_db",
+        conflicts_with = "to_db"
+    )]
+    pub target: Option<PathBuf>,
+    /// Restore a database snapshot into a new database of this name on the server of
+    /// DATABASE_URL or the PG* variables, and check it like `verify` (it stays).
+    #[arg(long, value_name = "NAME")]
+    pub to_db: Option<String>,
+    /// With --to-db: drop and recreate the database if it exists.
+    #[arg(long, requires = "to_db")]
+    pub force: bool,
     /// Replace files and symlinks that stand where the snapshot has another kind of entry
     /// (never a directory).
     #[arg(long)]

@@ -1,6 +1,6 @@
 //! One function per subcommand: arguments → engine call → rendering.
 
-use crate::args::{Cli, Command, InitArgs, RepairCommand, RestoreArgs};
+use crate::args::{Cli, Command, DbCommand, InitArgs, RepairCommand, RestoreArgs};
 use crate::exit;
 use crate::maintenance;
 use crate::output::{bytes, escape, local_time, print_json, rfc3339};
@@ -16,6 +16,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+// The database commands; declared here so the binary's root stays as it is.
+#[path = "pg.rs"]
+mod pg;
+
 /// Run the parsed command; returns the exit code for success-with-findings cases.
 pub fn run(cli: &Cli) -> Result<u8> {
     let g = &cli.global;
@@ -24,7 +28,11 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Init(a) => init(cli, a),
         Command::Backup(a) => crate::backup::backup(cli, a, &bars),
         Command::Snapshots => snapshots(cli),
+        Command::Restore(a) if a.to_db.is_some() => pg::restore_db(cli, a, &bars),
         Command::Restore(a) => restore(cli, a, &bars),
+        Command::Verify(a) => pg::verify(cli, a, &bars),
+        Command::Promote(a) => pg::promote(cli, a),
+        Command::Db(DbCommand::Maintain(a)) => pg::maintain(cli, a),
         Command::Dump { snapshot, path } => dump(cli, snapshot, path),
         Command::Ls { snapshot, long } => ls(cli, snapshot, *long),
         Command::Check { read_data } => check(cli, *read_data, &bars),
@@ -188,17 +196,21 @@ fn snapshots(cli: &Cli) -> Result<u8> {
 fn restore(cli: &Cli, a: &RestoreArgs, bars: &Bars) -> Result<u8> {
     let repo = open_read_only(cli, "restore")?;
     let (id, snap) = repo.resolve(&a.snapshot)?;
+    let target = a
+        .target
+        .as_deref()
+        .ok_or_else(|| anyhow!("give --target DIR (or --to-db NAME for a database)"))?;
     let s = engine::restore(
         &repo,
         &snap,
-        &a.target,
+        target,
         &engine::RestoreOptions::new(a.overwrite),
         bars,
     )?;
     if cli.global.json {
         let mut v = serde_json::to_value(s)?;
         v["snapshot"] = json!(id);
-        v["target"] = json!(a.target);
+        v["target"] = json!(target);
         print_json(&v);
     } else {
         let leftovers = match s.leftovers_removed {
@@ -208,7 +220,7 @@ fn restore(cli: &Cli, a: &RestoreArgs, bars: &Bars) -> Result<u8> {
         eprintln!(
             "restored snapshot {} into {}: {} files, {} dirs, {} symlinks, {}{leftovers}",
             id.short(),
-            a.target.display(),
+            target.display(),
             s.files,
             s.dirs,
             s.symlinks,
