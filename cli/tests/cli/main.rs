@@ -10,6 +10,7 @@ mod input;
 mod media;
 mod ops;
 mod pg_backup;
+mod pg_verify;
 mod producer;
 mod restore;
 mod retention;
