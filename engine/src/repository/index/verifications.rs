@@ -86,3 +86,27 @@ impl Index {
         Ok(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::id::RepoId;
+
+    #[test]
+    fn the_last_recorded_verification_of_a_snapshot_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::create(&dir.path().join("index.db"), RepoId([7; 32])).unwrap();
+        let (a, b) = (SnapshotId([1; 32]), SnapshotId([2; 32]));
+        assert_eq!(index.last_verification(&a).unwrap(), None);
+        index
+            .record_verification(&a, "2026-12-01T03:00:00Z", true, "{}")
+            .unwrap();
+        index
+            .record_verification(&a, "2026-12-02T03:00:00Z", false, "{\"ok\":false}")
+            .unwrap();
+        let last = index.last_verification(&a).unwrap().unwrap();
+        assert!(!last.ok);
+        assert_eq!(last.time, "2026-12-02T03:00:00Z");
+        assert_eq!(index.last_verification(&b).unwrap(), None);
+    }
+}
