@@ -171,7 +171,7 @@ fn foreign_keys(client: &mut Client, out: &mut Vec<Check>) {
         let (con, child, parent, validated): (String, String, String, bool) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
         let (ck, pk): (Vec<String>, Vec<String>) = (r.get(4), r.get(5));
-        let name = format!("foreign_key:{child}.{}", quote_ident(&con));
+        let name = format!("foreign_key:{child}.{con}");
         // MATCH SIMPLE: a key with any NULL column is not checked by the server either.
         let not_null: Vec<String> = ck.iter().map(|c| format!("c.{c} IS NOT NULL")).collect();
         let join: Vec<String> = ck
