@@ -249,7 +249,8 @@ pub struct VerifyArgs {
     )]
     pub verify_url: Option<String>,
     /// Apply the snapshot's roles file to the server first (roles are cluster-wide: by
-    /// default they are only checked).
+    /// default they are only checked). Roles that exist get the snapshot's attributes and
+    /// passwords, except the role masclet logs in as: meant for a scratch server.
     #[arg(long)]
     pub with_roles: bool,
 }

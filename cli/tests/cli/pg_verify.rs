@@ -558,3 +558,42 @@ fn pg_cli_backup_then_verify_latest_passes() {
     assert!(out.contains("PASSED"), "{out}");
     assert_eq!(scratch_dbs(&pg), "");
 }
+
+/// On another server (`VERIFY_DATABASE_URL`) the app's roles are missing: the restore
+/// fails and says so; with --with-roles the roles file is applied first and it passes, and
+/// that server's own superuser keeps its password.
+#[test]
+fn pg_verify_on_another_server_needs_with_roles_and_keeps_its_superuser_password() {
+    let Some((env, pg)) = setup(40) else { return };
+    let Some(other) = PgCluster::start() else {
+        return;
+    };
+    backup_db(&env, &pg, DB, "2026-12-01T03:00:00Z");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["verify", "--json"];
+        args.extend_from_slice(extra);
+        let mut c = env.cmd(&args);
+        c.env("DATABASE_URL", pg.url("postgres"))
+            .env("VERIFY_DATABASE_URL", other.url("postgres"))
+            .env("PATH", format!("{}:/usr/bin:/bin", pg.bin_dir().display()));
+        let o = c.output().unwrap();
+        no_secret(&pg, &o);
+        no_secret(&other, &o);
+        o
+    };
+    let o = run(&[]);
+    let (out, err) = texts(&o);
+    assert_eq!(o.status.code(), Some(8), "{out}\n{err}");
+    assert!(
+        out.contains("masclet_app"),
+        "the missing role is not named: {out}"
+    );
+    assert_eq!(scratch_dbs(&other), "");
+    let o = run(&["--with-roles"]);
+    let (out, err) = texts(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert_eq!(scratch_dbs(&other), "");
+    assert_eq!(scratch_dbs(&pg), "");
+    // psql panics if the other server's superuser password changed.
+    other.psql("postgres", "SELECT 1");
+}

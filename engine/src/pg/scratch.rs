@@ -116,15 +116,13 @@ pub(crate) fn restore_into(
     progress: &dyn Progress,
 ) -> Result<()> {
     if with_roles {
+        let globals = without_own_role(globals, &db.user());
         let args = ["-X", "-q", "-w", "-f", "-"];
         if let Err(e) = run_psql(tools, db, &args, &mut |w| {
-            w.write_all(globals)
+            w.write_all(&globals)
                 .map_err(|e| Error::io("writing the roles file to psql", e))
         }) {
-            progress.warn(&format!(
-                "applying the roles file reported errors (roles that already exist are expected to): {}",
-                e.message()
-            ));
+            progress.warn(&format!("applying the roles file failed: {}", e.message()));
         }
     }
     progress.start("restoring the dump", None, Unit::Bytes);
@@ -145,6 +143,32 @@ pub(crate) fn restore_into(
     progress.finish();
     crate::check_interrupt()?;
     r
+}
+
+/// The roles file without the lines that create or alter `user`, the role we are logged
+/// in as: its `ALTER ROLE … PASSWORD` would set the snapshot's password (another server's,
+/// on a scratch server), and the next connection of this very restore would be refused.
+fn without_own_role(globals: &[u8], user: &str) -> Vec<u8> {
+    let simple = user
+        .bytes()
+        .enumerate()
+        .all(|(i, b)| b.is_ascii_lowercase() || b == b'_' || (i > 0 && b.is_ascii_digit()));
+    let id = if simple && !user.is_empty() {
+        user.to_string()
+    } else {
+        quote_ident(user)
+    };
+    let (create, alter) = (format!("CREATE ROLE {id};"), format!("ALTER ROLE {id} "));
+    let mut out = Vec::with_capacity(globals.len());
+    for line in globals.split_inclusive(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        let t = text.trim_end();
+        if t == create || t.starts_with(&alter) {
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    out
 }
 
 /// A writer that stops at Ctrl-C and counts progress.
@@ -237,4 +261,22 @@ pub(crate) fn scratch_name() -> String {
         chrono::Utc::now().format("%Y%m%d%H%M%S"),
         std::process::id()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_roles_file_is_applied_without_the_logged_in_role() {
+        let g = b"CREATE ROLE postgres;\nALTER ROLE postgres WITH SUPERUSER PASSWORD 'x';\n\
+                  CREATE ROLE masclet_app;\nALTER ROLE masclet_app WITH LOGIN;\n\
+                  CREATE ROLE \"Odd\";\nALTER ROLE \"Odd\" WITH LOGIN;\n";
+        let out = String::from_utf8(without_own_role(g, "postgres")).unwrap();
+        assert!(!out.contains("ROLE postgres"), "{out}");
+        assert!(out.contains("CREATE ROLE masclet_app;\nALTER ROLE masclet_app WITH LOGIN;"));
+        let out = String::from_utf8(without_own_role(g, "Odd")).unwrap();
+        assert!(!out.contains("\"Odd\""), "{out}");
+        assert!(out.contains("ALTER ROLE postgres"));
+    }
 }
