@@ -13,3 +13,4 @@ mod nonces;
 mod pg_fixture;
 mod retention;
 mod roundtrip;
+mod streams;
