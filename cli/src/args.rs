@@ -328,6 +328,11 @@ pub struct BackupArgs {
     #[arg(long, env = "MIN_FREE_SPACE", value_parser = parse_size, value_name = "BYTES",
           default_value = "1G", requires = "pg")]
     pub min_free: u64,
+    /// After the backup, prove it: a test restore into a temporary database on the same
+    /// server (or VERIFY_DATABASE_URL), checked against the recorded figures, then dropped
+    /// (see `masclet verify`). Exit 8 when a check fails; the snapshot stays.
+    #[arg(long, requires = "pg")]
+    pub verify: bool,
     /// Read the data to back up from standard input. The snapshot is tagged
     /// `unchecked-producer`: masclet cannot see whether the producer succeeded.
     #[arg(long)]
@@ -443,6 +448,14 @@ pub struct RestoreArgs {
     /// With --to-db: drop and recreate the database if it exists.
     #[arg(long, requires = "to_db")]
     pub force: bool,
+    /// With --to-db: directory of psql (else PATH, else the newest
+    /// /usr/lib/postgresql/*/bin).
+    #[arg(long, value_name = "DIR", requires = "to_db")]
+    pub pg_bin: Option<PathBuf>,
+    /// With --to-db: apply the snapshot's roles file first (on a new server, where the
+    /// roles do not exist yet).
+    #[arg(long, requires = "to_db")]
+    pub with_roles: bool,
     /// Replace files and symlinks that stand where the snapshot has another kind of entry
     /// (never a directory).
     #[arg(long)]

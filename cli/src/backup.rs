@@ -103,7 +103,33 @@ fn pg_backup(
     };
     let mut repo = open(cli, "backup", Some(LockMode::Shared))?;
     let s = engine::pg::backup_pg(&mut repo, &pg, bars)?;
-    report(cli, &s.backup, Some(&s.manifest))
+    if !a.verify {
+        return report(cli, &s.backup, Some(&s.manifest));
+    }
+    // The summary goes to stderr here: stdout carries the verification's report.
+    if !cli.global.json {
+        report(cli, &s.backup, Some(&s.manifest))?;
+    }
+    let verify_target = std::env::var("VERIFY_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|u| engine::pg::Target::resolve(Some(&u)))
+        .transpose()?;
+    let opts = engine::pg::VerifyOptions {
+        target: pg.target,
+        verify_target,
+        tools: pg.tools,
+        with_roles: false,
+    };
+    let r = engine::pg::verify(&repo, s.backup.snapshot, &opts, bars)?;
+    let code = crate::pg::render(cli, &r, "verify");
+    if !r.ok {
+        eprintln!(
+            "masclet: snapshot {} was saved, but its test restore failed: do not count on it (see docs/recovery.md)",
+            s.backup.snapshot.short()
+        );
+    }
+    Ok(code)
 }
 
 /// Print what a backup did (and, for a database, what it recorded).

@@ -16,9 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-// The database commands; declared here so the binary's root stays as it is.
-#[path = "pg.rs"]
-mod pg;
+use crate::pg;
 
 /// Run the parsed command; returns the exit code for success-with-findings cases.
 pub fn run(cli: &Cli) -> Result<u8> {

@@ -7,6 +7,7 @@ mod commands;
 mod maintenance;
 mod output;
 mod password;
+mod pg;
 mod progress;
 
 use clap::Parser;

@@ -2,8 +2,8 @@
 //! become engine options here and reports become text or JSON; the work is in
 //! `masclet_engine::pg`.
 
-use super::open;
 use crate::args::{Cli, MaintainArgs, PgConnArgs, PromoteArgs, RestoreArgs, VerifyArgs};
+use crate::commands::open;
 use crate::exit;
 use crate::output::print_json;
 use crate::progress::Bars;
@@ -52,10 +52,10 @@ pub fn restore_db(cli: &Cli, a: &RestoreArgs, bars: &Bars) -> Result<u8> {
     let (id, _) = repo.resolve(&a.snapshot)?;
     let opts = pg::RestoreDbOptions {
         target: Target::resolve(None)?,
-        tools: Tools::find(None),
+        tools: Tools::find(a.pg_bin.as_deref()),
         name: a.to_db.clone().unwrap_or_default(),
         force: a.force,
-        with_roles: false,
+        with_roles: a.with_roles,
     };
     let report = pg::restore_to_db(&repo, id, &opts, bars)?;
     let code = render(cli, &report, "restore");
@@ -69,7 +69,7 @@ pub fn restore_db(cli: &Cli, a: &RestoreArgs, bars: &Bars) -> Result<u8> {
 }
 
 /// Print the report (text, or exactly the documented JSON) and choose the exit code.
-fn render(cli: &Cli, r: &VerifyReport, what: &str) -> u8 {
+pub fn render(cli: &Cli, r: &VerifyReport, what: &str) -> u8 {
     for w in &r.warnings {
         eprintln!("masclet: warning: {w}");
     }

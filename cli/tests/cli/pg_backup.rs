@@ -415,3 +415,27 @@ fn the_keyed_shape_restores_awkward_tables_as_pg_dump_does() {
     }
     assert_eq!(manifest_rows(&v, "nocols"), 3);
 }
+
+#[test]
+fn backup_pg_with_verify_proves_the_new_snapshot_by_a_test_restore() {
+    let Some(pg) = cluster(1000) else { return };
+    let env = Env::new();
+    let o = pg_run(&env, &pg, &["--json", "backup", "--pg", "--verify"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        v["tables"]["animals"]["restored"],
+        count(&pg, DB, "animals")
+    );
+    assert_eq!(v["snapshot"], env.snapshots()[0]["id"]);
+    // The temporary database is gone.
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'masclet_verify%'"
+        ),
+        "0"
+    );
+}
