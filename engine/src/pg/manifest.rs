@@ -55,8 +55,18 @@ pub struct TableFigures {
     pub rows: i64,
     /// `max(updated_at)::text` in UTC, when the table has an `updated_at` column (`None`
     /// inside when the table is empty).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub max_updated_at: Option<Option<String>>,
+}
+
+/// A key that is present, even as `null`, is `Some`: an empty table with an `updated_at`
+/// column (`null`) differs from a table without one (key absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 impl TableFigures {
