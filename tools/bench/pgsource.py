@@ -44,7 +44,7 @@ MASCLET = ROOT / "target" / "release" / "masclet"
 DB = "masclet_imperi"
 BEGIN, END = "<!-- pgsource:begin -->", "<!-- pgsource:end -->"
 HEADING = "## backup --pg: dump shapes, beside pg_dump and restic"
-BEFORE = "## Delta chains, base candidates and chunk boundaries (format 3)"
+BEFORE = "## End to end: a 1 GB nightly dump"
 
 
 def pipeline(cmds, env, out=subprocess.DEVNULL):
@@ -189,6 +189,17 @@ def restore_all(pg, env, repos, work):
         out[name] = dict(wall=w, rss=rss[0])
         print(f"restore {name}: {w:.2f} s ({rss[0] // 1024} MiB)", file=sys.stderr)
         pg.psql(["-d", "postgres", "-c", f"DROP DATABASE {fresh}"])
+    # The whole test restore: read and authenticate, restore into a temporary database,
+    # the checks (counts, keys, indexes with amcheck, roles, grants), the drop.
+    for name in ("keyed", "pg-dump"):
+        menv = dict(env, MASCLET_REPO=str(repos[name]))
+        sh(["sync"])
+        w, rss, rep = pipeline([[str(MASCLET), "verify", "latest", "--json"]], menv, out=subprocess.PIPE)
+        rep = json.loads(rep)
+        if not rep["ok"]:
+            sys.exit(f"verify {name} failed: {rep}")
+        out["verify " + name] = dict(wall=w, rss=rss[0])
+        print(f"verify {name}: {w:.2f} s ({rss[0] // 1024} MiB)", file=sys.stderr)
     out["dump_mb"] = plain.stat().st_size / 1e6
     plain.unlink()
     return out
@@ -231,6 +242,12 @@ def report(a, rows, restores, total_s):
                  f"{max(r['restic']['rss'] for r in rows) // 1024} MiB (restic {max(r['restic']['rss_tool'] for r in rows) // 1024}) | — | — |")
     lines.append(f"| pg_dump alone (/dev/null) | {med(r['pg_dump']['wall'] for r in nightly):.2f} s | 1 | — | — | — | — | "
                  f"{max(r['pg_dump']['rss'] for r in rows) // 1024} MiB | psql -f: {restores['psql -f']['wall']:.2f} s | 1 |")
+    lines += ["", "| test restore (`masclet verify latest`) | wall | / psql -f of a plain dump | peak RSS |",
+              "|---|---|---|---|"]
+    for name in ("keyed", "pg-dump"):
+        v = restores["verify " + name]
+        lines.append(f"| {name} shape | {v['wall']:.2f} s | {v['wall'] / restores['psql -f']['wall']:.2f} | "
+                     f"{v['rss'] // 1024} MiB |")
     lim = [r["limit"] for r in nightly]
     lines += ["", f"Limit (zstd -3 of the rows changed or added per night): median {med(lim) / 1e6:.3f} MB, "
               f"mean {mean(lim) / 1e6:.3f} MB. Growth is the repository directory's size after the night minus "

@@ -70,8 +70,11 @@ impl DumpJob {
 
     /// Write the keyed dump into `out`. Dropping `out` at the end (or on an error) is what
     /// ends the stream for the backup.
-    fn write_keyed(self, mut out: std::io::PipeWriter) -> Result<()> {
+    fn write_keyed(self, pipe: std::io::PipeWriter) -> Result<()> {
         let io = |e| Error::io("writing the dump into the backup", e);
+        // COPY hands over one row per read: unbuffered, that was a system call per row
+        // (6.9 M writes for a 587 MB dump, 2.5 times pg_dump's own time).
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, pipe);
         self.section("pre-data", &mut out)?;
         let mut client = connect(&self.target)?;
         let mut tx = client
@@ -127,7 +130,7 @@ impl DumpJob {
     }
 
     /// Copy one of pg_dump's sections into `out`.
-    fn section(&self, name: &str, out: &mut std::io::PipeWriter) -> Result<()> {
+    fn section(&self, name: &str, out: &mut impl Write) -> Result<()> {
         let (producer, mut stdout) = Producer::spawn(self.pg_dump(&["--section", name]))?;
         std::io::copy(&mut stdout, out).map_err(|e| {
             Error::io(
