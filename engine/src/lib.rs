@@ -26,6 +26,8 @@
 //!   repair.
 //! - [`pg`]: PostgreSQL as a source: consistent dumps into a backup, the figures a test
 //!   restore checks, test restores and the recovery steps.
+//! - [`archive`]: the original system's classic `.tar.gz` files: reproducible export from
+//!   snapshots, verification, and import of the old system's archives.
 //!
 //! ## Where a backup's bytes go
 //!
@@ -55,6 +57,7 @@
 //! assert_eq!(summary.stats.bytes_read, data.len() as u64);
 //! ```
 
+pub mod archive;
 pub mod chunking;
 pub mod disk;
 pub mod error;
