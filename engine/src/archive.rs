@@ -9,6 +9,13 @@
 
 pub mod manifest;
 pub mod name;
+// Checking and importing archives made elsewhere (the old system's, or exported ones).
+mod dump;
+pub mod reader;
+pub mod safety;
+pub mod verify;
 
 pub use manifest::{ARCHIVE_MANIFEST, ArchiveManifest, Member, MemberKind};
 pub use name::{ArchiveName, Tier};
+// Checking and importing.
+pub use self::verify::{ArchiveReport, VerifyArchiveOptions, verify_archive};
