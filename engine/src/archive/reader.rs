@@ -162,13 +162,13 @@ pub fn scan(path: &Path, limits: &Limits, progress: &dyn Progress) -> crate::Res
         crate::check_interrupt()?;
         out.tar_error = Some(e);
     } else {
-        // Past the last member: the end-of-archive blocks, the padding, gzip's trailer.
+        // Past the last member: the end-of-archive blocks (the tar reader stops at the
+        // first and may have read the second), padding, gzip's trailer: zeros only.
         let mut tail = [0u8; 64 << 10];
-        let mut zeros = 0u64;
         loop {
             match rest.read(&mut tail) {
                 Ok(0) => break,
-                Ok(n) if tail[..n].iter().all(|b| *b == 0) => zeros += n as u64,
+                Ok(n) if tail[..n].iter().all(|b| *b == 0) => {}
                 Ok(_) => {
                     out.tar_error = Some("data after the end of the tar archive".into());
                     break;
@@ -179,7 +179,12 @@ pub fn scan(path: &Path, limits: &Limits, progress: &dyn Progress) -> crate::Res
                 }
             }
         }
-        if out.tar_error.is_none() && zeros < 1024 {
+        let last_end = out
+            .members
+            .last()
+            .map_or(0, |m| m.offset + m.size.div_ceil(512) * 512);
+        let after = state.borrow().count.saturating_sub(last_end);
+        if out.tar_error.is_none() && after < 1024 {
             out.tar_error =
                 Some("the tar end-of-archive blocks are missing: the archive was cut short".into());
         }
