@@ -387,3 +387,6 @@ impl<R: Read> Read for Watched<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
