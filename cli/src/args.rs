@@ -168,9 +168,9 @@ in its name masclet_<tier>_<YYYYMMDD_HHMM>_<sha8>.tar.gz; a renamed file fails i
 and tar read to their ends, members (relative names inside the archive; only files,
 directories and symlinks pointing inside), manifest (MANIFEST.json's member list and
 SHA-256s, when the archive has one; old-system archives have none, which passes with a
-note). --restore-test then restores the dump into a temporary database (plain SQL
-streamed into psql; a custom-format dump goes through pg_restore and an unlinked temporary
-file), runs `masclet verify`'s checks when the archive carries a database manifest, else
+note). --restore-test then, unless the archive is damaged or holds refused members,
+restores the dump into a temporary database (plain SQL streamed into psql; a custom-format
+dump goes through pg_restore and an unlinked temporary file), runs `masclet verify`'s checks when the archive carries a database manifest, else
 the original system's row checks, and drops the database whatever happens.
 
 Exits 0 when every check passed, 8 when a check failed, 5 when the archive's bytes are

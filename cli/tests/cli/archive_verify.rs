@@ -470,6 +470,12 @@ fn restore_test_of_old_dumps_passes_and_a_failing_dump_fails_and_the_database_go
         "",
         "the temporary database was left behind"
     );
+    // A renamed archive fails its checksum, and is still test-restored.
+    let renamed = env.path("old/backup-copy.tar.gz");
+    std::fs::copy(&plain, &renamed).unwrap();
+    let (code, v, err) = restore_test(&env, &pg, &renamed);
+    assert_eq!(code, Some(8), "{v}\n{err}");
+    assert_eq!(failed(&v), ["checksum"], "{v}");
     // pg_dump's custom format goes through pg_restore.
     let custom_src = env.path("custom");
     std::fs::create_dir_all(&custom_src).unwrap();

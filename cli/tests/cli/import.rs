@@ -274,19 +274,26 @@ fn kill_9_mid_import_leaves_a_consistent_repository_without_the_snapshot() {
         "daily",
         "20250311_0745",
     );
-    let started = std::time::Instant::now();
+    let packs_before = tree_state(&env.repo.join("packs")).len();
     let mut child = env.cmd(&["import", f.to_str().unwrap()]).spawn().unwrap();
-    // Past the checksum and the first read, into the writing.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Killed once the first pack of the import is durable: past both reads, mid-write.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while tree_state(&env.repo.join("packs")).len() == packs_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pack was ever written"
+        );
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let _ = child.kill();
     let status = child.wait().unwrap();
-    if status.success() {
-        eprintln!(
-            "import finished in {:?} before the kill; nothing to check",
-            started.elapsed()
-        );
-        return;
-    }
+    assert!(
+        !status.success(),
+        "the import finished before the kill: make the archive larger"
+    );
     assert!(env.snapshots().is_empty());
     env.ok(&["check"]);
     env.ok(&["import", f.to_str().unwrap()]);
