@@ -82,12 +82,20 @@ fn render(cli: &Cli, r: &ArchiveReport) -> u8 {
     }
 }
 
+/// Where one archive's import got to.
+enum Step {
+    /// Imported, or found already imported.
+    Done(ImportOutcome),
+    /// Planned (`--dry-run`).
+    Planned(archive::ImportPlan),
+}
+
 pub fn import(cli: &Cli, a: &ImportArgs, bars: &Bars) -> Result<u8> {
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     for p in &a.paths {
         if p.is_dir() {
-            let found = archive::import::find_archives(p)?;
+            let found = archive::folders::find_archives(p)?;
             files.extend(found.archives);
             skipped.extend(found.skipped);
         } else {
@@ -112,15 +120,19 @@ pub fn import(cli: &Cli, a: &ImportArgs, bars: &Bars) -> Result<u8> {
     let mut code = 0;
     for f in &files {
         let shown = escape(&f.to_string_lossy()).into_owned();
-        let planned = archive::plan_import(f, &opts, bars);
-        let outcome = planned.and_then(|plan| {
-            if a.dry_run {
-                let already = archive::import::already_imported(&repo, &plan.sha256)?;
-                Ok(Err((plan, already)))
-            } else {
-                archive::import(&mut repo, plan, &opts, bars).map(Ok)
+        // The checksum first, then whether a snapshot has it: an archive already imported
+        // is not read again.
+        let outcome = (|| -> masclet_engine::Result<Step> {
+            let c = archive::import::checksum(f, bars)?;
+            if let Some(id) = archive::import::already_imported(&repo, &c.sha256_hex())? {
+                return Ok(Step::Done(ImportOutcome::Already(id)));
             }
-        });
+            let plan = archive::import::plan(c, &opts, bars)?;
+            if a.dry_run {
+                return Ok(Step::Planned(plan));
+            }
+            archive::import(&mut repo, plan, &opts, bars).map(Step::Done)
+        })();
         let v = match outcome {
             Err(e) if e.kind() == ErrorKind::Interrupted => return Err(e.into()),
             Err(e) => {
@@ -130,13 +142,13 @@ pub fn import(cli: &Cli, a: &ImportArgs, bars: &Bars) -> Result<u8> {
                 }
                 json!({"file": f, "status": "failed", "error": e.message()})
             }
-            Ok(Ok(ImportOutcome::Already(id))) => {
+            Ok(Step::Done(ImportOutcome::Already(id))) => {
                 if !cli.global.json {
                     println!("{shown}: already imported as {}", id.short());
                 }
                 json!({"file": f, "status": "already_imported", "snapshot": id})
             }
-            Ok(Ok(ImportOutcome::Imported(s))) => {
+            Ok(Step::Done(ImportOutcome::Imported(s))) => {
                 if !cli.global.json {
                     println!(
                         "{shown}: imported as snapshot {}: {} files, {} dirs, {} symlinks; read {}, stored {} in {:.1} s",
@@ -154,34 +166,26 @@ pub fn import(cli: &Cli, a: &ImportArgs, bars: &Bars) -> Result<u8> {
                 v["status"] = json!("imported");
                 v
             }
-            Ok(Err((plan, already))) => {
+            Ok(Step::Planned(plan)) => {
                 if !cli.global.json {
-                    match already {
-                        Some(id) => println!("{shown}: already imported as {}", id.short()),
-                        None => println!(
-                            "{shown}: would import as a {} snapshot of {} at {} tagged {}: {} entries ({} made-up directories), {}{}",
-                            plan.source,
-                            escape(&plan.paths.join(" ")),
-                            local_time(&plan.time),
-                            plan.tags.join(","),
-                            plan.entries,
-                            plan.made_up_dirs,
-                            bytes(plan.content_bytes),
-                            if plan.in_tree_order {
-                                String::new()
-                            } else {
-                                format!("; out of tree order, {} spooled", bytes(plan.spool_bytes))
-                            }
-                        ),
-                    }
+                    println!(
+                        "{shown}: would import as a {} snapshot of {} at {} tagged {}: {} entries ({} made-up directories), {}{}",
+                        plan.source,
+                        escape(&plan.paths.join(" ")),
+                        local_time(&plan.time),
+                        plan.tags.join(","),
+                        plan.entries,
+                        plan.made_up_dirs,
+                        bytes(plan.content_bytes),
+                        if plan.in_tree_order {
+                            String::new()
+                        } else {
+                            format!("; out of tree order, {} spooled", bytes(plan.spool_bytes))
+                        }
+                    );
                 }
                 let mut v = serde_json::to_value(&plan)?;
-                v["status"] = json!(if already.is_some() {
-                    "already_imported"
-                } else {
-                    "would_import"
-                });
-                v["snapshot"] = json!(already);
+                v["status"] = json!("would_import");
                 v
             }
         };

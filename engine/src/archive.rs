@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod name;
 // Checking and importing archives made elsewhere (the old system's, or exported ones).
 mod dump;
+pub mod folders;
 pub mod import;
 pub mod reader;
 pub mod safety;

@@ -89,22 +89,39 @@ pub enum ImportOutcome {
     Already(SnapshotId),
 }
 
-/// Plan the import of the archive at `path`; reads it twice (the checksum, then the
-/// whole archive), writes nothing.
+/// An archive whose name parsed and whose SHA-256 matches the name's checksum; nothing
+/// inside it was read yet.
+#[derive(Debug, Clone)]
+pub struct Checksummed {
+    /// The archive.
+    pub path: PathBuf,
+    /// Its parsed name.
+    pub name: ArchiveName,
+    /// The SHA-256 of the whole file.
+    pub sha256: [u8; 32],
+}
+
+impl Checksummed {
+    /// The SHA-256 in hex (the idempotence key, see [`already_imported`]).
+    pub fn sha256_hex(&self) -> String {
+        hex(&self.sha256)
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Parse the name of the archive at `path` and check the file's SHA-256 against it: the
+/// first step of an import, before anything inside is read.
 ///
 /// # Errors
-/// `InvalidInput` for a name that is not a classic archive's or a refused member (every
-/// problem is listed), `VerifyFailed` when the file's SHA-256 does not match its name,
-/// `Corrupt` for damaged gzip or tar or a manifest the members contradict, `Io`.
-pub fn plan_import(
-    path: &Path,
-    opts: &ImportOptions,
-    progress: &dyn Progress,
-) -> Result<ImportPlan> {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+/// `InvalidInput` for a name that is not a classic archive's, `VerifyFailed` when the
+/// SHA-256 does not match, `Io`.
+pub fn checksum(path: &Path, progress: &dyn Progress) -> Result<Checksummed> {
+    let file_name = file_name(path);
     let name = ArchiveName::parse(&file_name)?;
     let (sha, _) = reader::hash_file(path, progress)?;
     if !name.matches(&sha) {
@@ -117,6 +134,40 @@ pub fn plan_import(
             ),
         ));
     }
+    Ok(Checksummed {
+        path: path.to_path_buf(),
+        name,
+        sha256: sha,
+    })
+}
+
+/// [`checksum`], then [`plan`].
+///
+/// # Errors
+/// As both.
+pub fn plan_import(
+    path: &Path,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportPlan> {
+    plan(checksum(path, progress)?, opts, progress)
+}
+
+/// Plan the import of a checksummed archive: one read of the whole archive; nothing is
+/// written.
+///
+/// # Errors
+/// `InvalidInput` for a refused member (every problem is listed), `Corrupt` for damaged
+/// gzip or tar, a manifest the members contradict or a file that changed since its
+/// checksum, `Io`.
+pub fn plan(c: Checksummed, opts: &ImportOptions, progress: &dyn Progress) -> Result<ImportPlan> {
+    let Checksummed {
+        path,
+        name,
+        sha256: sha,
+    } = c;
+    let path = path.as_path();
+    let file_name = file_name(path);
     let scan = reader::scan(path, &opts.limits, progress)?;
     if scan.sha256 != sha {
         return Err(Error::corrupt(format!(
@@ -328,54 +379,4 @@ pub fn import(
     };
     let opts = BackupOptions::new(plan.tags, Some(plan.time));
     backup(repo, source, &opts, progress).map(ImportOutcome::Imported)
-}
-
-/// What [`find_archives`] found.
-#[derive(Debug, Clone, Default)]
-pub struct Found {
-    /// The archives, oldest first.
-    pub archives: Vec<PathBuf>,
-    /// Names passed over, with why.
-    pub skipped: Vec<(PathBuf, String)>,
-}
-
-/// The classic archives under `dir`: in `dir/{daily,weekly,monthly,yearly}/` and `dir`
-/// itself, oldest first (by the name's time). Symlinks (`latest.tar.gz`) and `.sha256`
-/// sidecars are passed over in silence; every other name that does not parse is returned
-/// with the reason it was skipped.
-///
-/// # Errors
-/// `Io` when `dir` cannot be listed.
-pub fn find_archives(dir: &Path) -> Result<Found> {
-    let mut found = Vec::new();
-    let mut skipped = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    dirs.extend(super::Tier::ALL.iter().map(|t| dir.join(t.name())));
-    for (i, d) in dirs.iter().enumerate() {
-        let list = match std::fs::read_dir(d) {
-            Err(e) if i > 0 && e.kind() == std::io::ErrorKind::NotFound => continue,
-            r => r.map_err(|e| Error::io(d.display(), e))?,
-        };
-        for e in list {
-            let e = e.map_err(|e| Error::io(d.display(), e))?;
-            let ft = e
-                .file_type()
-                .map_err(|err| Error::io(e.path().display(), err))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if ft.is_symlink() || name.ends_with(".sha256") || (ft.is_dir() && i == 0) {
-                continue;
-            }
-            match ArchiveName::parse(&name) {
-                Ok(n) if ft.is_file() => found.push((n.local, n.tier, e.path())),
-                Ok(_) => skipped.push((e.path(), "not a regular file".to_string())),
-                Err(_) => skipped.push((e.path(), "not a classic archive name".to_string())),
-            }
-        }
-    }
-    found.sort();
-    skipped.sort();
-    Ok(Found {
-        archives: found.into_iter().map(|(_, _, p)| p).collect(),
-        skipped,
-    })
 }
