@@ -200,6 +200,15 @@ fn hostile_damaged_and_misnamed_archives_are_refused_with_nothing_committed() {
         ),
         (
             1,
+            "through other symlinks",
+            vec![
+                Raw::Dir(b"sub"),
+                Raw::Symlink(b"sub/d", b".."),
+                Raw::Symlink(b"sub/e", b"d/.."),
+            ],
+        ),
+        (
+            1,
             "hard link",
             vec![Raw::File(b"a", data), Raw::HardLink(b"b", b"a")],
         ),

@@ -157,6 +157,15 @@ pub fn scan(path: &Path, limits: &Limits, progress: &dyn Progress) -> crate::Res
     };
     let mut archive = tar::Archive::new(watched);
     let read = read_members(&mut archive, limits, &state, &mut out);
+    let links: std::collections::HashMap<Vec<u8>, Vec<u8>> = out
+        .members
+        .iter()
+        .filter_map(|m| match &m.kind {
+            Kind::Symlink(t) => Some((m.path.clone(), t.clone())),
+            _ => None,
+        })
+        .collect();
+    out.problems.extend(safety::links_stay_inside(&links));
     let mut rest = archive.into_inner();
     if let Err(e) = read {
         crate::check_interrupt()?;

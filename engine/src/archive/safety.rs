@@ -143,6 +143,63 @@ pub fn check(raw: &[u8], kind: EntryType, link: Option<&[u8]>) -> Result<(Vec<u8
     Ok((path, kind))
 }
 
+/// Most symlinks one target may pass through (as the kernel's ELOOP limit).
+const MAX_HOPS: u32 = 40;
+
+/// Follow every symlink of the archive through the others (`links`: path → target, both
+/// normalized as in the archive): each must end inside the archive. One link at a time
+/// stays inside by [`check`]; through another (`a/l -> ../x` beside `a -> sub/..`...) a
+/// chain could still climb out. Returns one problem per link that does, or that loops.
+pub fn links_stay_inside(links: &std::collections::HashMap<Vec<u8>, Vec<u8>>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (path, target) in links {
+        let mut dir: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
+        dir.pop();
+        if let Err(why) = resolve(links, dir, target) {
+            problems.push(format!(
+                "{}: a symlink to {} {why}",
+                shown(path),
+                shown(target)
+            ));
+        }
+    }
+    problems.sort();
+    problems
+}
+
+fn resolve<'a>(
+    links: &'a std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    mut cur: Vec<&'a [u8]>,
+    target: &'a [u8],
+) -> Result<(), &'static str> {
+    let mut todo: std::collections::VecDeque<&[u8]> = target.split(|b| *b == b'/').collect();
+    let mut hops = 0;
+    while let Some(c) = todo.pop_front() {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                if cur.pop().is_none() {
+                    return Err("leads outside the archive through other symlinks");
+                }
+            }
+            name => {
+                cur.push(name);
+                if let Some(t) = links.get(&cur.join(&b'/')) {
+                    hops += 1;
+                    if hops > MAX_HOPS || t.first() == Some(&b'/') {
+                        return Err("goes through too many symlinks, or an absolute one");
+                    }
+                    cur.pop();
+                    for part in t.split(|b| *b == b'/').rev() {
+                        todo.push_front(part);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +237,28 @@ mod tests {
         }
         assert_eq!(check(b"./", EntryType::Directory, None).unwrap().0, b"");
         assert!(check(b"./", EntryType::Regular, None).is_err());
+    }
+
+    #[test]
+    fn a_chain_of_symlinks_may_not_climb_out_or_loop() {
+        let links = |pairs: &[(&str, &str)]| -> std::collections::HashMap<Vec<u8>, Vec<u8>> {
+            pairs
+                .iter()
+                .map(|(p, t)| (p.as_bytes().to_vec(), t.as_bytes().to_vec()))
+                .collect()
+        };
+        // Each inside alone: sub/d is the root, so sub/e = root/.. is outside.
+        let bad = links(&[("sub/d", ".."), ("sub/e", "d/..")]);
+        let p = links_stay_inside(&bad);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("sub/e") && p[0].contains("outside"), "{p:?}");
+        let looping = links(&[("a", "b"), ("b", "a")]);
+        assert_eq!(links_stay_inside(&looping).len(), 2);
+        let fine = links(&[
+            ("cur", "releases/v2"),
+            ("log", "cur/log"),
+            ("releases/v2/up", ".."),
+        ]);
+        assert!(links_stay_inside(&fine).is_empty());
     }
 }
