@@ -7,12 +7,12 @@ use crate::commands::open;
 use crate::exit;
 use crate::output::{bytes, escape, local_time, print_json};
 use crate::progress::Bars;
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use masclet_engine::archive::{
     self, ArchiveReport, ImportOptions, ImportOutcome, VerifyArchiveOptions, verify::RestoreTest,
 };
 use masclet_engine::pg::{Target, Tools};
-use masclet_engine::{ErrorKind, LockMode, OpenOptions};
+use masclet_engine::{ErrorKind, LockMode, OpenOptions, Progress, Unit};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -118,8 +118,22 @@ pub fn import(cli: &Cli, a: &ImportArgs, bars: &Bars) -> Result<u8> {
     let opts = ImportOptions::default();
     let mut results = Vec::new();
     let mut code = 0;
-    for f in &files {
+    if files.is_empty() {
+        return Err(anyhow!(
+            "no classic archives (masclet_<tier>_<YYYYMMDD_HHMM>_<sha8>.tar.gz) found in {}",
+            a.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for (i, f) in files.iter().enumerate() {
         let shown = escape(&f.to_string_lossy()).into_owned();
+        let bars = &Nth {
+            bars,
+            label: format!("{}/{}", i + 1, files.len()),
+        };
         // The checksum first, then whether a snapshot has it: an archive already imported
         // is not read again.
         let outcome = (|| -> masclet_engine::Result<Step> {
@@ -197,8 +211,32 @@ pub fn import(cli: &Cli, a: &ImportArgs, bars: &Bars) -> Result<u8> {
             .map(|(p, why): &(PathBuf, String)| json!({"file": p, "reason": why}))
             .collect();
         print_json(&json!({"ok": code == 0, "archives": results, "skipped": skipped}));
-    } else if files.is_empty() {
-        eprintln!("masclet: no classic archives found");
     }
     Ok(code)
+}
+
+/// The bars of one archive among several: each phase (checksum, reading, backup) is
+/// named with the archive's place, so a long import shows how far it is.
+struct Nth<'a> {
+    bars: &'a Bars,
+    label: String,
+}
+
+impl Progress for Nth<'_> {
+    fn start(&self, phase: &str, total: Option<u64>, unit: Unit) {
+        self.bars
+            .start(&format!("{} {phase}", self.label), total, unit);
+    }
+
+    fn inc(&self, n: u64) {
+        self.bars.inc(n);
+    }
+
+    fn finish(&self) {
+        self.bars.finish();
+    }
+
+    fn warn(&self, message: &str) {
+        self.bars.warn(message);
+    }
 }

@@ -181,6 +181,14 @@ fn a_directory_of_nights_imports_oldest_first_and_later_nights_add_little() {
             .all(|x| x["status"] == "already_imported"),
         "{v}"
     );
+    // A folder without archives is a failure, not an empty success.
+    let empty = env.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    env.fails(
+        &["import", empty.to_str().unwrap()],
+        1,
+        "no classic archives",
+    );
 }
 
 #[test]
