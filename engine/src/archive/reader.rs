@@ -235,6 +235,7 @@ fn read_members<R: Read>(
 ) -> Result<(), String> {
     let mut names = 0usize;
     let mut seen = std::collections::HashSet::new();
+    let mut buf = vec![0u8; 256 << 10];
     let entries = archive.entries().map_err(|e| e.to_string())?;
     for entry in entries {
         if crate::interrupted() {
@@ -244,13 +245,18 @@ fn read_members<R: Read>(
         let raw = entry.path_bytes().into_owned();
         names += raw.len();
         if names > limits.name_bytes {
-            return Err(format!(
+            out.problems.push(format!(
                 "member names add up to more than {} bytes: refused",
                 limits.name_bytes
             ));
+            return Err("stopped at a member past the limit on names".into());
         }
         let link = entry.link_name_bytes().map(|l| l.into_owned());
         let header = entry.header();
+        // A pax global header (bsdtar, git archive) describes the archive, not a member.
+        if header.entry_type() == tar::EntryType::XGlobalHeader {
+            continue;
+        }
         let size = entry.size();
         let offset = entry.raw_file_position();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
@@ -287,7 +293,6 @@ fn read_members<R: Read>(
         let mut sha = Sha256::new();
         let keep = path == ARCHIVE_MANIFEST.as_bytes() && kind == Kind::File;
         let mut kept = Vec::new();
-        let mut buf = vec![0u8; 256 << 10];
         loop {
             let n = entry.read(&mut buf).map_err(|e| e.to_string())?;
             if n == 0 {

@@ -124,3 +124,26 @@ fn an_archive_expanding_past_its_ratio_stops_as_a_bomb() {
     let s = scan_bytes(&gz, &Limits::default());
     assert!(s.problems.is_empty() && s.structure_ok());
 }
+
+#[test]
+fn a_pax_global_header_is_no_member() {
+    let mut b = tar::Builder::new(Vec::new());
+    let comment = b"52 comment=0123456789012345678901234567890123456789\n";
+    let mut g = tar::Header::new_ustar();
+    g.set_entry_type(tar::EntryType::XGlobalHeader);
+    g.set_size(comment.len() as u64);
+    b.append_data(&mut g, "pax_global_header", &comment[..])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(3);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "a.sql", &b"abc"[..]).unwrap();
+    let s = scan_bytes(&gzip(&b.into_inner().unwrap()), &Limits::default());
+    assert!(
+        s.problems.is_empty() && s.structure_ok(),
+        "{:?}",
+        s.problems
+    );
+    assert_eq!(s.members.len(), 1);
+    assert_eq!(s.members[0].path, b"a.sql");
+}
