@@ -468,3 +468,38 @@ fn a_database_archive_imports_as_a_database_snapshot_that_verify_restores() {
     );
     assert_eq!(v["ok"], true);
 }
+
+/// The archive is read twice (plan, then import): one replaced in between by another of
+/// the same layout fails on its members' SHA-256 and commits nothing.
+#[test]
+fn an_archive_changed_between_plan_and_import_commits_nothing() {
+    use masclet_engine::archive::{self, ImportOptions};
+    let env = Env::new();
+    let mut made = Vec::new();
+    for seed in [1, 2] {
+        let src = env.path(&format!("src{seed}"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("d.sql"), fake_dump(200_000, seed)).unwrap();
+        made.push(gnu_archive(
+            &src,
+            &["d.sql"],
+            &env.path(&format!("old{seed}")),
+            "daily",
+            "20250311_0745",
+        ));
+    }
+    let opts = ImportOptions::default();
+    let plan = archive::plan_import(&made[0], &opts, &masclet_engine::NoProgress).unwrap();
+    std::fs::copy(&made[1], &made[0]).unwrap();
+    let storage = masclet_engine::LocalStorage::open(&env.repo).unwrap();
+    let index = storage.index_path();
+    let o = masclet_engine::OpenOptions::new("test", Some(masclet_engine::LockMode::Shared));
+    let mut repo =
+        masclet_engine::Repo::open(std::sync::Arc::new(storage), &index, b"s3cret pass", &o)
+            .unwrap();
+    let e = archive::import(&mut repo, plan, &opts, &masclet_engine::NoProgress).unwrap_err();
+    assert!(e.to_string().contains("changed"), "{e}");
+    drop(repo);
+    assert!(env.snapshots().is_empty());
+    env.ok(&["check"]);
+}
