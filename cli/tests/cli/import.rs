@@ -2,7 +2,9 @@
 //! time and tier, idempotence, a directory of nights deduplicating, hostile and damaged
 //! archives refused with nothing committed, kill -9 mid-import, two imports at once.
 
-use super::archive_verify::{Raw, fake_dump, gnu_archive, name_it, raw_archive, sha256_hex};
+use super::archives::{
+    Raw, database_archive, fake_dump, gnu_archive, name_it, raw_archive, sha256_hex,
+};
 use super::*;
 use std::os::unix::ffi::OsStrExt;
 
@@ -349,67 +351,6 @@ fn two_imports_at_once_of_different_archives_both_land() {
     }
     assert_eq!(env.snapshots().len(), 2);
     env.ok(&["check", "--read-data"]);
-}
-
-/// An archive as masclet exports a database snapshot: its three files and MANIFEST.json
-/// (with the database manifest) last.
-fn database_archive(env: &Env, pg: &masclet_tests::pg::PgCluster) -> PathBuf {
-    use masclet_engine::archive::{ArchiveManifest, Member, MemberKind};
-    use masclet_engine::pg::{self, PgBackupOptions, Target, Tools};
-    use sha2::Digest;
-    let storage = masclet_engine::LocalStorage::open(&env.repo).unwrap();
-    let index = storage.index_path();
-    let opts = masclet_engine::OpenOptions::new("test", Some(masclet_engine::LockMode::Shared));
-    let mut repo =
-        masclet_engine::Repo::open(std::sync::Arc::new(storage), &index, b"s3cret pass", &opts)
-            .unwrap();
-    let b = PgBackupOptions {
-        target: Target::resolve(Some(&pg.url("masclet_imperi"))).unwrap(),
-        tools: Tools::find(Some(pg.bin_dir())),
-        shape: pg::DumpShape::default(),
-        repo_dir: None,
-        min_free: 0,
-        backup: masclet_engine::BackupOptions::new(vec![], None),
-    };
-    let id = pg::backup_pg(&mut repo, &b, &masclet_engine::NoProgress)
-        .unwrap()
-        .backup
-        .snapshot;
-    drop(repo);
-    let files = env.path("exported");
-    env.ok(&["restore", &id.to_hex(), "--target", files.to_str().unwrap()]);
-    let names = ["masclet_imperi.sql", "pg-globals.sql", "pg-manifest.json"];
-    let bodies: Vec<Vec<u8>> = names
-        .iter()
-        .map(|n| std::fs::read(files.join(n)).unwrap())
-        .collect();
-    let database = pg::Manifest::parse(&bodies[2]).unwrap();
-    let manifest = ArchiveManifest {
-        version: 1,
-        snapshot: id.to_hex(),
-        time: "2025-03-11T06:45:00Z".into(),
-        source: "postgres".into(),
-        paths: vec!["masclet_imperi".into()],
-        tags: vec!["daily".into()],
-        tool: "masclet test".into(),
-        members: names
-            .iter()
-            .zip(&bodies)
-            .map(|(n, b)| {
-                let sha: [u8; 32] = sha2::Sha256::digest(b).into();
-                Member::new(n.as_bytes(), MemberKind::File, b.len() as u64, Some(sha))
-            })
-            .collect(),
-        database: Some(database),
-    };
-    let m = manifest.to_bytes();
-    let mut members: Vec<Raw<'_>> = names
-        .iter()
-        .zip(&bodies)
-        .map(|(n, b)| Raw::File(n.as_bytes(), b))
-        .collect();
-    members.push(Raw::File(b"MANIFEST.json", &m));
-    raw_archive(&members, &env.path("exports"), "daily", "20250311_0745")
 }
 
 #[test]

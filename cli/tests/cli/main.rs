@@ -2,6 +2,7 @@
 //! messages as an operator sees them. One test binary; the modules group the scenarios.
 
 mod archive_verify;
+mod archives;
 mod crash;
 mod damage;
 mod extremes;
