@@ -30,6 +30,8 @@ pub struct Limits {
     pub floor: u64,
     /// Bytes of member names kept in memory for the whole archive.
     pub name_bytes: usize,
+    /// Members kept in memory (about 150 bytes each besides the names).
+    pub members: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +40,7 @@ impl Default for Limits {
             ratio: 200,
             floor: 1 << 30,
             name_bytes: 64 << 20,
+            members: 1_000_000,
         }
     }
 }
@@ -242,6 +245,13 @@ fn read_members<R: Read>(
             return Err("interrupted".into());
         }
         let mut entry = entry.map_err(|e| e.to_string())?;
+        if out.members.len() >= limits.members {
+            out.problems.push(format!(
+                "more than {} members: refused (each is held in memory)",
+                limits.members
+            ));
+            return Err("stopped at a member past the limit on members".into());
+        }
         let raw = entry.path_bytes().into_owned();
         names += raw.len();
         if names > limits.name_bytes {

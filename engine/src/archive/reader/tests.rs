@@ -110,7 +110,7 @@ fn an_archive_expanding_past_its_ratio_stops_as_a_bomb() {
     let tight = Limits {
         ratio: 10,
         floor: 0,
-        name_bytes: 1 << 20,
+        ..Limits::default()
     };
     let s = scan_bytes(&gz, &tight);
     assert!(
@@ -146,4 +146,36 @@ fn a_pax_global_header_is_no_member() {
     );
     assert_eq!(s.members.len(), 1);
     assert_eq!(s.members[0].path, b"a.sql");
+}
+
+#[test]
+fn members_and_names_past_their_limits_are_refused() {
+    let files: Vec<(String, Vec<u8>)> = (0..20)
+        .map(|i| (format!("f{i:02}.sql"), vec![b'x']))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), &d[..])).collect();
+    let gz = gzip(&tar_of(&refs, true));
+    let few = Limits {
+        members: 10,
+        ..Limits::default()
+    };
+    let s = scan_bytes(&gz, &few);
+    assert!(
+        s.problems
+            .iter()
+            .any(|p| p.contains("more than 10 members")),
+        "{:?}",
+        s.problems
+    );
+    let short = Limits {
+        name_bytes: 50,
+        ..Limits::default()
+    };
+    let s = scan_bytes(&gz, &short);
+    assert!(
+        s.problems.iter().any(|p| p.contains("member names add up")),
+        "{:?}",
+        s.problems
+    );
+    assert!(scan_bytes(&gz, &Limits::default()).problems.is_empty());
 }
