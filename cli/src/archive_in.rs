@@ -183,7 +183,7 @@ pub fn import(cli: &Cli, a: &ImportArgs, bars: &Bars) -> Result<u8> {
             Ok(Step::Planned(plan)) => {
                 if !cli.global.json {
                     println!(
-                        "{shown}: would import as a {} snapshot of {} at {} tagged {}: {} entries ({} made-up directories), {}{}",
+                        "{shown}: would import: source {}, paths {}, time {}, tags {}; {} entries ({} made-up directories), {}{}",
                         plan.source,
                         escape(&plan.paths.join(" ")),
                         local_time(&plan.time),

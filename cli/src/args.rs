@@ -193,8 +193,9 @@ searched in daily/ weekly/ monthly/ yearly/ and itself, oldest first; symlinks s
 latest.tar.gz are passed over and other names reported as skipped.
 
 Members the archive lists out of the tree's order are spooled to an unlinked temporary
-file in TMPDIR (--dry-run says how many bytes). Exits 8 when a checksum does not match,
-5 for a damaged archive, 1 for a refused one (the first failure's code when several).
+file in TMPDIR (--dry-run says how many bytes; exit 9 when TMPDIR lacks the room). Exits
+8 when a checksum does not match, 5 for a damaged archive, 1 for a refused one or a folder
+without archives (the first failure's code when several archives fail).
 
 Examples:
   masclet import /backups/old
