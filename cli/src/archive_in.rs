@@ -137,6 +137,7 @@ pub fn import(cli: &Cli, a: &ImportArgs, bars: &Bars) -> Result<u8> {
         // The checksum first, then whether a snapshot has it: an archive already imported
         // is not read again.
         let outcome = (|| -> masclet_engine::Result<Step> {
+            let _lock = archive::import::lock_archive(f)?;
             let c = archive::import::checksum(f, bars)?;
             if let Some(id) = archive::import::already_imported(&repo, &c.sha256_hex())? {
                 return Ok(Step::Done(ImportOutcome::Already(id)));

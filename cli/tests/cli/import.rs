@@ -321,7 +321,7 @@ fn kill_9_mid_import_leaves_a_consistent_repository_without_the_snapshot() {
 }
 
 #[test]
-fn two_imports_at_once_of_different_archives_both_land() {
+fn two_imports_at_once_of_different_archives_both_land_and_of_one_make_one_snapshot() {
     let env = Env::new();
     let mut files = Vec::new();
     for i in 0..2u64 {
@@ -351,6 +351,34 @@ fn two_imports_at_once_of_different_archives_both_land() {
     }
     assert_eq!(env.snapshots().len(), 2);
     env.ok(&["check", "--read-data"]);
+    // The same archive twice at once: the second waits for the first and finds it.
+    let fresh = Env::new();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            fresh
+                .cmd(&["import", files[0].to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        })
+        .collect();
+    assert_eq!(fresh.snapshots().len(), 1, "{outs:?}");
+    assert_eq!(
+        outs.iter()
+            .filter(|o| o.contains("already imported"))
+            .count(),
+        1,
+        "{outs:?}"
+    );
 }
 
 #[test]

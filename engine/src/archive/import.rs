@@ -327,6 +327,26 @@ fn top_level(planned: &[Planned]) -> Vec<Vec<u8>> {
     }
 }
 
+/// An exclusive lock on the archive file (`flock`), released when dropped: held from the
+/// check for an earlier import to the commit, so two imports of the same file at once
+/// make one snapshot (the second waits, then finds it). Copies of one archive under
+/// other paths are not covered.
+#[derive(Debug)]
+pub struct ArchiveLock {
+    _file: std::fs::File,
+}
+
+/// Take [`ArchiveLock`] on the archive at `path`, waiting for another import of it.
+///
+/// # Errors
+/// `Io` when the file cannot be opened or locked.
+pub fn lock_archive(path: &Path) -> Result<ArchiveLock> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::io(format!("locking {}", path.display()), e.into()))?;
+    Ok(ArchiveLock { _file: f })
+}
+
 /// The snapshot that already carries the archive SHA-256 `sha256` (hex), if any.
 ///
 /// # Errors
