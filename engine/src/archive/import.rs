@@ -342,9 +342,14 @@ pub struct ArchiveLock {
 /// `Io` when the file cannot be opened or locked.
 pub fn lock_archive(path: &Path) -> Result<ArchiveLock> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::io(format!("locking {}", path.display()), e.into()))?;
-    Ok(ArchiveLock { _file: f })
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
+        // A file system without locks (some network mounts): the snapshot list is the
+        // only guard left, as for copies under other paths.
+        Ok(()) | Err(rustix::io::Errno::NOLCK | rustix::io::Errno::OPNOTSUPP) => {
+            Ok(ArchiveLock { _file: f })
+        }
+        Err(e) => Err(Error::io(format!("locking {}", path.display()), e.into())),
+    }
 }
 
 /// The snapshot that already carries the archive SHA-256 `sha256` (hex), if any.
