@@ -108,7 +108,7 @@ pub(super) fn restore_test(
             if custom {
                 through_pg_restore(path, member, rt, w)
             } else {
-                copy_member(path, member, w)
+                copy_member(path, member, w, "writing the dump to psql")
             }
         },
         None,
@@ -172,7 +172,7 @@ fn starts_with_magic(path: &Path, member: &Member) -> Result<bool> {
 
 /// Copy `member`'s content into `w`, failing (so psql is killed before it commits) when
 /// it ends early or its SHA-256 is no longer the one read before.
-fn copy_member(path: &Path, member: &Member, w: &mut dyn Write) -> Result<()> {
+fn copy_member(path: &Path, member: &Member, w: &mut dyn Write, what: &str) -> Result<()> {
     let mut r = open_at(path, member)?;
     let mut sha = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -186,8 +186,7 @@ fn copy_member(path: &Path, member: &Member, w: &mut dyn Write) -> Result<()> {
         }
         sha.update(&buf[..n]);
         n_total += n as u64;
-        w.write_all(&buf[..n])
-            .map_err(|e| Error::io("writing the dump to psql", e))?;
+        w.write_all(&buf[..n]).map_err(|e| Error::io(what, e))?;
     }
     let sha: [u8; 32] = sha.finalize().into();
     if n_total != member.size || Some(sha) != member.sha256 {
@@ -214,7 +213,15 @@ fn through_pg_restore(
             e,
         )
     })?;
-    copy_member(path, member, &mut tmp)?;
+    copy_member(
+        path,
+        member,
+        &mut tmp,
+        &format!(
+            "writing the dump to a temporary file in {}",
+            tmp_dir.display()
+        ),
+    )?;
     tmp.rewind()
         .map_err(|e| Error::io("rewinding the temporary dump", e))?;
     let program = rt.tools.path("pg_restore");
