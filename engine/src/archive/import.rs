@@ -405,3 +405,6 @@ pub fn import(
     let opts = BackupOptions::new(plan.tags, Some(plan.time));
     backup(repo, source, &opts, progress).map(ImportOutcome::Imported)
 }
+
+#[cfg(test)]
+mod tests;
