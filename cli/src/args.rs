@@ -160,6 +160,48 @@ Examples:
     /// Repair derived state.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Check a classic .tar.gz archive as the old test-backup.sh did, each check named.
+    #[command(after_help = "\
+Checks, in one read of the file: checksum (the SHA-256 of the file against the 8 hex digits
+in its name masclet_<tier>_<YYYYMMDD_HHMM>_<sha8>.tar.gz; a renamed file fails it), sidecar
+(<FILE>.sha256 when there is one), size (--min-size, MIN_BACKUP_SIZE, default 1 MiB), gzip
+and tar read to their ends, members (relative names inside the archive; only files,
+directories and symlinks pointing inside), manifest (MANIFEST.json's member list and
+SHA-256s, when the archive has one; old-system archives have none, which passes with a
+note). --restore-test then, unless the archive is damaged or holds refused members,
+restores the dump into a temporary database (plain SQL streamed into psql; a custom-format
+dump goes through pg_restore and an unlinked temporary file), runs `masclet verify`'s checks when the archive carries a database manifest, else
+the original system's row checks, and drops the database whatever happens.
+
+Exits 0 when every check passed, 8 when a check failed, 5 when the archive's bytes are
+damaged (gzip, tar, a member against its manifest), 7 when the server cannot be reached.
+
+Examples:
+  masclet verify-archive /backups/daily/masclet_daily_20250311_0745_a8f3bc12.tar.gz
+  MIN_BACKUP_SIZE=10M masclet verify-archive --json FILE
+  masclet verify-archive --restore-test --pg postgresql://postgres@localhost/postgres FILE")]
+    VerifyArchive(VerifyArchiveArgs),
+    /// Import the old system's classic archives as snapshots.
+    #[command(after_help = "\
+Each archive's SHA-256 is checked against its name before anything inside is read; a
+mismatch refuses it. Damaged archives and hostile members (absolute names, `..`, symlinks
+pointing outside, hard links, devices, FIFOs, duplicate names, absurd sizes) refuse the
+archive with every problem named, and nothing is committed. The snapshot's time is the
+name's (local time), its tags the tier and archive-sha256:<hex>; an archive already
+imported (a snapshot carries its SHA-256) is reported, not imported twice. A directory is
+searched in daily/ weekly/ monthly/ yearly/ and itself, oldest first; symlinks such as
+latest.tar.gz are passed over and other names reported as skipped.
+
+Members the archive lists out of the tree's order are spooled to an unlinked temporary
+file in TMPDIR (--dry-run says how many bytes; exit 9 when TMPDIR lacks the room). Exits
+8 when a checksum does not match, 5 for a damaged archive, 1 for a refused one or a folder
+without archives (the first failure's code when several archives fail).
+
+Examples:
+  masclet import /backups/old
+  masclet import --dry-run /backups/old/daily/masclet_daily_20250311_0745_a8f3bc12.tar.gz
+  masclet import --json /backups/old/weekly/*.tar.gz")]
+    Import(ImportArgs),
     /// Remove locks left by processes that no longer run on this host.
     Unlock {
         /// Remove every lock, including other hosts' (only when you know nothing runs).
@@ -273,6 +315,36 @@ pub struct MaintainArgs {
     pub full: bool,
     #[command(flatten)]
     pub conn: PgConnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArchiveArgs {
+    /// The .tar.gz archive.
+    pub file: PathBuf,
+    /// Archives smaller than this fail the size check (default 1 MiB).
+    #[arg(long, env = "MIN_BACKUP_SIZE", value_parser = parse_size, value_name = "BYTES")]
+    pub min_size: Option<u64>,
+    /// Also restore the dump into a temporary database and check it.
+    #[arg(long)]
+    pub restore_test: bool,
+    /// The server for the test restore: a PostgreSQL URL or key=value string (else
+    /// DATABASE_URL, else the PG* variables).
+    #[arg(long = "pg", value_name = "URL", requires = "restore_test")]
+    pub pg: Option<String>,
+    /// Directory of psql and pg_restore (else PATH, else the newest
+    /// /usr/lib/postgresql/*/bin).
+    #[arg(long, value_name = "DIR", requires = "restore_test")]
+    pub pg_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Archives, or directories holding daily/ weekly/ monthly/ yearly/.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Check and plan every archive, say what would be imported, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

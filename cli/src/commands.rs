@@ -37,6 +37,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Forget(a) => maintenance::forget(cli, a, &bars),
         Command::Gc(a) => maintenance::gc(cli, a, &bars),
         Command::Repair(RepairCommand::Index) => repair_index(cli, &bars),
+        Command::VerifyArchive(a) => crate::archive_in::verify_archive(cli, a, &bars),
+        Command::Import(a) => crate::archive_in::import(cli, a, &bars),
         Command::Unlock { all } => unlock(cli, *all),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -73,7 +75,7 @@ fn open_read_only(cli: &Cli, operation: &str) -> Result<Repo> {
     )
 }
 
-fn open_with(cli: &Cli, opts: OpenOptions) -> Result<Repo> {
+pub fn open_with(cli: &Cli, opts: OpenOptions) -> Result<Repo> {
     let path = repo_path(cli)?;
     let storage = LocalStorage::open(&path)?;
     let index = storage.index_path();

@@ -7,6 +7,8 @@ mod commands;
 mod maintenance;
 mod output;
 mod password;
+// Classic archives coming in: verify-archive and import.
+mod archive_in;
 mod pg;
 mod progress;
 

@@ -9,6 +9,19 @@
 
 pub mod manifest;
 pub mod name;
+// Checking and importing archives made elsewhere (the old system's, or exported ones).
+mod dump;
+pub mod folders;
+pub mod import;
+pub mod reader;
+pub mod safety;
+mod spool;
+pub mod verify;
 
 pub use manifest::{ARCHIVE_MANIFEST, ArchiveManifest, Member, MemberKind};
 pub use name::{ArchiveName, Tier};
+// Checking and importing.
+pub use self::{
+    import::{ImportOptions, ImportOutcome, ImportPlan, import, plan_import},
+    verify::{ArchiveReport, VerifyArchiveOptions, verify_archive},
+};

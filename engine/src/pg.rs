@@ -12,7 +12,7 @@ pub mod conn;
 mod dump;
 pub mod manifest;
 pub mod recover;
-mod scratch;
+pub(crate) mod scratch;
 pub mod target;
 pub mod validate;
 pub mod verify;

@@ -1,10 +1,13 @@
 //! Black-box tests of the `masclet` binary: real processes, real files, exit codes and
 //! messages as an operator sees them. One test binary; the modules group the scenarios.
 
+mod archive_verify;
+mod archives;
 mod crash;
 mod damage;
 mod extremes;
 mod flow;
+mod import;
 mod index;
 mod input;
 mod media;

@@ -28,12 +28,14 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
+mod entries;
 mod files;
 mod heal;
 mod input;
 pub(crate) mod producer;
 mod streams;
 pub use crate::write::BATCH_BYTES;
+pub use entries::{Entry, EntryIter};
 pub use heal::Healing;
 pub use input::{UNCHECKED_PRODUCER_TAG, check_request};
 pub use streams::{StreamContent, StreamEntry};
@@ -71,6 +73,19 @@ pub enum Source {
         paths: Vec<Vec<u8>>,
         /// The streams; their names must differ.
         entries: Vec<StreamEntry>,
+    },
+    /// Entries handed over in tree order (an imported archive's members): directories,
+    /// files with a reader and symlinks, each with its metadata. Every path is checked and
+    /// an entry out of order, duplicated, without its parent directory before it, or past
+    /// the format's limits fails the backup. The snapshot records `source` and `paths` as
+    /// given.
+    Entries {
+        /// The snapshot's source name (`import`, `postgres`); not `files` or `stdin`.
+        source: String,
+        /// What the snapshot names as its paths.
+        paths: Vec<Vec<u8>>,
+        /// The entries.
+        entries: EntryIter,
     },
 }
 
@@ -246,6 +261,11 @@ impl<'r> Writer<'r> {
                 paths,
                 entries,
             } => self.stream_entries(&source, &paths, entries)?,
+            Source::Entries {
+                source,
+                paths,
+                entries,
+            } => self.entries(&source, &paths, entries)?,
         })
     }
 

@@ -115,7 +115,31 @@ pub(crate) fn restore_into(
     with_roles: bool,
     progress: &dyn Progress,
 ) -> Result<()> {
-    if with_roles {
+    restore_from(
+        &mut |w| dump(repo, snap, manifest.dump.as_bytes(), w).map(|_| ()),
+        with_roles.then_some(globals),
+        db,
+        tools,
+        progress,
+    )
+}
+
+/// Restore a dump, whatever holds it, into the existing, empty database `db`: the roles
+/// file `globals` first when given (failures there are only warned about), then what
+/// `feed` writes through `psql --single-transaction` with ON_ERROR_STOP. `feed` must fail
+/// when its source is damaged or ends early: psql is then killed before its input closes,
+/// so nothing commits.
+///
+/// # Errors
+/// As [`restore_into`]; `feed`'s own error when it fails.
+pub(crate) fn restore_from(
+    feed: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+    globals: Option<&[u8]>,
+    db: &Target,
+    tools: &Tools,
+    progress: &dyn Progress,
+) -> Result<()> {
+    if let Some(globals) = globals {
         let globals = without_own_role(globals, &db.user());
         let args = ["-X", "-q", "-w", "-f", "-"];
         if let Err(e) = run_psql(tools, db, &args, &mut |w| {
@@ -138,7 +162,7 @@ pub(crate) fn restore_into(
     ];
     let r = run_psql(tools, db, &args, &mut |w| {
         let mut w = Interruptible { inner: w, progress };
-        dump(repo, snap, manifest.dump.as_bytes(), &mut w).map(|_| ())
+        feed(&mut w)
     });
     progress.finish();
     crate::check_interrupt()?;

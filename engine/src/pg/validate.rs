@@ -77,6 +77,23 @@ fn one_i64(client: &mut Client, sql: &str) -> std::result::Result<i64, String> {
         .map_err(|e| describe(&e))
 }
 
+/// The original system's checks for a dump that came without a manifest (an old
+/// `.tar.gz`): `animals`, `parts` and `users` each hold rows. A table missing or empty
+/// fails its check.
+pub fn original_only(client: &mut Client) -> Vec<Check> {
+    ["animals", "parts", "users"]
+        .into_iter()
+        .map(|t| {
+            let name = format!("original:count({t})");
+            match one_i64(client, &format!("SELECT COUNT(*) FROM {}", quote_ident(t))) {
+                Ok(n) if n > 0 => Check::new(name, true, format!("{n} rows")),
+                Ok(_) => Check::new(name, false, format!("{t} is empty")),
+                Err(e) => Check::new(name, false, e),
+            }
+        })
+        .collect()
+}
+
 /// The queries the original restore script ran, when the farm's tables are in the dump.
 fn original_checks(client: &mut Client, m: &Manifest, out: &mut Vec<Check>) {
     let has = |t: &str| m.tables.iter().any(|f| f.schema == "public" && f.name == t);

@@ -76,6 +76,18 @@ pub(super) fn request(source: &Source, opts: &BackupOptions) -> Result<Request> 
             }
             (Vec::new(), paths.clone(), kind.as_str())
         }
+        Source::Entries {
+            source: kind,
+            paths,
+            ..
+        } => {
+            if kind.is_empty() || kind == "files" || kind == "stdin" {
+                return Err(Error::invalid(
+                    "a source of entries needs its own source name (not files or stdin)",
+                ));
+            }
+            (Vec::new(), paths.clone(), kind.as_str())
+        }
         Source::Stream { name, .. } | Source::Command { name, .. } => {
             check_stream_name(name)?;
             if matches!(source, Source::Stream { .. })
