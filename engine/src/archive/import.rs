@@ -223,6 +223,14 @@ pub fn plan(c: Checksummed, opts: &ImportOptions, progress: &dyn Progress) -> Re
             _ => 0,
         })
         .sum();
+    if content_bytes == 0 {
+        // The writer would refuse it too, but with backup's advice (--allow-empty), which
+        // import has no use for: an old nightly archive without a byte of data is no backup.
+        return Err(Error::invalid(format!(
+            "{file_name}: refused, nothing was imported: the archive holds no content ({} members, none a file with data)",
+            scan.members.len()
+        )));
+    }
     let db = manifest
         .as_ref()
         .and_then(|m| m.database.as_ref())

@@ -172,7 +172,10 @@ pub fn scan(path: &Path, limits: &Limits, progress: &dyn Progress) -> crate::Res
     let mut rest = archive.into_inner();
     if let Err(e) = read {
         crate::check_interrupt()?;
-        out.tar_error = Some(e);
+        out.tar_error = Some(printable(&e));
+        // The gzip check speaks of the whole stream: read it to its end (still under the
+        // bomb limit) so a sound gzip around a damaged tar is told from a damaged gzip.
+        let _ = io::copy(&mut rest, &mut io::sink());
     } else {
         // Past the last member: the end-of-archive blocks (the tar reader stops at the
         // first and may have read the second), padding, gzip's trailer: zeros only.
@@ -227,6 +230,24 @@ pub fn scan(path: &Path, limits: &Limits, progress: &dyn Progress) -> crate::Res
     out.sha256 = raw.sha.finalize().into();
     out.file_len = raw.len;
     Ok(out)
+}
+
+/// The tar reader's messages quote raw header bytes: from a hostile or damaged archive
+/// they must not reach a terminal as control sequences, nor run for kilobytes.
+fn printable(msg: &str) -> String {
+    let mut out = String::new();
+    for c in msg.chars() {
+        if out.len() >= 200 {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() || c == char::REPLACEMENT_CHARACTER {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Read every member; an `Err` is damage that stopped the read.

@@ -179,3 +179,23 @@ fn members_and_names_past_their_limits_are_refused() {
     );
     assert!(scan_bytes(&gz, &Limits::default()).problems.is_empty());
 }
+
+#[test]
+fn a_sound_gzip_around_garbage_is_read_whole_and_the_tar_error_is_printable() {
+    // Random-looking bytes with terminal escapes where a tar header's fields would be.
+    let mut junk: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    junk[..8].copy_from_slice(b"\x1b[2J\x1b]0;");
+    junk[148..156].copy_from_slice(b"\x1b[31m\x07\x00\xff");
+    let s = scan_bytes(&gzip(&junk), &Limits::default());
+    assert!(s.gzip_error.is_none(), "{:?}", s.gzip_error);
+    assert_eq!(
+        s.expanded,
+        junk.len() as u64,
+        "the gzip stream was not read whole"
+    );
+    let e = s.tar_error.expect("garbage passed as tar");
+    assert!(!e.chars().any(char::is_control), "{e:?}");
+    assert!(e.len() <= 210, "{e:?}");
+}
