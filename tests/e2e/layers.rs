@@ -5,7 +5,15 @@
 use std::path::{Path, PathBuf};
 
 /// The layers, bottom up. `error` and `progress` sit beside them and anyone may use them.
-const LAYERS: [&str; 7] = ["disk", "repository", "chunking", "write", "ops", "pg", "archive"];
+const LAYERS: [&str; 7] = [
+    "disk",
+    "repository",
+    "chunking",
+    "write",
+    "ops",
+    "pg",
+    "archive",
+];
 
 /// The one sanctioned upward call: packs and snapshots are read and written through the
 /// storage trait.

@@ -103,7 +103,11 @@ impl ArchiveName {
         let tier = Tier::parse(tier).map_err(|_| bad())?;
         let local = NaiveDateTime::parse_from_str(&format!("{day}_{hm}"), "%Y%m%d_%H%M")
             .map_err(|_| bad())?;
-        if sha8.len() != 8 || !sha8.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if sha8.len() != 8
+            || !sha8
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(bad());
         }
         Ok(Self {
@@ -143,7 +147,10 @@ mod tests {
     fn the_original_example_name_parses_and_formats_back() {
         let n = ArchiveName::parse("masclet_daily_20250311_0745_a8f3bc12.tar.gz").unwrap();
         assert_eq!(n.tier, Tier::Daily);
-        assert_eq!(n.local.format("%Y-%m-%d %H:%M").to_string(), "2025-03-11 07:45");
+        assert_eq!(
+            n.local.format("%Y-%m-%d %H:%M").to_string(),
+            "2025-03-11 07:45"
+        );
         assert_eq!(n.sha8, "a8f3bc12");
         assert_eq!(n.file_name(), "masclet_daily_20250311_0745_a8f3bc12.tar.gz");
     }
