@@ -7,6 +7,16 @@
 //! The top layer: it reads snapshots through [`crate::repository::walk`], writes them
 //! through [`crate::ops::backup`], and test-restores database dumps through [`crate::pg`].
 
+pub mod export;
+mod folder;
+mod gzip;
+pub mod mirror;
+mod tarball;
+pub use export::{ExportOptions, Exported, export};
+pub use folder::LATEST;
+pub use mirror::{
+    InFolder, MirrorPlan, MirrorSummary, ToExport, mirror, plan_mirror, read_manifest,
+};
 pub mod manifest;
 pub mod name;
 
