@@ -3,6 +3,7 @@
 
 mod crash;
 mod damage;
+mod export;
 mod extremes;
 mod flow;
 mod index;
