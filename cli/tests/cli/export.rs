@@ -181,6 +181,29 @@ fn exports_are_byte_identical_whatever_the_thread_count_and_a_second_is_already_
     assert_eq!(archives(&root.join("weekly")).len(), 1);
 }
 
+#[test]
+fn an_existing_export_whose_bytes_changed_exits_5_and_is_left_alone() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_source(&src);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let root = env.path("classic");
+    let v = export(&env, "latest", "daily", &root);
+    let path = PathBuf::from(v["path"].as_str().unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let r = root.to_str().unwrap();
+    env.fails(
+        &["export", "latest", "--tier", "daily", "--dir", r],
+        5,
+        "does not hold the bytes its name says",
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "left as it was");
+    assert!(temporaries(&root.join("daily")).is_empty());
+}
+
 /// Type, mode, mtime (seconds), size and link target of every entry under `root`.
 fn inventory(root: &Path) -> Vec<(Vec<u8>, String)> {
     let mut out = Vec::new();
