@@ -70,6 +70,7 @@ fn mirror(cli: &Cli, a: &ExportArgs, root: PathBuf, bars: &Bars) -> Result<u8> {
     if cli.global.json {
         print_json(&json!({
             "exported": s.exported.iter().map(exported_json).collect::<Vec<_>>(),
+            "failed": s.failed.iter().map(|(e, why)| json!({"tier": e.tier, "snapshot": e.snapshot, "reason": why})).collect::<Vec<_>>(),
             "removed": s.removed,
             "skipped": s.skipped.iter().map(|(p, why)| json!({"path": p, "reason": why})).collect::<Vec<_>>(),
             "latest": s.latest.iter().map(|(t, f)| json!({"tier": t, "file": f})).collect::<Vec<_>>(),
@@ -78,6 +79,13 @@ fn mirror(cli: &Cli, a: &ExportArgs, root: PathBuf, bars: &Bars) -> Result<u8> {
     } else {
         for e in &s.exported {
             println!("exported {} ({})", e.path.display(), bytes(e.size));
+        }
+        for (e, why) in &s.failed {
+            println!(
+                "FAILED to export {} into {}/: {why}",
+                e.snapshot.short(),
+                e.tier.name()
+            );
         }
         for p in &s.removed {
             println!("removed {}", p.display());
@@ -94,6 +102,15 @@ fn mirror(cli: &Cli, a: &ExportArgs, root: PathBuf, bars: &Bars) -> Result<u8> {
             s.removed.len(),
             plan.kept.len()
         );
+    }
+    if let Some(e) = s.first_error {
+        // The exit code of the first failure's kind (5 for a damaged snapshot).
+        let n = s.failed.len();
+        return Err(masclet_engine::Error::new(
+            e.kind(),
+            format!("{n} export(s) failed, the others were made; first: {e}"),
+        )
+        .into());
     }
     Ok(if s.skipped.is_empty() {
         0

@@ -61,10 +61,15 @@ pub struct MirrorPlan {
 }
 
 /// What mirror did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct MirrorSummary {
     /// Exports made (or found already there, by a concurrent command).
     pub exported: Vec<Exported>,
+    /// Exports that failed, and why (a damaged snapshot stops its own export only).
+    pub failed: Vec<(ToExport, String)>,
+    /// The first failed export's error, for its kind.
+    #[serde(skip)]
+    pub first_error: Option<Error>,
     /// Files removed (archives; their sidecars went with them).
     pub removed: Vec<PathBuf>,
     /// Planned removals not done, and why (the manifest did not confirm the snapshot).
@@ -121,9 +126,13 @@ pub fn plan_mirror(repo: &Repo, root: &Path) -> Result<MirrorPlan> {
 
 /// Carry out `plan`.
 ///
+/// A failed export is recorded in the summary and the others go on: one damaged snapshot
+/// must not keep every other tier out of date. Removals are of other snapshots' exports,
+/// so they go ahead too.
+///
 /// # Errors
-/// The first failing export's error (exports before it stay; nothing was removed yet);
-/// `Io` when a removal or `latest.tar.gz` fails.
+/// `Interrupted` on Ctrl-C (exports made stay, nothing more is removed); `Io` when a
+/// removal, a folder's lock or `latest.tar.gz` fails.
 pub fn mirror(
     repo: &Repo,
     plan: &MirrorPlan,
@@ -133,9 +142,21 @@ pub fn mirror(
     let mut summary = MirrorSummary::default();
     for e in &plan.exports {
         crate::check_interrupt()?;
-        let snap = Snapshot::load(repo.storage(), &repo.keys, e.snapshot)?;
-        let done = export(repo, e.snapshot, &snap, &plan.root, e.tier, opts, progress)?;
-        summary.exported.push(done);
+        let done = Snapshot::load(repo.storage(), &repo.keys, e.snapshot)
+            .and_then(|snap| export(repo, e.snapshot, &snap, &plan.root, e.tier, opts, progress));
+        match done {
+            Ok(done) => summary.exported.push(done),
+            Err(err) if err.kind() == crate::error::ErrorKind::Interrupted => return Err(err),
+            Err(err) => {
+                progress.warn(&format!(
+                    "export of snapshot {} into {}/ failed: {err}",
+                    e.snapshot.short(),
+                    e.tier.name()
+                ));
+                summary.failed.push((e.clone(), err.to_string()));
+                summary.first_error.get_or_insert(err);
+            }
+        }
     }
     for r in &plan.removals {
         crate::check_interrupt()?;

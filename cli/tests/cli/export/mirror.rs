@@ -167,3 +167,67 @@ fn mirror_follows_forget_and_leaves_files_it_did_not_write_alone() {
         }
     }
 }
+
+#[test]
+fn a_damaged_snapshot_fails_its_own_export_only_and_mirror_exits_5() {
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (day, seed) in [("2025-03-04", 1), ("2025-03-05", 2)] {
+        std::fs::write(src.join("data"), masclet_tests::golden_bytes(300_000, seed)).unwrap();
+        run_utc(
+            &env,
+            &[
+                "backup",
+                "--time",
+                &format!("{day}T07:45:00Z"),
+                src.to_str().unwrap(),
+            ],
+        );
+    }
+    run_utc(
+        &env,
+        &[
+            "forget",
+            "--keep-daily",
+            "2",
+            "--keep-weekly",
+            "0",
+            "--keep-monthly",
+            "0",
+            "--keep-yearly",
+            "0",
+        ],
+    );
+    // The newest pack holds only the second night's data.
+    let mut packs: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    for d in std::fs::read_dir(env.repo.join("packs")).unwrap() {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            packs.push((std::fs::metadata(&p).unwrap().modified().unwrap(), p));
+        }
+    }
+    packs.sort();
+    let pack = &packs.last().unwrap().1;
+    let mut bytes = std::fs::read(pack).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(pack, bytes).unwrap();
+    let root = env.path("classic");
+    let o = env
+        .cmd(&["export", "--mirror", "--dir", root.to_str().unwrap()])
+        .env("TZ", "UTC0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(5), "{err}");
+    assert!(err.contains("1 export(s) failed"), "{err}");
+    let daily = root.join("daily");
+    assert_eq!(archives(&daily).len(), 1, "{:?}", names(&daily));
+    assert!(
+        archives(&daily)[0].contains("20250304"),
+        "{:?}",
+        names(&daily)
+    );
+    assert!(temporaries(&daily).is_empty(), "{:?}", names(&daily));
+}
