@@ -204,6 +204,40 @@ fn an_existing_export_whose_bytes_changed_exits_5_and_is_left_alone() {
     assert!(temporaries(&root.join("daily")).is_empty());
 }
 
+#[test]
+fn latest_stays_on_the_newest_snapshot_and_retagging_does_not_change_the_bytes() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_source(&src);
+    let older = env.ok(&[
+        "backup",
+        "--time",
+        "2025-03-10T07:45:00Z",
+        src.to_str().unwrap(),
+    ]);
+    let newer = env.ok(&[
+        "backup",
+        "--time",
+        "2025-03-11T07:45:00Z",
+        src.to_str().unwrap(),
+    ]);
+    let root = env.path("classic");
+    let n = export(&env, newer.trim(), "daily", &root);
+    let o = export(&env, older.trim(), "daily", &root);
+    let daily = root.join("daily");
+    let link = std::fs::read_link(daily.join("latest.tar.gz")).unwrap();
+    let newest = PathBuf::from(n["path"].as_str().unwrap());
+    assert_eq!(
+        link,
+        PathBuf::from(newest.file_name().unwrap()),
+        "exporting an older one later"
+    );
+    // forget rewrites tier tags; the archive of the snapshot stays the same bytes.
+    env.ok(&["forget", "--keep-daily", "2", "--keep-weekly", "1"]);
+    let again = export(&env, older.trim(), "daily", &env.path("again"));
+    assert_eq!(again["sha256"], o["sha256"]);
+}
+
 /// Type, mode, mtime (seconds), size and link target of every entry under `root`.
 fn inventory(root: &Path) -> Vec<(Vec<u8>, String)> {
     let mut out = Vec::new();
