@@ -14,7 +14,7 @@
 use super::export::{ExportOptions, Exported, export};
 use super::folder;
 use super::manifest::{ARCHIVE_MANIFEST, ArchiveManifest};
-use super::name::Tier;
+use super::name::{ArchiveName, Tier};
 use crate::disk::id::SnapshotId;
 use crate::disk::snapshot::Snapshot;
 use crate::error::{Error, Result};
@@ -72,7 +72,8 @@ pub struct MirrorSummary {
     pub first_error: Option<Error>,
     /// Files removed (archives; their sidecars went with them).
     pub removed: Vec<PathBuf>,
-    /// Planned removals not done, and why (the manifest did not confirm the snapshot).
+    /// Planned removals not done, and kept exports whose bytes do not match their name, and
+    /// why.
     pub skipped: Vec<(PathBuf, String)>,
     /// Per tier, the file `latest.tar.gz` points to now.
     pub latest: Vec<(Tier, Option<String>)>,
@@ -174,6 +175,9 @@ pub fn mirror(
             Err(e) => summary.skipped.push((r.path.clone(), e.to_string())),
         }
     }
+    for k in &plan.kept {
+        restore_sidecar(k, &mut summary)?;
+    }
     for tier in Tier::ALL {
         let dir = plan.root.join(tier.name());
         if !dir.is_dir() {
@@ -185,6 +189,31 @@ pub fn mirror(
         summary.latest.push((tier, latest));
     }
     Ok(summary)
+}
+
+/// Write a kept export's sidecar if it is missing (an export killed right after it was
+/// named leaves none), once the file's bytes match its name.
+fn restore_sidecar(k: &InFolder, summary: &mut MirrorSummary) -> Result<()> {
+    let mut sidecar = k.path.as_os_str().to_owned();
+    sidecar.push(".sha256");
+    if Path::new(&sidecar).exists() {
+        return Ok(());
+    }
+    let (Some(dir), Some(file)) = (k.path.parent(), k.path.file_name().and_then(|f| f.to_str()))
+    else {
+        return Ok(());
+    };
+    let sha = folder::sha256_file(&k.path)?;
+    if ArchiveName::parse(file).is_ok_and(|n| n.matches(&sha)) {
+        let _lock = folder::lock(dir)?;
+        folder::write_sidecar(dir, file, &sha)?;
+    } else {
+        summary.skipped.push((
+            k.path.clone(),
+            "does not hold the bytes its name says; no sidecar written".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Remove an export and its sidecar.

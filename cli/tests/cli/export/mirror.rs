@@ -94,6 +94,11 @@ fn mirror_follows_forget_and_leaves_files_it_did_not_write_alone() {
     let want = tagged(&env);
     assert_eq!(exported(&root), want);
     assert_eq!(want[0].len(), 3);
+    // A kept export without its sidecar (as an export killed right after naming leaves
+    // it): the next mirror writes it again.
+    let weekly = root.join("weekly");
+    let w0 = archives(&weekly)[0].clone();
+    std::fs::remove_file(weekly.join(format!("{w0}.sha256"))).unwrap();
     // Files masclet did not write, one with an archive's name.
     std::fs::write(root.join("daily/notes.txt"), b"mine").unwrap();
     std::fs::write(
