@@ -185,12 +185,17 @@ pub(crate) fn remove_stale(dir: &Path) -> u64 {
 }
 
 /// Hold the folder's lock (an exclusive `flock` on the folder) while files are placed,
-/// removed and `latest.tar.gz` is chosen, so two commands at once cannot interleave.
-pub(crate) fn lock(dir: &Path) -> Result<File> {
+/// removed and `latest.tar.gz` is chosen, so two commands at once cannot interleave. A
+/// filesystem without `flock` (some network mounts) gets no lock: every step is atomic on
+/// its own, only `latest.tar.gz` could then end on an older export until the next run.
+pub(crate) fn lock(dir: &Path) -> Result<Option<File>> {
+    use rustix::io::Errno;
     let f = File::open(dir).map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::io(format!("locking {}", dir.display()), e.into()))?;
-    Ok(f)
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
+        Ok(()) => Ok(Some(f)),
+        Err(Errno::NOLCK | Errno::OPNOTSUPP | Errno::INVAL) => Ok(None),
+        Err(e) => Err(Error::io(format!("locking {}", dir.display()), e.into())),
+    }
 }
 
 /// Make `dir`'s entries durable (after renames, links and removals).
