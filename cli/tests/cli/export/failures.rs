@@ -260,3 +260,25 @@ fn a_full_disk_fails_clearly_and_leaves_nothing() {
     assert!(err.contains(d), "{err}");
     assert_eq!(left, Vec::<String>::new());
 }
+
+#[test]
+fn a_snapshot_with_its_own_top_level_manifest_is_refused_before_anything_is_named() {
+    let env = Env::new();
+    let file = env.path("MANIFEST.json");
+    std::fs::write(&file, b"{\"mine\": true}\n").unwrap();
+    env.ok(&["backup", file.to_str().unwrap()]);
+    let root = env.path("classic");
+    env.fails(
+        &[
+            "export",
+            "latest",
+            "--tier",
+            "daily",
+            "--dir",
+            root.to_str().unwrap(),
+        ],
+        1,
+        "top-level MANIFEST.json of its own",
+    );
+    assert_eq!(names(&root.join("daily")), Vec::<String>::new());
+}
