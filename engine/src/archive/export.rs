@@ -317,3 +317,6 @@ fn long_file_sizes(repo: &Repo, snap: &Snapshot) -> Result<Vec<u64>> {
     }
     Ok(sizes)
 }
+
+#[cfg(test)]
+mod tests;
