@@ -88,7 +88,7 @@ pub fn export(
         .create(&dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     let leftovers_removed = folder::remove_stale(&dir);
-    if let Some(mut done) = already_there(&dir, tier, repo.id(), id)? {
+    if let Some(mut done) = already_there(&dir, tier, repo.id(), id, progress)? {
         done.leftovers_removed = leftovers_removed;
         return Ok(done);
     }
@@ -132,7 +132,7 @@ pub fn export(
         check_existing(&path, &sha)?;
         true
     };
-    finish_folder(&dir, tier, repo.id(), &name, &sha)?;
+    finish_folder(&dir, tier, repo.id(), (&name, &sha), progress)?;
     Ok(Exported {
         path,
         sha256: crate::disk::id::to_hex(&sha),
@@ -144,16 +144,34 @@ pub fn export(
     })
 }
 
-/// The sidecar, `latest.tar.gz`, and the folder synced.
-fn finish_folder(dir: &Path, tier: Tier, repo: RepoId, name: &str, sha: &[u8; 32]) -> Result<()> {
+/// The sidecar, `latest.tar.gz`, and the folder synced. A `latest.tar.gz` that is not
+/// masclet's symlink is left alone with a warning: the export itself is complete.
+fn finish_folder(
+    dir: &Path,
+    tier: Tier,
+    repo: RepoId,
+    (name, sha): (&str, &[u8; 32]),
+    progress: &dyn Progress,
+) -> Result<()> {
     folder::write_sidecar(dir, name, sha)?;
-    folder::update_latest(dir, tier, repo)?;
+    match folder::update_latest(dir, tier, repo) {
+        Err(e) if e.kind() == ErrorKind::InvalidInput => progress.warn(&e.to_string()),
+        other => {
+            other?;
+        }
+    }
     folder::sync_dir(dir)
 }
 
 /// An export of `id` already in the folder (by its gzip comment), checked against its
 /// name's checksum: then nothing needs writing.
-fn already_there(dir: &Path, tier: Tier, repo: RepoId, id: SnapshotId) -> Result<Option<Exported>> {
+fn already_there(
+    dir: &Path,
+    tier: Tier,
+    repo: RepoId,
+    id: SnapshotId,
+    progress: &dyn Progress,
+) -> Result<Option<Exported>> {
     let (found, _) = folder::scan(dir, tier, repo)?;
     let Some(f) = found.into_iter().find(|f| f.snapshot == id) else {
         return Ok(None);
@@ -168,7 +186,7 @@ fn already_there(dir: &Path, tier: Tier, repo: RepoId, id: SnapshotId) -> Result
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
         .len();
     let _lock = folder::lock(dir)?;
-    finish_folder(dir, tier, repo, &f.file, &sha)?;
+    finish_folder(dir, tier, repo, (&f.file, &sha), progress)?;
     Ok(Some(Exported {
         path,
         sha256: crate::disk::id::to_hex(&sha),

@@ -184,7 +184,15 @@ pub fn mirror(
             continue;
         }
         let _lock = folder::lock(&dir)?;
-        let latest = folder::update_latest(&dir, tier, repo.id())?;
+        let latest = match folder::update_latest(&dir, tier, repo.id()) {
+            Err(e) if e.kind() == crate::error::ErrorKind::InvalidInput => {
+                summary
+                    .skipped
+                    .push((dir.join(folder::LATEST), e.to_string()));
+                None
+            }
+            other => other?,
+        };
         folder::sync_dir(&dir)?;
         summary.latest.push((tier, latest));
     }

@@ -282,3 +282,30 @@ fn a_snapshot_with_its_own_top_level_manifest_is_refused_before_anything_is_name
     );
     assert_eq!(names(&root.join("daily")), Vec::<String>::new());
 }
+
+#[test]
+fn a_latest_tar_gz_that_is_a_real_file_is_left_alone_with_a_warning() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_source(&src);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let root = env.path("classic");
+    std::fs::create_dir_all(root.join("daily")).unwrap();
+    std::fs::write(root.join("daily/latest.tar.gz"), b"the old system's").unwrap();
+    let o = env.run(&[
+        "export",
+        "latest",
+        "--tier",
+        "daily",
+        "--dir",
+        root.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("is not a symlink"), "{err}");
+    assert_eq!(
+        std::fs::read(root.join("daily/latest.tar.gz")).unwrap(),
+        b"the old system's"
+    );
+    assert_eq!(archives(&root.join("daily")).len(), 1);
+}
