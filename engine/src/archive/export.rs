@@ -83,10 +83,14 @@ pub fn export(
     progress: &dyn Progress,
 ) -> Result<Exported> {
     let dir = root.join(tier.name());
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .create(&dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .create(&dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        // The new folder's own name must survive a crash too.
+        folder::sync_dir(root)?;
+    }
     let leftovers_removed = folder::remove_stale(&dir);
     if let Some(mut done) = already_there(&dir, tier, repo.id(), id, progress)? {
         done.leftovers_removed = leftovers_removed;
