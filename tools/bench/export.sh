@@ -40,6 +40,8 @@ read -r ms mm < <(timed "$bin/masclet" export --quiet latest --tier daily --dir 
 out=$(ls "$work"/classic/daily/masclet_daily_*.tar.gz)
 (cd "$work/classic/daily" && sha256sum -c --quiet "$(basename "$out").sha256")
 gzip -t "$out"
+# The archive holds the dump byte for byte (GNU tar reads it).
+tar -xzOf "$out" masclet_imperi.sql | cmp - "$work/night0.sql"
 psize=$(stat -c %s "$work/pigz.tar.gz")
 msize=$(stat -c %s "$out")
 
