@@ -1,6 +1,7 @@
 //! The tar layer of a classic archive (format-spec.md, "Classic archives"): one GNU header
 //! per snapshot entry in tree order, owner 0:0 without names, the snapshot's mode and
-//! mtime (whole seconds), long names and link targets as GNU long-name entries, and
+//! mtime (its nanoseconds in a pax header when not 0), long names and link targets as GNU
+//! long-name entries, and
 //! MANIFEST.json last, listing every member before it with the SHA-256 of its content.
 //!
 //! Headers are built with the `tar` crate's [`Header`] but written here, name bytes and
@@ -59,7 +60,7 @@ impl<W: Write> TarWriter<W> {
     pub(crate) fn dir(&mut self, m: &EntryMeta) -> Result<()> {
         let mut name = m.path.clone();
         name.push(b'/');
-        self.header(EntryType::Directory, &name, None, m.mode, m.mtime, 0)?;
+        self.header(EntryType::Directory, &name, None, m.mode, time(m), 0)?;
         self.members
             .push(Member::new(&m.path, MemberKind::Dir, 0, None));
         Ok(())
@@ -72,7 +73,7 @@ impl<W: Write> TarWriter<W> {
             &m.path,
             Some(target),
             m.mode,
-            m.mtime,
+            time(m),
             0,
         )?;
         self.members
@@ -89,7 +90,7 @@ impl<W: Write> TarWriter<W> {
                 display_path(&m.path)
             )));
         }
-        self.header(EntryType::Regular, &m.path, None, m.mode, m.mtime, size)?;
+        self.header(EntryType::Regular, &m.path, None, m.mode, time(m), size)?;
         self.file = Some(OpenFile {
             path: m.path.clone(),
             size,
@@ -155,7 +156,14 @@ impl<W: Write> TarWriter<W> {
         }
         let size = manifest.len() as u64;
         let name = ARCHIVE_MANIFEST.as_bytes();
-        self.header(EntryType::Regular, name, None, MANIFEST_MODE, mtime, size)?;
+        self.header(
+            EntryType::Regular,
+            name,
+            None,
+            MANIFEST_MODE,
+            (mtime, 0),
+            size,
+        )?;
         self.out.write_all(manifest).map_err(io)?;
         self.pad(size)?;
         self.out
@@ -172,16 +180,20 @@ impl<W: Write> TarWriter<W> {
             .map_err(io)
     }
 
-    /// One header, after the GNU long-name entries its name or link target needs.
+    /// One header, after the pax header its sub-second time needs and the GNU long-name
+    /// entries its name or link target needs.
     fn header(
         &mut self,
         kind: EntryType,
         name: &[u8],
         link: Option<&[u8]>,
         mode: u32,
-        mtime: i64,
+        (mtime, nsec): (i64, u32),
         size: u64,
     ) -> Result<()> {
+        if nsec != 0 {
+            self.pax_mtime(mtime, nsec)?;
+        }
         if name.len() >= LONG_FROM {
             self.long_name(EntryType::GNULongName, name)?;
         }
@@ -204,6 +216,33 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(h.as_bytes()).map_err(io)
     }
 
+    /// A pax extended header (`x`, `././@PaxHeader`) with one record, `mtime=<seconds>.<9
+    /// digits>`: the time to the nanosecond, which GNU tar applies to the next entry.
+    fn pax_mtime(&mut self, mtime: i64, nsec: u32) -> Result<()> {
+        let body = format!(" mtime={}\n", pax_time(mtime, nsec));
+        // The record's length counts its own digits.
+        let mut len = body.len() + 1;
+        while len.to_string().len() + body.len() != len {
+            len += 1;
+        }
+        let record = format!("{len}{body}");
+        let size = record.len() as u64;
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::XHeader);
+        h.set_mode(MANIFEST_MODE);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(size);
+        put_truncated(
+            &mut h.as_gnu_mut().expect("a GNU header").name,
+            b"././@PaxHeader",
+        );
+        h.set_cksum();
+        self.out.write_all(h.as_bytes()).map_err(io)?;
+        self.out.write_all(record.as_bytes()).map_err(io)?;
+        self.pad(size)
+    }
+
     /// A GNU long-name (`L`) or long-link (`K`) entry: `././@LongLink`, the bytes and a NUL.
     fn long_name(&mut self, kind: EntryType, bytes: &[u8]) -> Result<()> {
         let size = bytes.len() as u64 + 1;
@@ -222,6 +261,22 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(bytes).map_err(io)?;
         self.out.write_all(&[0]).map_err(io)?;
         self.pad(size)
+    }
+}
+
+/// An entry's time as the header wants it: seconds and nanoseconds.
+fn time(m: &EntryMeta) -> (i64, u32) {
+    (m.mtime, m.mtime_nsec)
+}
+
+/// `seconds + nsec / 10^9` in decimal with 9 fractional digits, also before 1970 (-2 s and
+/// 750 000 000 ns is `-1.250000000`).
+pub(crate) fn pax_time(secs: i64, nsec: u32) -> String {
+    if secs >= 0 || nsec == 0 {
+        format!("{secs}.{nsec:09}")
+    } else {
+        let whole = -(i128::from(secs) + 1);
+        format!("-{whole}.{:09}", 1_000_000_000 - nsec)
     }
 }
 

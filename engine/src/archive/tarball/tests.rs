@@ -142,11 +142,31 @@ fn the_paths_the_tar_crate_reads_are_plain_bytes() {
     for len in [99usize, 100, 101] {
         let name = b"n".repeat(len);
         let mut w = TarWriter::new(Vec::new());
-        w.symlink(&meta(&name, 0o777, 0), b"t").unwrap();
+        let whole_second = EntryMeta {
+            mtime_nsec: 0,
+            ..meta(&name, 0o777, 0)
+        };
+        w.symlink(&whole_second, b"t").unwrap();
         let tar = w.finish(b"", 0).unwrap();
         let back = read_back(&tar);
         assert_eq!(std::ffi::OsStr::from_bytes(&back[0].0).len(), len);
         let headers = tar.len() / 512 - 2;
         assert_eq!(headers, if len >= 100 { 4 } else { 2 }, "length {len}");
     }
+}
+
+#[test]
+fn sub_second_times_go_in_a_pax_header_in_decimal_also_before_1970() {
+    assert_eq!(pax_time(1_700_000_000, 5), "1700000000.000000005");
+    assert_eq!(pax_time(-2, 750_000_000), "-1.250000000");
+    assert_eq!(pax_time(-1, 500_000_000), "-0.500000000");
+    assert_eq!(pax_time(-7, 0), "-7.000000000");
+    assert_eq!(pax_time(i64::MIN, 1), "-9223372036854775807.999999999");
+    let mut w = TarWriter::new(Vec::new());
+    w.dir(&meta(b"d", 0o755, -2)).unwrap();
+    let tar = w.finish(b"", 0).unwrap();
+    // The pax header, its record, then the directory's own header.
+    assert_eq!(tar[156], b'x');
+    assert_eq!(&tar[512..512 + 23], b"22 mtime=-1.999999877\n\0");
+    assert_eq!(tar[1024 + 156], b'5');
 }
