@@ -36,6 +36,13 @@ pub fn export(cli: &Cli, a: &ExportArgs, bars: &Bars) -> Result<u8> {
     if cli.global.json {
         print_json(&exported_json(&e));
     } else {
+        if e.leftovers_removed > 0 {
+            eprintln!(
+                "removed {} temporaries of killed exports from {}",
+                e.leftovers_removed,
+                e.path.parent().unwrap_or(&root).display()
+            );
+        }
         if e.already {
             eprintln!("already there (its SHA-256 checks): {}", e.path.display());
         }
@@ -52,6 +59,7 @@ fn exported_json(e: &Exported) -> serde_json::Value {
         "snapshot": e.snapshot,
         "tier": e.tier,
         "already": e.already,
+        "leftovers_removed": e.leftovers_removed,
     })
 }
 

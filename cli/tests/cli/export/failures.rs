@@ -169,6 +169,7 @@ fn kill_9_mid_export_leaves_no_final_name_and_the_next_export_cleans_up() {
     );
     let v = export(&env, "latest", "daily", &root);
     assert_eq!(v["already"], false);
+    assert_eq!(v["leftovers_removed"], 1);
     assert!(temporaries(&daily).is_empty(), "{:?}", names(&daily));
     assert_eq!(archives(&daily).len(), 1);
 }
