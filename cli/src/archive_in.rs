@@ -95,7 +95,7 @@ pub fn import(cli: &Cli, a: &ImportArgs, bars: &Bars) -> Result<u8> {
     let mut skipped = Vec::new();
     for p in &a.paths {
         if p.is_dir() {
-            let found = archive::folders::find_archives(p)?;
+            let found = archive::discover::find_archives(p)?;
             files.extend(found.archives);
             skipped.extend(found.skipped);
         } else {

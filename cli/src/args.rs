@@ -239,6 +239,27 @@ Examples:
     /// Database housekeeping.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Export a snapshot as a classic `masclet_<tier>_<YYYYMMDD_HHMM>_<sha8>.tar.gz` in
+    /// DIR/<tier>/, or (--mirror) make the tier folders match the snapshots' tier tags.
+    #[command(after_help = "\
+The archive is a plain tar in gzip: the snapshot's files (a database snapshot: its dump,
+roles file and pg-manifest.json) in tree order, then MANIFEST.json with the SHA-256 of every
+member. The same snapshot always gives the same bytes. Every chunk is authenticated and every
+file's hash checked on the way; damage exits 5 and leaves no archive. It is written under a
+temporary name, synced, and named only once complete; beside it <name>.sha256 (check it with
+`sha256sum -c` in the tier folder), and latest.tar.gz points at the tier's newest export.
+An export already there is checked by its hash and left as it is.
+
+--mirror exports every snapshot tagged with a tier (`masclet forget` writes the tags) that
+has no export in that tier's folder, then removes masclet's exports of snapshots that no
+longer hold the tier. Files it does not recognise as its own are never touched.
+
+Examples:
+  masclet export latest --tier daily --dir /backups/classic
+  BACKUP_ROOT=/backups/classic masclet export 1a2b3c4d --tier monthly --json
+  masclet export --mirror --dry-run
+  masclet forget && masclet export --mirror")]
+    Export(ExportArgs),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  masclet completions bash > /etc/bash_completion.d/masclet")]
     Completions {
@@ -248,6 +269,27 @@ Examples:
     /// Print the man page (roff).
     #[command(after_help = "Example:\n  masclet man | gzip > /usr/share/man/man1/masclet.1.gz")]
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Snapshot id, unique id prefix, or `latest`.
+    #[arg(required_unless_present = "mirror", conflicts_with = "mirror")]
+    pub snapshot: Option<String>,
+    /// The tier folder to export into.
+    #[arg(long, value_parser = ["daily", "weekly", "monthly", "yearly"], value_name = "TIER",
+          required_unless_present = "mirror", conflicts_with = "mirror")]
+    pub tier: Option<String>,
+    /// The folder holding daily/, weekly/, monthly/ and yearly/.
+    #[arg(long, env = "BACKUP_ROOT", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Make the four tier folders match the snapshots' tier tags: export what is missing,
+    /// remove masclet's exports of snapshots that no longer hold the tier.
+    #[arg(long)]
+    pub mirror: bool,
+    /// With --mirror: print the plan and change nothing.
+    #[arg(long, short = 'n', requires = "mirror")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -40,6 +40,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::VerifyArchive(a) => crate::archive_in::verify_archive(cli, a, &bars),
         Command::Import(a) => crate::archive_in::import(cli, a, &bars),
         Command::Unlock { all } => unlock(cli, *all),
+        Command::Export(a) => crate::archive_out::export(cli, a, &bars),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,
@@ -68,7 +69,7 @@ pub fn open(cli: &Cli, operation: &str, lock: Option<LockMode>) -> Result<Repo> 
 }
 
 /// Open for a command that only reads: it works on a repository on read-only media.
-fn open_read_only(cli: &Cli, operation: &str) -> Result<Repo> {
+pub fn open_read_only(cli: &Cli, operation: &str) -> Result<Repo> {
     open_with(
         cli,
         OpenOptions::new(operation, Some(LockMode::Shared)).read_only(),

@@ -2,6 +2,8 @@
 //! renders the result, and maps errors to documented exit codes. No backup logic lives here.
 
 mod args;
+// `masclet export`: classic archives out of the repository.
+mod archive_out;
 mod backup;
 mod commands;
 mod maintenance;

@@ -7,11 +7,22 @@
 //! The top layer: it reads snapshots through [`crate::repository::walk`], writes them
 //! through [`crate::ops::backup`], and test-restores database dumps through [`crate::pg`].
 
+// Writing archives from snapshots (export, mirror) into tier folders.
+pub mod export;
+mod folder;
+mod gzip;
+pub mod mirror;
+mod tarball;
+pub use export::{ExportOptions, Exported, export};
+pub use folder::LATEST;
+pub use mirror::{
+    InFolder, MirrorPlan, MirrorSummary, ToExport, mirror, plan_mirror, read_manifest,
+};
 pub mod manifest;
 pub mod name;
 // Checking and importing archives made elsewhere (the old system's, or exported ones).
+pub mod discover;
 mod dump;
-pub mod folders;
 pub mod import;
 pub mod reader;
 pub mod safety;

@@ -5,6 +5,7 @@ mod archive_verify;
 mod archives;
 mod crash;
 mod damage;
+mod export;
 mod extremes;
 mod flow;
 mod import;

@@ -25,6 +25,7 @@ mod scratch;
 mod target;
 pub(crate) mod verify;
 
+pub(crate) use read::read_part;
 pub use read::{LsEntry, dump, list};
 
 use crate::disk::format::ObjectType;

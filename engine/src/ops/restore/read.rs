@@ -8,8 +8,40 @@ use crate::disk::snapshot::Snapshot;
 use crate::disk::tree::{EntryMeta, display_path};
 use crate::error::{Error, ErrorKind, Result};
 use crate::repository::repo::Repo;
-use crate::repository::walk::{Entry, FilePart};
+use crate::repository::walk::{ChunkRef, Entry, FilePart};
 use std::io::Write;
+
+/// Load the chunks of one part of a file in batches (on all cores), check each against
+/// the tree and feed it to `content`'s hash, then hand it to `sink`, in order. `dump` and
+/// `archive::export` read content through here, so both apply restore's rules.
+///
+/// # Errors
+/// `Corrupt` for damage; whatever `sink` returns.
+pub(crate) fn read_part(
+    repo: &Repo,
+    chunks: &[ChunkRef],
+    content: &mut FileContent,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut start = 0;
+    while start < chunks.len() {
+        // A batch: up to CHUNKS_PER_READ chunks, stopping once BYTES_PER_READ are reached.
+        let mut end = start;
+        let mut bytes = 0u64;
+        while end < chunks.len() && end - start < CHUNKS_PER_READ && bytes < BYTES_PER_READ {
+            bytes += u64::from(chunks[end].len);
+            end += 1;
+        }
+        let batch = &chunks[start..end];
+        let ids: Vec<_> = batch.iter().map(|c| c.id).collect();
+        for (c, data) in batch.iter().zip(repo.load_chunks(&ids, ObjectType::Data)?) {
+            content.chunk(&c.id, c.len, &data)?;
+            sink(&data)?;
+        }
+        start = end;
+    }
+    Ok(())
+}
 
 /// Write the content of the file at `path` in `snap` to `out`, checking its hash.
 ///
@@ -18,24 +50,6 @@ use std::io::Write;
 pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> Result<u64> {
     let path = path.strip_prefix(b"/").unwrap_or(path);
     let mut content = None::<FileContent>;
-    let mut pending: Vec<(crate::disk::id::ChunkId, u32)> = Vec::new();
-    let mut bytes = 0u64;
-    let flush = |pending: &mut Vec<(crate::disk::id::ChunkId, u32)>,
-                 c: &mut FileContent,
-                 out: &mut dyn Write|
-     -> Result<()> {
-        let ids: Vec<_> = pending.iter().map(|(id, _)| *id).collect();
-        for ((id, len), data) in pending
-            .iter()
-            .zip(repo.load_chunks(&ids, ObjectType::Data)?)
-        {
-            c.chunk(id, *len, &data)?;
-            out.write_all(&data)
-                .map_err(|e| Error::io("writing output", e))?;
-        }
-        pending.clear();
-        Ok(())
-    };
     for entry in repo.walk(snap) {
         match entry? {
             Entry::Dir(m) | Entry::Symlink(m, _) if m.path == path => {
@@ -46,16 +60,11 @@ pub fn dump(repo: &Repo, snap: &Snapshot, path: &[u8], out: &mut dyn Write) -> R
             }
             Entry::File(part) if part.meta.path == path => {
                 let c = content.get_or_insert_with(FileContent::new);
-                for chunk in part.chunks {
-                    pending.push((chunk.id, chunk.len));
-                    bytes += u64::from(chunk.len);
-                    if pending.len() >= CHUNKS_PER_READ || bytes >= BYTES_PER_READ {
-                        flush(&mut pending, c, out)?;
-                        bytes = 0;
-                    }
-                }
+                read_part(repo, &part.chunks, c, &mut |data| {
+                    out.write_all(data)
+                        .map_err(|e| Error::io("writing output", e))
+                })?;
                 if let Some(end) = part.end {
-                    flush(&mut pending, c, out)?;
                     c.end(path, end.size, &end.content_hash)?;
                     out.flush().map_err(|e| Error::io("writing output", e))?;
                     return Ok(end.size);
