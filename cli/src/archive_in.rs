@@ -44,14 +44,11 @@ fn render(cli: &Cli, r: &ArchiveReport) -> u8 {
         print_json(&json!({
             "ok": r.ok,
             "file": r.file,
-            "checks": r.checks.iter().map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
+            "checks": crate::pg::checks_json(&r.checks),
             "duration_secs": r.duration_secs,
         }));
     } else {
-        for c in &r.checks {
-            let mark = if c.ok { "ok  " } else { "FAIL" };
-            println!("{mark} {:<28} {}", c.name, escape(&c.detail));
-        }
+        crate::pg::print_checks(&r.checks, 28);
     }
     let shown = escape(&r.file.to_string_lossy()).into_owned();
     if r.ok {
@@ -64,12 +61,7 @@ fn render(cli: &Cli, r: &ArchiveReport) -> u8 {
         }
         return 0;
     }
-    let failed: Vec<&str> = r
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.name.as_str())
-        .collect();
+    let failed = crate::pg::failed_names(&r.checks);
     eprintln!(
         "masclet: ARCHIVE CHECK FAILED: {shown} ({} failed: {})",
         failed.len(),

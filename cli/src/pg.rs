@@ -5,15 +5,41 @@
 use crate::args::{Cli, MaintainArgs, PgConnArgs, PromoteArgs, RestoreArgs, VerifyArgs};
 use crate::commands::open;
 use crate::exit;
-use crate::output::print_json;
+use crate::output::{escape, print_json};
 use crate::progress::Bars;
 use anyhow::Result;
-use masclet_engine::pg::{self, Target, Tools, VerifyReport};
+use masclet_engine::pg::{self, Check, Target, Tools, VerifyReport};
 use masclet_engine::{LockMode, Repo};
 use serde_json::json;
 
 /// The server from `--pg`, DATABASE_URL or the PG* variables; a password on the command
 /// line gets a warning (every user of the machine can read argv).
+/// Checks as `--json` gives them: name, ok, detail.
+pub(crate) fn checks_json(checks: &[Check]) -> Vec<serde_json::Value> {
+    checks
+        .iter()
+        .map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail}))
+        .collect()
+}
+
+/// One line a check, its name padded to `width`; details may quote restored data or an
+/// archive's names, so they are escaped for the terminal.
+pub(crate) fn print_checks(checks: &[Check], width: usize) {
+    for c in checks {
+        let mark = if c.ok { "ok  " } else { "FAIL" };
+        println!("{mark} {:<width$} {}", c.name, escape(&c.detail));
+    }
+}
+
+/// The names of the checks that failed.
+pub(crate) fn failed_names(checks: &[Check]) -> Vec<&str> {
+    checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
 fn target(c: &PgConnArgs) -> Result<Target> {
     if let Some(url) = &c.pg
         && pg::target::url_has_password(url)
@@ -87,19 +113,12 @@ pub fn render(cli: &Cli, r: &VerifyReport, what: &str) -> u8 {
         print_json(&json!({
             "ok": r.ok,
             "snapshot": r.snapshot,
-            "checks": r.checks.iter().map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
+            "checks": checks_json(&r.checks),
             "tables": tables,
             "duration_secs": r.duration_secs,
         }));
     } else {
-        for c in &r.checks {
-            println!(
-                "{} {:<40} {}",
-                if c.ok { "ok  " } else { "FAIL" },
-                c.name,
-                c.detail
-            );
-        }
+        print_checks(&r.checks, 40);
         println!(
             "{what} of snapshot {} ({}) into {}: {} checks in {:.1} s",
             r.snapshot.short(),
@@ -115,12 +134,7 @@ pub fn render(cli: &Cli, r: &VerifyReport, what: &str) -> u8 {
         }
         return 0;
     }
-    let failed: Vec<&str> = r
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.name.as_str())
-        .collect();
+    let failed = failed_names(&r.checks);
     eprintln!(
         "masclet: VERIFY FAILED: snapshot {} of {} does not restore to what was recorded ({} failed: {})",
         r.snapshot.short(),

@@ -135,63 +135,27 @@ pub fn fake_dump(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// An archive as masclet exports a database snapshot: its three files and MANIFEST.json
-/// (with the database manifest) last.
+/// A database snapshot's classic archive, made as a site makes one: `masclet backup --pg`
+/// of the cluster's `masclet_imperi`, then `masclet export` (its dump, roles file and
+/// manifest, MANIFEST.json last).
 pub fn database_archive(env: &Env, pg: &masclet_tests::pg::PgCluster) -> PathBuf {
-    use masclet_engine::archive::{ArchiveManifest, Member, MemberKind};
-    use masclet_engine::pg::{self, PgBackupOptions, Target, Tools};
-    use sha2::Digest;
-    let storage = masclet_engine::LocalStorage::open(&env.repo).unwrap();
-    let index = storage.index_path();
-    let opts = masclet_engine::OpenOptions::new("test", Some(masclet_engine::LockMode::Shared));
-    let mut repo =
-        masclet_engine::Repo::open(std::sync::Arc::new(storage), &index, b"s3cret pass", &opts)
-            .unwrap();
-    let b = PgBackupOptions {
-        target: Target::resolve(Some(&pg.url("masclet_imperi"))).unwrap(),
-        tools: Tools::find(Some(pg.bin_dir())),
-        shape: pg::DumpShape::default(),
-        repo_dir: None,
-        min_free: 0,
-        backup: masclet_engine::BackupOptions::new(vec![], None),
-    };
-    let id = pg::backup_pg(&mut repo, &b, &masclet_engine::NoProgress)
-        .unwrap()
-        .backup
-        .snapshot;
-    drop(repo);
-    let files = env.path("exported");
-    env.ok(&["restore", &id.to_hex(), "--target", files.to_str().unwrap()]);
-    let names = ["masclet_imperi.sql", "pg-globals.sql", "pg-manifest.json"];
-    let bodies: Vec<Vec<u8>> = names
-        .iter()
-        .map(|n| std::fs::read(files.join(n)).unwrap())
-        .collect();
-    let database = pg::Manifest::parse(&bodies[2]).unwrap();
-    let manifest = ArchiveManifest {
-        version: 1,
-        snapshot: id.to_hex(),
-        time: "2025-03-11T06:45:00Z".into(),
-        source: "postgres".into(),
-        paths: vec!["masclet_imperi".into()],
-        tags: vec!["daily".into()],
-        tool: "masclet test".into(),
-        members: names
-            .iter()
-            .zip(&bodies)
-            .map(|(n, b)| {
-                let sha: [u8; 32] = sha2::Sha256::digest(b).into();
-                Member::new(n.as_bytes(), MemberKind::File, b.len() as u64, Some(sha))
-            })
-            .collect(),
-        database: Some(database),
-    };
-    let m = manifest.to_bytes();
-    let mut members: Vec<Raw<'_>> = names
-        .iter()
-        .zip(&bodies)
-        .map(|(n, b)| Raw::File(n.as_bytes(), b))
-        .collect();
-    members.push(Raw::File(b"MANIFEST.json", &m));
-    raw_archive(&members, &env.path("exports"), "daily", "20250311_0745")
+    let bin = pg.bin_dir().to_str().unwrap().to_string();
+    let o = env
+        .cmd(&["backup", "--pg", "--pg-bin", &bin, "--min-free", "0"])
+        .env("DATABASE_URL", pg.url("masclet_imperi"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = env.path("exports");
+    let out = env.ok(&[
+        "export",
+        "latest",
+        "--tier",
+        "daily",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    PathBuf::from(v["path"].as_str().unwrap())
 }

@@ -1,6 +1,7 @@
 //! Black-box tests of the `masclet` binary: real processes, real files, exit codes and
 //! messages as an operator sees them. One test binary; the modules group the scenarios.
 
+mod archive_roundtrip;
 mod archive_verify;
 mod archives;
 mod crash;

@@ -216,6 +216,20 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(h.as_bytes()).map_err(io)
     }
 
+    /// The header of an entry that describes the next one (a pax record, a GNU long name
+    /// or link): owner 0:0, mode 0644, no time, so it varies with nothing but its content.
+    fn meta_header(&mut self, kind: EntryType, name: &[u8], size: u64) -> Result<()> {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(MANIFEST_MODE);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(size);
+        put_truncated(&mut h.as_gnu_mut().expect("a GNU header").name, name);
+        h.set_cksum();
+        self.out.write_all(h.as_bytes()).map_err(io)
+    }
+
     /// A pax extended header (`x`, `././@PaxHeader`) with one record, `mtime=<seconds>.<9
     /// digits>`: the time to the nanosecond, which GNU tar applies to the next entry.
     fn pax_mtime(&mut self, mtime: i64, nsec: u32) -> Result<()> {
@@ -227,18 +241,7 @@ impl<W: Write> TarWriter<W> {
         }
         let record = format!("{len}{body}");
         let size = record.len() as u64;
-        let mut h = Header::new_gnu();
-        h.set_entry_type(EntryType::XHeader);
-        h.set_mode(MANIFEST_MODE);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_size(size);
-        put_truncated(
-            &mut h.as_gnu_mut().expect("a GNU header").name,
-            b"././@PaxHeader",
-        );
-        h.set_cksum();
-        self.out.write_all(h.as_bytes()).map_err(io)?;
+        self.meta_header(EntryType::XHeader, b"././@PaxHeader", size)?;
         self.out.write_all(record.as_bytes()).map_err(io)?;
         self.pad(size)
     }
@@ -246,18 +249,7 @@ impl<W: Write> TarWriter<W> {
     /// A GNU long-name (`L`) or long-link (`K`) entry: `././@LongLink`, the bytes and a NUL.
     fn long_name(&mut self, kind: EntryType, bytes: &[u8]) -> Result<()> {
         let size = bytes.len() as u64 + 1;
-        let mut h = Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(MANIFEST_MODE);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_size(size);
-        put_truncated(
-            &mut h.as_gnu_mut().expect("a GNU header").name,
-            b"././@LongLink",
-        );
-        h.set_cksum();
-        self.out.write_all(h.as_bytes()).map_err(io)?;
+        self.meta_header(kind, b"././@LongLink", size)?;
         self.out.write_all(bytes).map_err(io)?;
         self.out.write_all(&[0]).map_err(io)?;
         self.pad(size)
