@@ -163,7 +163,8 @@ Examples:
     /// Check a classic .tar.gz archive as the old test-backup.sh did, each check named.
     #[command(after_help = "\
 Checks, in one read of the file: checksum (the SHA-256 of the file against the 8 hex digits
-in its name masclet_<tier>_<YYYYMMDD_HHMM>_<sha8>.tar.gz; a renamed file fails it), sidecar
+in its name masclet_<tier>_<YYYYMMDD_HHMM>_<sha8>.tar.gz; a renamed file fails it, a link
+such as latest.tar.gz is checked by the name of the file it points at), sidecar
 (<FILE>.sha256 when there is one), size (--min-size, MIN_BACKUP_SIZE, default 1 MiB), gzip
 and tar read to their ends, members (relative names inside the archive; only files,
 directories and symlinks pointing inside), manifest (MANIFEST.json's member list and
@@ -178,6 +179,7 @@ damaged (gzip, tar, a member against its manifest), 7 when the server cannot be 
 
 Examples:
   masclet verify-archive /backups/daily/masclet_daily_20250311_0745_a8f3bc12.tar.gz
+  masclet verify-archive /backups/daily/latest.tar.gz
   MIN_BACKUP_SIZE=10M masclet verify-archive --json FILE
   masclet verify-archive --restore-test --pg postgresql://postgres@localhost/postgres FILE")]
     VerifyArchive(VerifyArchiveArgs),

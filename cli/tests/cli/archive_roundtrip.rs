@@ -90,6 +90,24 @@ fn an_exported_archive_verifies_imports_elsewhere_and_restores_the_original_tree
     ]);
     let f = export(&site, "monthly", &site.path("classic"));
     verify_archive_passes(&site, &f);
+    // The original `test-backup.sh /backups/daily/latest.tar.gz`: through the link, the
+    // name and sidecar checked are the file's.
+    let latest = f.parent().unwrap().join("latest.tar.gz");
+    verify_archive_passes(&site, &latest);
+    // A copy under the link's name has no checksum to show: that fails.
+    let copy = site.path("latest.tar.gz");
+    std::fs::copy(&f, &copy).unwrap();
+    let (code, v, _) = json(
+        &site,
+        &[
+            "verify-archive",
+            "--json",
+            "--min-size",
+            "0",
+            copy.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(8), "{v}");
 
     let elsewhere = Env::new();
     let (code, v, err) = json(&elsewhere, &["import", "--json", f.to_str().unwrap()]);
