@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job on an embedded default. With PostgreSQL's binaries (Debian: apt-get install
 # postgresql): a throwaway cluster on loopback with a generated masclet_imperi database, two
-# nightly `backup --pg`, a test restore (`verify`) and a `restore --to-db`, then the cluster
-# stops. Without them: two nightly backups of a generated dump, checked and restored
-# byte-identical.
+# nightly `backup --pg`, a test restore (`verify`), a `restore --to-db` and a classic
+# `.tar.gz` export checked with `verify-archive`, then the cluster stops. Without them: two
+# nightly backups of a generated dump, checked, restored byte-identical and exported.
 #
 #   bash tools/demo.sh [WORKDIR]
 set -euo pipefail
@@ -50,6 +50,9 @@ if [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ]; then
     step "$bin/masclet" snapshots
     step "$bin/masclet" verify latest
     step "$bin/masclet" restore latest --to-db masclet_imperi_restored
+    echo "(the original system's classic files, for tools that read them)"
+    step "$bin/masclet" export latest --tier daily --dir "$work/backups"
+    step "$bin/masclet" verify-archive "$work/backups/daily/latest.tar.gz"
     echo
     echo "restored rows: $(psql_ -d masclet_imperi_restored -At -c 'SELECT count(*) FROM animals') animals, $(psql_ -d masclet_imperi_restored -At -c 'SELECT count(*) FROM parts') parts; repository: $(du -sh "$MASCLET_REPO" | cut -f1)"
     exit 0
@@ -65,6 +68,8 @@ step "$bin/masclet" backup --tag daily --time 2026-11-28T03:00:00Z --stdin --std
 step "$bin/masclet" snapshots
 step "$bin/masclet" check --read-data
 step "$bin/masclet" restore latest --target "$work/restore"
+step "$bin/masclet" export latest --tier daily --dir "$work/backups"
+step "$bin/masclet" verify-archive "$work/backups/daily/latest.tar.gz"
 step cmp "$work/night1.sql" "$work/restore/masclet_imperi.sql"
 first=$("$bin/masclet" snapshots --json | grep -o '"id": "[0-9a-f]*"' | head -1 | cut -d'"' -f4)
 "$bin/masclet" dump "$first" masclet_imperi.sql | cmp - "$work/night0.sql"
