@@ -92,8 +92,28 @@ impl Error {
     }
 
     /// Wrap an I/O error on the source or target side, naming what was being done.
+    ///
+    /// A source of our own behind `Read` (an archive member checked against its hash)
+    /// reports damage as one of our errors inside the `io::Error` ([`Error::into_io`]): it
+    /// comes back out with its kind, so damage is never folded into I/O on the way.
     pub fn io(what: impl fmt::Display, err: std::io::Error) -> Self {
+        if err.get_ref().is_some_and(|e| e.is::<Error>()) {
+            return match err.into_inner().map(|e| e.downcast::<Error>()) {
+                Some(Ok(inner)) => Self {
+                    message: format!("{what}: {}", inner.message),
+                    ..*inner
+                },
+                // Checked above; kept total rather than panicking.
+                _ => Self::new(ErrorKind::Io, what.to_string()),
+            };
+        }
         Self::new(ErrorKind::Io, format!("{what}: {err}")).with_source(err)
+    }
+
+    /// This error inside an `io::Error`, for a `Read` implementation of ours whose caller
+    /// wraps what it reads with [`Error::io`].
+    pub fn into_io(self) -> std::io::Error {
+        std::io::Error::other(self)
     }
 
     /// Wrap an I/O error on the repository side. A full disk gets its own wording because
@@ -231,6 +251,15 @@ mod tests {
         let e = Error::corrupt("bad tag").context("chunk 1234");
         assert_eq!(e.kind(), ErrorKind::Corrupt);
         assert_eq!(e.to_string(), "chunk 1234: bad tag");
+    }
+
+    #[test]
+    fn our_error_inside_an_io_error_keeps_its_kind_and_a_plain_one_is_io() {
+        let e = Error::io("reading member a", Error::corrupt("hash differs").into_io());
+        assert_eq!(e.kind(), ErrorKind::Corrupt);
+        assert_eq!(e.to_string(), "reading member a: hash differs");
+        let plain = Error::io("reading a", std::io::Error::other("boom"));
+        assert_eq!(plain.kind(), ErrorKind::Io);
     }
 
     #[test]

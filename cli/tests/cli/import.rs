@@ -468,6 +468,8 @@ fn an_archive_changed_between_plan_and_import_commits_nothing() {
             .unwrap();
     let e = archive::import(&mut repo, plan, &opts, &masclet_engine::NoProgress).unwrap_err();
     assert!(e.to_string().contains("changed"), "{e}");
+    // Damage, not an I/O failure: the reader's own error keeps its kind through the writer.
+    assert_eq!(e.kind(), masclet_engine::ErrorKind::Corrupt, "{e}");
     drop(repo);
     assert!(env.snapshots().is_empty());
     env.ok(&["check"]);

@@ -233,13 +233,11 @@ impl Read for Member {
         if self.left == 0 {
             let got: [u8; 32] = self.sha.clone().finalize().into();
             if got != self.expect {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "member {:?} changed since the archive was checked",
-                        self.name
-                    ),
-                ));
+                return Err(crate::Error::corrupt(format!(
+                    "member {:?} changed since the archive was checked",
+                    self.name
+                ))
+                .into_io());
             }
             return Ok(0);
         }
