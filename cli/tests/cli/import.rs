@@ -379,6 +379,32 @@ fn two_imports_at_once_of_different_archives_both_land_and_of_one_make_one_snaps
         1,
         "{outs:?}"
     );
+    // One archive under two paths at once: they meet at the lock on its SHA-256.
+    let copies = env.path("copies");
+    std::fs::create_dir_all(&copies).unwrap();
+    let copy = copies.join(files[1].file_name().unwrap());
+    std::fs::copy(&files[1], &copy).unwrap();
+    let third = Env::new();
+    let children: Vec<_> = [&files[1], &copy]
+        .iter()
+        .map(|f| {
+            third
+                .cmd(&["import", f.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        third.snapshots().len(),
+        1,
+        "copies of one archive made two snapshots"
+    );
 }
 
 #[test]

@@ -337,8 +337,8 @@ fn top_level(planned: &[Planned]) -> Vec<Vec<u8>> {
 
 /// An exclusive lock on the archive file (`flock`), released when dropped: held from the
 /// check for an earlier import to the commit, so two imports of the same file at once
-/// make one snapshot (the second waits, then finds it). Copies of one archive under
-/// other paths are not covered.
+/// make one snapshot (the second waits, then finds it). Copies of one archive under other
+/// paths meet at [`import`]'s lock on the archive's SHA-256 instead.
 #[derive(Debug)]
 pub struct ArchiveLock {
     _file: std::fs::File,
@@ -350,6 +350,24 @@ pub struct ArchiveLock {
 /// `Io` when the file cannot be opened or locked.
 pub fn lock_archive(path: &Path) -> Result<ArchiveLock> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
+    flock(f, path)
+}
+
+/// An exclusive lock on a lock file of our own at `path`, made if missing (mode 0600).
+fn lock_file(path: &Path) -> Result<ArchiveLock> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path.display(), e))?;
+    flock(f, path)
+}
+
+fn flock(f: std::fs::File, path: &Path) -> Result<ArchiveLock> {
     match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
         // A file system without locks (some network mounts): the snapshot list is the
         // only guard left, as for copies under other paths.
@@ -384,6 +402,13 @@ pub fn import(
     opts: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportOutcome> {
+    // Copies of one archive under several paths, imported at once on this host: one lock
+    // a repository and SHA-256, held from the check to the commit, makes them one snapshot.
+    let _same_archive = lock_file(&std::env::temp_dir().join(format!(
+        "masclet-import-{}-{}.lock",
+        repo.id(),
+        plan.sha256
+    )))?;
     if let Some(id) = already_imported(repo, &plan.sha256)? {
         return Ok(ImportOutcome::Already(id));
     }
