@@ -33,8 +33,9 @@ static LOADED: OnceLock<Loaded> = OnceLock::new();
 ///
 /// # Errors
 ///
-/// A named file that does not exist, or any line the engine's parser refuses.
-pub fn load() -> masclet_engine::Result<()> {
+/// The message for a named file that does not exist, or any line the engine's parser
+/// refuses.
+pub fn load() -> Result<(), String> {
     let from_env: Vec<&'static str> = KEYS
         .iter()
         .filter(|k| std::env::var_os(k.name).is_some())
@@ -44,14 +45,21 @@ pub fn load() -> masclet_engine::Result<()> {
         .or_else(|| std::env::var_os("MASCLET_CONFIG").filter(|v| !v.is_empty()))
         .map(PathBuf::from);
     let file = match named {
-        Some(path) => Some(ConfigFile::read(&path)?),
+        Some(path) => Some(ConfigFile::read(&path).map_err(|e| e.to_string())?),
         None => {
             let path = Path::new(".env");
             match ConfigFile::read(path) {
                 Ok(f) => Some(f),
                 // The working directory's .env is optional; a named file is not.
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
+                // Someone running masclet from an application's folder may meet that
+                // application's .env: say how to step around it.
+                Err(e) => {
+                    return Err(format!(
+                        "{e}\n(masclet reads .env in the working directory; --config FILE \
+                         names another file, --config /dev/null none)"
+                    ));
+                }
             }
         }
     };

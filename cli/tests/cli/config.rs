@@ -243,6 +243,12 @@ fn a_mistake_in_the_file_stops_every_command_with_its_line() {
             assert_eq!(o.status.code(), Some(2), "{text:?}: {err}");
             assert!(err.contains(needle), "{text:?}: {err:?} lacks {needle:?}");
             assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("--config /dev/null"), "{err}");
         }
     }
+    // An unrelated .env in the working directory is stepped around so.
+    ok(&mut masclet(
+        dir.path(),
+        &["--config", "/dev/null", "config"],
+    ));
 }
