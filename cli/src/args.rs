@@ -18,6 +18,9 @@ Passphrase: from the file named by MASCLET_PASSWORD_FILE (mode 0600, owned by yo
 trailing newline is ignored), else MASCLET_PASSWORD, else an interactive prompt. Never
 from the command line.
 
+Settings: flags, then environment variables, then the configuration file (--config FILE,
+MASCLET_CONFIG, else ./.env), then defaults; `masclet config` shows the outcome.
+
 Exit codes: 0 success, 1 failure, 2 usage error, 3 wrong passphrase, 4 repository locked,
 5 damaged data found, 6 index missing or damaged (run `masclet repair index`),
 130 interrupted (nothing partial committed).";

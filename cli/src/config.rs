@@ -45,7 +45,10 @@ pub fn load() -> Result<(), String> {
         .or_else(|| std::env::var_os("MASCLET_CONFIG").filter(|v| !v.is_empty()))
         .map(PathBuf::from);
     let file = match named {
-        Some(path) => Some(ConfigFile::read(&path).map_err(|e| e.to_string())?),
+        Some(path) => Some(ConfigFile::read(&path).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => format!("{e} (named by --config or MASCLET_CONFIG)"),
+            _ => e.to_string(),
+        })?),
         None => {
             let path = Path::new(".env");
             match ConfigFile::read(path) {

@@ -52,10 +52,7 @@ impl ConfigFile {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::new(
                     ErrorKind::NotFound,
-                    format!(
-                        "configuration file {} does not exist (named by --config or MASCLET_CONFIG)",
-                        path.display()
-                    ),
+                    format!("configuration file {} does not exist", path.display()),
                 )
             } else {
                 Error::io(format!("reading configuration file {}", path.display()), e)

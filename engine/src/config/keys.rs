@@ -218,9 +218,10 @@ pub fn check_value(kind: ValueType, value: &str) -> std::result::Result<(), Stri
         Percent => value.parse::<u8>().is_ok_and(|p| p <= 100),
         Bool => parse_bool(value).is_some(),
         Port => value.parse::<u16>().is_ok_and(|p| p > 0),
-        Email => value
-            .split(',')
-            .all(|a| a.trim().len() > 2 && a.trim()[1..].contains('@')),
+        Email => value.split(',').all(|a| {
+            let a = a.trim();
+            a.find('@').is_some_and(|at| at > 0 && at + 1 < a.len())
+        }),
     };
     if ok {
         return Ok(());

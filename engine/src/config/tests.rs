@@ -103,6 +103,9 @@ fn values_are_checked_by_type_naming_the_line() {
     refused("EXPORT_MIRROR=maybe\n", &["true or false"]);
     refused("SMTP_PORT=0\n", &["port"]);
     refused("NOTIFY_EMAIL_TO=ops\n", &["mail address"]);
+    refused("NOTIFY_EMAIL_TO=ops@x.org,@x.org\n", &["mail address"]);
+    refused("SMTP_FROM=é\n", &["mail address"]);
+    assert!(parse("NOTIFY_EMAIL_TO=ops@x.org, é@x.org\n").is_ok());
     let c = parse("MIN_FREE_SPACE=5G\nMIN_BACKUP_SIZE=10M\nEXPORT_MIRROR=yes\n").unwrap();
     assert_eq!(c.entries.len(), 3);
     assert_eq!(parse_size("5G").unwrap(), 5 << 30);
