@@ -18,6 +18,9 @@ Passphrase: from the file named by MASCLET_PASSWORD_FILE (mode 0600, owned by yo
 trailing newline is ignored), else MASCLET_PASSWORD, else an interactive prompt. Never
 from the command line.
 
+Settings: flags, then environment variables, then the configuration file (--config FILE,
+MASCLET_CONFIG, else ./.env), then defaults; `masclet config` shows the outcome.
+
 Exit codes: 0 success, 1 failure, 2 usage error, 3 wrong passphrase, 4 repository locked,
 5 damaged data found, 6 index missing or damaged (run `masclet repair index`),
 130 interrupted (nothing partial committed).";
@@ -49,6 +52,10 @@ pub struct Global {
     /// No progress bars.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// The configuration file (KEY=value lines, as the original system's .env); default
+    /// ./.env when it exists. Flags and environment variables win over it.
+    #[arg(long, env = "MASCLET_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Seconds to wait for a conflicting repository lock before giving up.
     #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
     pub lock_wait: u64,
@@ -262,6 +269,20 @@ Examples:
   masclet export --mirror --dry-run
   masclet forget && masclet export --mirror")]
     Export(ExportArgs),
+    /// Print the effective configuration: every known key, its value and where it came
+    /// from (env, file:LINE, default or unset). Secrets are masked.
+    #[command(after_help = "\
+Sources, strongest first: flags, environment variables, the configuration file (--config
+FILE, MASCLET_CONFIG, else ./.env when it exists), defaults. The file holds KEY=value lines
+as the original system's .env: # comments, optional quotes and `export `, no expansion. An
+unknown key, a malformed line or a bad value stops every command with its line (exit 2).
+docs/operations.md lists the keys.
+
+Examples:
+  masclet config
+  masclet --config /etc/masclet/masclet.env config --json
+  RETENTION_DAILY=14 masclet config")]
+    Config,
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  masclet completions bash > /etc/bash_completion.d/masclet")]
     Completions {
@@ -578,36 +599,9 @@ pub struct RestoreArgs {
     pub overwrite: bool,
 }
 
-/// A byte count: digits with an optional K, M, G or T suffix (powers of 1024; a trailing
-/// `B` or `iB` is accepted).
+/// A byte count as the configuration file takes it: 1048576, 512K, 10M, 5G.
 fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (digits, shift) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => {
-                    return Err(format!(
-                        "{s:?}: unknown size suffix {c:?} (use K, M, G or T)"
-                    ));
-                }
-            };
-            (&t[..i], shift)
-        }
-        _ => (t, 0),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size in bytes (like 1048576, 512K or 10M)"))?;
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{s:?} is more bytes than fit in 64 bits"))
+    masclet_engine::config::parse_size(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -57,6 +57,14 @@ pub fn backup(cli: &Cli, a: &BackupArgs, bars: &Bars) -> Result<u8> {
         for v in SECRET_ENV {
             command.env_remove(v);
         }
+        // The notification secrets a configuration file may have put in the environment
+        // are none of a producer's business. The database URLs stay: a producer script may
+        // dump from DATABASE_URL, as it could before there was a configuration file.
+        for k in engine::config::KEYS {
+            if k.secret && k.kind != engine::config::ValueType::Url {
+                command.env_remove(k.name);
+            }
+        }
         engine::Source::Command { name, command }
     } else {
         engine::Source::Paths(a.paths.clone())
@@ -97,7 +105,7 @@ fn pg_backup(
         target,
         tools: engine::pg::Tools::find(a.pg_bin.as_deref()),
         shape,
-        repo_dir: cli.global.repo.clone(),
+        repo_dir: cli.global.repo.clone().or_else(crate::config::default_repo),
         min_free: a.min_free,
         backup: opts.min_size(a.min_size.unwrap_or(0)),
     };

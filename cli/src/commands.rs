@@ -41,6 +41,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Import(a) => crate::archive_in::import(cli, a, &bars),
         Command::Unlock { all } => unlock(cli, *all),
         Command::Export(a) => crate::archive_out::export(cli, a, &bars),
+        Command::Config => crate::config::show(cli),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,
@@ -61,7 +62,10 @@ fn repo_path(cli: &Cli) -> Result<PathBuf> {
     cli.global
         .repo
         .clone()
-        .ok_or_else(|| anyhow!("no repository given: use --repo PATH or set MASCLET_REPO"))
+        .or_else(crate::config::default_repo)
+        .ok_or_else(|| {
+            anyhow!("no repository given: use --repo PATH, or set MASCLET_REPO or BACKUP_ROOT")
+        })
 }
 
 pub fn open(cli: &Cli, operation: &str, lock: Option<LockMode>) -> Result<Repo> {

@@ -6,6 +6,8 @@ mod args;
 mod archive_out;
 mod backup;
 mod commands;
+// The .env configuration file and `masclet config`.
+mod config;
 mod maintenance;
 mod output;
 mod password;
@@ -57,6 +59,11 @@ fn code_for(kind: ErrorKind) -> u8 {
 }
 
 fn main() -> ExitCode {
+    // First of all, while this is the only thread: it sets environment variables.
+    if let Err(e) = config::load() {
+        eprintln!("masclet: error: {e}");
+        return ExitCode::from(exit::USAGE);
+    }
     // Everything masclet writes (repository, index, exports, temp files) is private.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = args::Cli::parse();

@@ -9,6 +9,8 @@
 //! Each layer uses only the layers listed before it, with one exception: `disk` reads and
 //! writes packs and snapshots through the storage trait of `repository`.
 //!
+//! - [`config`]: the `.env` configuration file: its syntax, the known keys, their types,
+//!   defaults and which are secret. It knows nothing of repositories.
 //! - [`disk`]: bytes on disk. Formats of every object (envelope, pack, tree stream,
 //!   snapshot, key slot, config), encryption and keys, typed ids, the format's limits, and
 //!   the FastCDC cut points (part of the format: they decide what deduplicates).
@@ -59,6 +61,7 @@
 
 pub mod archive;
 pub mod chunking;
+pub mod config;
 pub mod disk;
 pub mod error;
 pub mod ops;

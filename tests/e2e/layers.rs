@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 /// The layers, bottom up. `error` and `progress` sit beside them and anyone may use them.
-const LAYERS: [&str; 7] = [
+const LAYERS: [&str; 8] = [
+    "config",
     "disk",
     "repository",
     "chunking",

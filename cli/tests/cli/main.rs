@@ -4,6 +4,7 @@
 mod archive_roundtrip;
 mod archive_verify;
 mod archives;
+mod config;
 mod crash;
 mod damage;
 mod export;
