@@ -12,7 +12,6 @@ use super::name::{ArchiveName, Tier};
 use crate::disk::id::{RepoId, SnapshotId};
 use crate::error::{Error, ErrorKind, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -189,12 +188,19 @@ pub(crate) fn remove_stale(dir: &Path) -> u64 {
 /// filesystem without `flock` (some network mounts) gets no lock: every step is atomic on
 /// its own, only `latest.tar.gz` could then end on an older export until the next run.
 pub(crate) fn lock(dir: &Path) -> Result<Option<File>> {
-    use rustix::io::Errno;
     let f = File::open(dir).map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
+    flock_exclusive(f, dir)
+}
+
+/// An exclusive `flock` on `f` (opened from `path`), waiting for its holder; `None` on a
+/// filesystem without `flock` (some network mounts), where callers fall back on what
+/// stays atomic without it.
+pub(crate) fn flock_exclusive(f: File, path: &Path) -> Result<Option<File>> {
+    use rustix::io::Errno;
     match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
         Ok(()) => Ok(Some(f)),
         Err(Errno::NOLCK | Errno::OPNOTSUPP | Errno::INVAL) => Ok(None),
-        Err(e) => Err(Error::io(format!("locking {}", dir.display()), e.into())),
+        Err(e) => Err(Error::io(format!("locking {}", path.display()), e.into())),
     }
 }
 
@@ -228,18 +234,7 @@ pub(crate) fn place_new(temp: &Path, to: &Path) -> Result<bool> {
 
 /// SHA-256 of a whole file.
 pub(crate) fn sha256_file(path: &Path) -> Result<[u8; 32]> {
-    let what = || format!("reading {}", path.display());
-    let mut f = File::open(path).map_err(|e| Error::io(what(), e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Ok(h.finalize().into()),
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(what(), e)),
-        }
-    }
+    super::reader::hash_file(path, &crate::progress::NoProgress).map(|(sha, _)| sha)
 }
 
 /// Write `<file>.sha256` in `sha256sum` format (`<64 hex>  <file>`), atomically.

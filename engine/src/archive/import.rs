@@ -341,7 +341,7 @@ fn top_level(planned: &[Planned]) -> Vec<Vec<u8>> {
 /// paths meet at [`import`]'s lock on the archive's SHA-256 instead.
 #[derive(Debug)]
 pub struct ArchiveLock {
-    _file: std::fs::File,
+    _file: Option<std::fs::File>,
 }
 
 /// Take [`ArchiveLock`] on the archive at `path`, waiting for another import of it.
@@ -368,14 +368,8 @@ fn lock_file(path: &Path) -> Result<ArchiveLock> {
 }
 
 fn flock(f: std::fs::File, path: &Path) -> Result<ArchiveLock> {
-    match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
-        // A file system without locks (some network mounts): the snapshot list is the
-        // only guard left, as for copies under other paths.
-        Ok(()) | Err(rustix::io::Errno::NOLCK | rustix::io::Errno::OPNOTSUPP) => {
-            Ok(ArchiveLock { _file: f })
-        }
-        Err(e) => Err(Error::io(format!("locking {}", path.display()), e.into())),
-    }
+    // Without locks (some network mounts) the snapshot list is the only guard left.
+    super::folder::flock_exclusive(f, path).map(|f| ArchiveLock { _file: f })
 }
 
 /// The snapshot that already carries the archive SHA-256 `sha256` (hex), if any.

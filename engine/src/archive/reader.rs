@@ -115,9 +115,10 @@ pub fn hash_file(path: &Path, progress: &dyn Progress) -> crate::Result<([u8; 32
     let mut n_total = 0u64;
     loop {
         crate::check_interrupt()?;
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| crate::Error::io(path.display(), e))?;
+        let n = match f.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.map_err(|e| crate::Error::io(path.display(), e))?,
+        };
         if n == 0 {
             break;
         }
