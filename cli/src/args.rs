@@ -269,6 +269,49 @@ Examples:
   masclet export --mirror --dry-run
   masclet forget && masclet export --mirror")]
     Export(ExportArgs),
+    /// The nightly job: pre-checks, backup, verification, retention, gc when due, the
+    /// classic export, metrics, notifications and log lines, for one tier.
+    #[command(after_help = "\
+Steps, in order, each timed and recorded: precheck (free space against MIN_FREE_SPACE, write
+permission, the database's connection), backup (DATABASE_URL, else BACKUP_PATHS; tagged with
+the tier), verify (the new snapshot's chunks are read back; a database snapshot is also
+test-restored), retention (RETENTION_* per tier), gc (every GC_INTERVAL_DAYS, or when the
+disk passes SPACE_ALERT_PERCENT), export (when EXPORT_MIRROR is true: the classic tier
+folders under BACKUP_ROOT are mirrored), then the record: a line in the repository's run
+history, METRICS_FILE for node_exporter, LOG_DIR/backup.log, and the alerts
+(backup_failed, space_low, integrity_failed, rotation_failed) through every configured
+channel. A second run while one is going refuses (exit 4).
+
+Exit status: 0 all steps ok; 1 a step after the backup failed (the snapshot is saved); the
+backup's own code when no snapshot was saved (7 database, 9 pre-check...).
+
+Examples:
+  masclet run -t daily
+  masclet --config /etc/masclet/masclet.env run -t weekly --json")]
+    Run(RunArgs),
+    /// Send an alert through every configured channel: command hook, webhook, mail.
+    #[command(after_help = "\
+Channels: NOTIFY_COMMAND (run with the alert key and message as arguments and the JSON on
+standard input), NOTIFY_WEBHOOK_URL (JSON POST, signed with NOTIFY_WEBHOOK_SECRET when set),
+SMTP_HOST with NOTIFY_EMAIL_TO. Each is tried NOTIFY_RETRIES times with backoff.
+
+Examples:
+  masclet notify --test
+  masclet notify backup_failed \"pg_dump exited 1\"")]
+    Notify(NotifyArgs),
+    /// Remove old temporary files, compress old logs, remove orphaned exports and packs,
+    /// quarantine damaged exports.
+    #[command(
+        after_help = "Examples:\n  masclet cleanup -a 30\n  masclet cleanup --dry-run --json"
+    )]
+    Cleanup(CleanupArgs),
+    /// Health at a glance: newest snapshot per tier, last run, last verified restore,
+    /// repository and disk use, locks, active alerts. Exits 1 when unhealthy.
+    #[command(after_help = "Examples:\n  masclet status\n  masclet status --json | jq .metrics")]
+    Status,
+    /// Write a self-contained HTML report with charts of the run history.
+    #[command(after_help = "Example:\n  masclet report --html /var/www/masclet.html")]
+    Report(ReportArgs),
     /// Print the effective configuration: every known key, its value and where it came
     /// from (env, file:LINE, default or unset). Secrets are masked.
     #[command(after_help = "\
@@ -463,7 +506,7 @@ pub struct BackupArgs {
     /// Refuse to start when the repository's disk has less free space than this (suffixes
     /// K, M, G, T).
     #[arg(long, env = "MIN_FREE_SPACE", value_parser = parse_size, value_name = "BYTES",
-          default_value = "1G", requires = "pg")]
+          default_value = "5G", requires = "pg")]
     pub min_free: u64,
     /// After the backup, prove it: a test restore into a temporary database on the same
     /// server (or VERIFY_DATABASE_URL), checked against the recorded figures, then dropped
@@ -597,6 +640,60 @@ pub struct RestoreArgs {
     /// (never a directory).
     #[arg(long)]
     pub overwrite: bool,
+}
+
+/// The original system's tiers.
+pub const TIERS: [&str; 4] = ["daily", "weekly", "monthly", "yearly"];
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The tier: daily, weekly, monthly or yearly.
+    #[arg(long, short = 't', value_parser = TIERS)]
+    pub tier: String,
+    /// Skip the post-backup verification (not recommended).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Refuse to start when the repository's disk has less free space than this.
+    #[arg(long, env = "MIN_FREE_SPACE", value_parser = parse_size, value_name = "BYTES",
+          default_value = "5G")]
+    pub min_free: u64,
+    /// Where pg_dump, pg_dumpall and psql are (default: PATH, then the newest
+    /// /usr/lib/postgresql/*/bin).
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["test", "key"])))]
+pub struct NotifyArgs {
+    /// Send a test message through every configured channel.
+    #[arg(long)]
+    pub test: bool,
+    /// The alert: backup_failed, space_low, integrity_failed, rotation_failed, backup_ok.
+    pub key: Option<String>,
+    /// What happened (free text).
+    #[arg(trailing_var_arg = true)]
+    pub detail: Vec<String>,
+    /// Mark the alert as urgent.
+    #[arg(long)]
+    pub urgent: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Compress logs older than this many days.
+    #[arg(long, short = 'a', default_value_t = 30, value_name = "DAYS")]
+    pub age: u32,
+    /// Say what would be done, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
 }
 
 /// A byte count as the configuration file takes it: 1048576, 512K, 10M, 5G.

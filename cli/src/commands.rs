@@ -42,6 +42,11 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Unlock { all } => unlock(cli, *all),
         Command::Export(a) => crate::archive_out::export(cli, a, &bars),
         Command::Config => crate::config::show(cli),
+        Command::Run(a) => crate::job::run(cli, a, &bars),
+        Command::Notify(a) => crate::notify::notify(cli, a),
+        Command::Cleanup(a) => crate::cleanup::cleanup(cli, a),
+        Command::Status => crate::status::status(cli),
+        Command::Report(a) => crate::status::report(cli, a),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,

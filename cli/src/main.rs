@@ -15,6 +15,11 @@ mod password;
 mod archive_in;
 mod pg;
 mod progress;
+// The operated system: `run`, `notify`, `cleanup`, `status`, `report`.
+mod cleanup;
+mod job;
+mod notify;
+mod status;
 
 use clap::Parser;
 use masclet_engine::ErrorKind;

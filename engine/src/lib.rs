@@ -64,6 +64,7 @@ pub mod chunking;
 pub mod config;
 pub mod disk;
 pub mod error;
+pub mod job;
 pub mod ops;
 pub mod pg;
 pub mod progress;

@@ -66,7 +66,7 @@ fn the_original_env_file_in_the_working_directory_is_read() {
         ("MIN_BACKUP_SIZE", "1048576", "file:6"),
         ("MASCLET_REPO", "/backups/store", "default"),
         ("SPACE_ALERT_PERCENT", "80", "default"),
-        ("MIN_FREE_SPACE", "1G", "default"),
+        ("MIN_FREE_SPACE", "5G", "default"),
     ];
     for (key, value, source) in expect {
         assert_eq!(entry(&v, key), (Value::from(value), source.into()), "{key}");

@@ -118,8 +118,8 @@ pub const KEYS: &[Key] = &[
         "Smallest acceptable backup (backup refuses less; verify-archive's default is 1M)",
     ),
     about(
-        key("MIN_FREE_SPACE", Size, Some("1G")),
-        "Free space backup --pg requires where the repository lives",
+        key("MIN_FREE_SPACE", Size, Some("5G")),
+        "Free space backup --pg and run require where the repository lives",
     ),
     about(
         key("SPACE_ALERT_PERCENT", Percent, Some("80")),
@@ -128,6 +128,14 @@ pub const KEYS: &[Key] = &[
     about(
         secret(key("DATABASE_URL", Url, None)),
         "The database backup --pg dumps",
+    ),
+    about(
+        key("BACKUP_PATHS", Text, None),
+        "Files and folders run backs up when no DATABASE_URL is set, separated by ':'",
+    ),
+    about(
+        key("GC_INTERVAL_DAYS", Count, Some("7")),
+        "Days between the gc runs of the nightly job (sooner when space runs short)",
     ),
     about(
         secret(key("VERIFY_DATABASE_URL", Url, None)),
@@ -144,6 +152,18 @@ pub const KEYS: &[Key] = &[
     about(
         key("EXPORT_MIRROR", Bool, Some("false")),
         "Whether the nightly job mirrors the classic exports into BACKUP_ROOT",
+    ),
+    about(
+        key("QUARANTINE_DIR", Path, None),
+        "Where cleanup moves damaged exports (default BACKUP_ROOT/quarantine)",
+    ),
+    about(
+        key("NOTIFY_ON_SUCCESS", Bool, Some("false")),
+        "Whether a run that ends well sends a backup_ok summary",
+    ),
+    about(
+        key("NOTIFY_RETRIES", Count, Some("3")),
+        "Attempts per channel before a notification is given up",
     ),
     about(
         key("NOTIFY_COMMAND", Text, None),

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 /// Free space the repository's disk must have before a backup starts, unless told
 /// otherwise: a dump that fills the disk half-way fails anyway, after minutes of work.
-pub const DEFAULT_MIN_FREE: u64 = 1 << 30;
+/// The original spec's "Mínimo requerido: 5GB".
+pub const DEFAULT_MIN_FREE: u64 = 5 << 30;
 
 /// What `backup --pg` is asked to do.
 #[derive(Debug, Clone)]

@@ -1,0 +1,1 @@
+//! Cleanup (`masclet cleanup`): built in its own change.

@@ -1,0 +1,1 @@
+//! The operation log (LOG_DIR/backup.log).

@@ -1,0 +1,1 @@
+//! The nightly job (`masclet run -t TIER`).

@@ -1,0 +1,1 @@
+//! Notification channels: command hook, webhook, SMTP.

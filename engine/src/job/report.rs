@@ -1,0 +1,1 @@
+//! The HTML report (`masclet report --html`).
