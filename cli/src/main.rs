@@ -49,7 +49,7 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
-fn code_for(kind: ErrorKind) -> u8 {
+pub(crate) fn code_for(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::WrongPassword => exit::WRONG_PASSWORD,
         ErrorKind::Locked => exit::LOCKED,

@@ -78,7 +78,7 @@ pub use disk::keys::KdfParams;
 pub use disk::snapshot::{BackupStats, Snapshot};
 pub use error::{Error, ErrorKind, Result};
 pub use ops::backup::{BackupOptions, BackupSummary, Healing, Source, backup};
-pub use ops::check::{CheckOptions, CheckReport, Problem, check};
+pub use ops::check::{CheckOptions, CheckReport, Problem, check, check_snapshot};
 pub use ops::forget::{ForgetSummary, forget, forget_ids, snapshot_refs};
 pub use ops::gc::{GcOptions, GcPlan, GcSummary};
 pub use ops::repair::{RepairReport, SalvagedPack, repair_index};

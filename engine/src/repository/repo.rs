@@ -255,6 +255,14 @@ impl Repo {
         &self.config
     }
 
+    /// Seal the chunks this handle writes at zstd `level` (1 to 19) when that is stronger
+    /// than the repository's: the space policy's "compress harder on a nearly full disk".
+    /// Only this open handle changes; the stored config keeps its level, and readers need
+    /// no level to decompress.
+    pub fn compress_at_least(&mut self, level: u8) {
+        self.config.zstd_level = self.config.zstd_level.max(level.clamp(1, 19));
+    }
+
     /// The storage.
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()

@@ -31,11 +31,23 @@ pub(super) fn check_snapshots(
         problem(report, format!("snapshot {id}"), e.to_string());
         report.damaged_snapshots.insert(id.to_hex(), 1);
     }
+    walk_snapshots(repo, &snaps, damaged, opts, report, progress)
+}
+
+/// Check the snapshots `snaps`: their trees, and every chunk they reference.
+pub(super) fn walk_snapshots(
+    repo: &Repo,
+    snaps: &[(SnapshotId, Snapshot)],
+    damaged: &Damaged,
+    opts: CheckOptions,
+    report: &mut CheckReport,
+    progress: &dyn Progress,
+) -> Result<()> {
     // Files whose content was verified, by their list of chunks, size and hash: the same
     // file in many snapshots is read once.
     let mut verified = HashSet::new();
     progress.start("checking snapshots", Some(snaps.len() as u64), Unit::Items);
-    for (sid, snap) in &snaps {
+    for (sid, snap) in snaps {
         crate::check_interrupt()?;
         report.snapshots += 1;
         progress.inc(1);
