@@ -6,7 +6,7 @@ use crate::output::{bytes, escape, print_json};
 use crate::progress::Bars;
 use anyhow::{Context, Result, anyhow, bail};
 use masclet_engine as engine;
-use masclet_engine::job::nightly::{self, RunHooks, RunOptions, RunSource};
+use masclet_engine::job::nightly::{self, DatabaseSource, RunHooks, RunOptions, RunSource};
 use masclet_engine::job::{Alert, StepOutcome};
 use masclet_engine::{Error, ErrorKind, KeepPolicy, LocalStorage, OpenOptions, Repo};
 use serde_json::json;
@@ -100,14 +100,14 @@ fn options(cli: &Cli, a: &RunArgs) -> Result<RunOptions> {
         })?;
     let tools = engine::pg::Tools::find(a.pg_bin.as_deref());
     let source = if let Some(url) = setting("DATABASE_URL") {
-        RunSource::Database {
+        RunSource::Database(Box::new(DatabaseSource {
             target: engine::pg::Target::resolve(Some(&url))?,
             tools,
             shape: engine::pg::DumpShape::Keyed,
             verify_target: setting("VERIFY_DATABASE_URL")
                 .map(|u| engine::pg::Target::resolve(Some(&u)))
                 .transpose()?,
-        }
+        }))
     } else if let Some(paths) = setting("BACKUP_PATHS") {
         let paths: Vec<PathBuf> = paths
             .split(':')

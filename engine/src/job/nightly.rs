@@ -44,18 +44,22 @@ pub const HARDER_ZSTD_LEVEL: u8 = 12;
 #[derive(Debug, Clone)]
 pub enum RunSource {
     /// A PostgreSQL database (`DATABASE_URL`).
-    Database {
-        /// The server and database.
-        target: Target,
-        /// The client programs.
-        tools: Tools,
-        /// The dump's shape.
-        shape: DumpShape,
-        /// Where test restores go (`VERIFY_DATABASE_URL`; default the snapshot's server).
-        verify_target: Option<Target>,
-    },
+    Database(Box<DatabaseSource>),
     /// Files and folders (`BACKUP_PATHS`).
     Paths(Vec<PathBuf>),
+}
+
+/// A database to back up, and where its test restores go.
+#[derive(Debug, Clone)]
+pub struct DatabaseSource {
+    /// The server and database.
+    pub target: Target,
+    /// The client programs.
+    pub tools: Tools,
+    /// The dump's shape.
+    pub shape: DumpShape,
+    /// Where test restores go (`VERIFY_DATABASE_URL`; default the snapshot's server).
+    pub verify_target: Option<Target>,
 }
 
 /// Everything a run needs to know; the CLI fills it from flags, environment and the
@@ -385,3 +389,6 @@ impl<'a> Job<'a> {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests;

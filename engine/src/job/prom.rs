@@ -198,7 +198,7 @@ mod tests {
         assert!(text.contains("masclet_last_run_success{tier=\"weekly\"} 1\n"));
         // The last success of daily is the first night's, not the failed second one.
         assert!(
-            text.contains("masclet_last_success_timestamp_seconds{tier=\"daily\"} 1764554400\n")
+            text.contains("masclet_last_success_timestamp_seconds{tier=\"daily\"} 1796090400\n")
         );
         assert!(text.contains("masclet_tamano_final_bytes{tier=\"daily\"} 2048\n"));
         assert!(!text.contains("monthly"));

@@ -43,8 +43,16 @@ pub(super) fn all(job: &mut Job<'_>) {
     } else {
         job.record("verify", StepOutcome::Skipped, 0.0, "--no-verify");
     }
-    let forgot = job.step("retention", AlertKey::RotationFailed, retention);
-    if forgot.is_some() {
+    if job.verified == Some(false) {
+        // The older snapshots may be the last good restore points now: forgetting any, or
+        // letting gc rewrite packs of a damaged repository, could lose what is left.
+        let why = "skipped: the new snapshot failed its verification; keep every older restore point until `masclet check --read-data` is clean";
+        job.record("retention", StepOutcome::Skipped, 0.0, why);
+        job.record("gc", StepOutcome::Skipped, 0.0, why);
+    } else if job
+        .step("retention", AlertKey::RotationFailed, retention)
+        .is_some()
+    {
         job.step("gc", AlertKey::RotationFailed, |j| gc(j, false));
     }
     if job.opts.export_root.is_some() {
@@ -95,7 +103,8 @@ fn precheck(job: &mut Job<'_>) -> Result<((), Done)> {
         gib(usage.available),
         usage.used_percent()
     );
-    if let RunSource::Database { target, .. } = &job.opts.source {
+    if let RunSource::Database(db) = &job.opts.source {
+        let target = &db.target;
         // Three attempts with backoff, as the original spec asks ("Reintentos (max 3)").
         drop(crate::pg::connect(target)?);
         detail.push_str(&format!(", database {} reachable", target.database()));
@@ -151,16 +160,11 @@ fn backup_once(job: &mut Job<'_>) -> Result<(BackupSummary, Done)> {
     }
     let progress = job.hooks.progress;
     let s = match &job.opts.source {
-        RunSource::Database {
-            target,
-            tools,
-            shape,
-            ..
-        } => {
+        RunSource::Database(db) => {
             let pg = PgBackupOptions {
-                target: target.clone(),
-                tools: tools.clone(),
-                shape: *shape,
+                target: db.target.clone(),
+                tools: db.tools.clone(),
+                shape: db.shape,
                 repo_dir: Some(job.opts.repo_dir.clone()),
                 min_free: 0,
                 backup: opts,
@@ -205,17 +209,11 @@ fn verify(job: &mut Job<'_>, s: &BackupSummary) -> Result<((), Done)> {
         )));
     }
     let mut detail = format!("{} files' content read back and verified", s.stats.files);
-    if let RunSource::Database {
-        target,
-        tools,
-        verify_target,
-        ..
-    } = &job.opts.source
-    {
+    if let RunSource::Database(db) = &job.opts.source {
         let opts = VerifyOptions {
-            target: target.clone(),
-            verify_target: verify_target.clone(),
-            tools: tools.clone(),
+            target: db.target.clone(),
+            verify_target: db.verify_target.clone(),
+            tools: db.tools.clone(),
             with_roles: false,
         };
         let r = crate::pg::verify(&repo, s.snapshot, &opts, job.hooks.progress)?;
