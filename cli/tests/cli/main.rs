@@ -20,6 +20,7 @@ mod pg_verify;
 mod producer;
 mod restore;
 mod retention;
+mod run;
 mod secrets;
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,291 @@
+//! `masclet run -t TIER`, the nightly job, through the binary: from the original system's
+//! `.env`, a run leaves a snapshot, a history line, the Prometheus textfile, log lines and
+//! the classic exports; failures are recorded with their alert and exit code; one run at a
+//! time; a killed run blocks nothing.
+
+use super::*;
+use serde_json::Value;
+
+/// The original `.env` with what a site adds for the nightly job.
+fn env_file(env: &Env, extra: &str) -> PathBuf {
+    let root = env.path("backups");
+    let text = format!(
+        "BACKUP_ROOT=\"{}\"
+RETENTION_DAILY=7
+RETENTION_WEEKLY=4
+RETENTION_MONTHLY=12
+RETENTION_YEARLY=5
+MIN_BACKUP_SIZE=1048576  # 1MB
+MIN_FREE_SPACE=1M
+LOG_DIR={}
+METRICS_FILE={}
+{extra}",
+        root.display(),
+        env.path("logs").display(),
+        env.path("masclet.prom").display(),
+    );
+    let path = env.path("masclet.env");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// An Env whose repository is BACKUP_ROOT/store, as the original layout puts it.
+fn original_env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("backups/store");
+    std::fs::create_dir_all(dir.path().join("backups")).unwrap();
+    let env = Env { dir, repo };
+    env.ok(&["init"]);
+    std::fs::create_dir(env.path("data")).unwrap();
+    std::fs::write(
+        env.path("data/masclet_imperi.sql"),
+        masclet_tests::golden_bytes(2_000_000, 17),
+    )
+    .unwrap();
+    env
+}
+
+fn run(env: &Env, config: &Path, tier: &str) -> Output {
+    env.cmd(&[
+        "--config",
+        config.to_str().unwrap(),
+        "run",
+        "-t",
+        tier,
+        "--json",
+    ])
+    .env_remove("MASCLET_REPO")
+    .output()
+    .unwrap()
+}
+
+fn record(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "run printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn history(env: &Env) -> Vec<Value> {
+    std::fs::read_to_string(env.repo.join("ops/runs.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_nightly_run_from_the_original_env_leaves_snapshot_history_metrics_log_and_exports() {
+    let env = original_env();
+    let cfg = env_file(
+        &env,
+        &format!(
+            "BACKUP_PATHS={}\nEXPORT_MIRROR=true\n",
+            env.path("data").display()
+        ),
+    );
+    let o = run(&env, &cfg, "daily");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut r = record(&o);
+    assert_eq!(r["warnings"], serde_json::json!([]));
+    r.as_object_mut().unwrap().remove("warnings");
+    let steps: Vec<(&str, &str)> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("precheck", "ok"),
+            ("backup", "ok"),
+            ("verify", "ok"),
+            ("retention", "ok"),
+            ("gc", "ok"),
+            ("export", "ok")
+        ]
+    );
+    for k in [
+        "tiempo_total",
+        "tamaño_final",
+        "ratio_compresion",
+        "espacio_liberado",
+    ] {
+        assert!(r["metrics"].get(k).is_some(), "{k} missing: {r}");
+    }
+    assert_eq!(r["metrics"]["bytes_read"], 2_000_000);
+    // The snapshot, tagged with its tier.
+    let snaps = env.snapshots();
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0]["id"], r["snapshot"]);
+    assert!(
+        snaps[0]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&"daily".into())
+    );
+    // The history holds the same record.
+    assert_eq!(history(&env), vec![r.clone()]);
+    // The Prometheus textfile.
+    let prom = std::fs::read_to_string(env.path("masclet.prom")).unwrap();
+    assert!(
+        prom.contains("masclet_last_run_success{tier=\"daily\"} 1"),
+        "{prom}"
+    );
+    assert!(prom.contains("masclet_tamano_final_bytes{tier=\"daily\"}"));
+    // One log line per step, readable as text.
+    let log = std::fs::read_to_string(env.path("logs/backup.log")).unwrap();
+    for s in [
+        "precheck ok",
+        "backup ok",
+        "verify ok",
+        "export ok",
+        "run ok (exit 0)",
+    ] {
+        assert!(log.contains(s), "{s} missing from the log:\n{log}");
+    }
+    // The classic export, where the original system put it, checked by real tools.
+    let daily = env.path("backups/daily");
+    let tarball = std::fs::read_dir(&daily)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .find(|n| n.starts_with("masclet_daily_") && n.ends_with(".tar.gz"))
+        .expect("an export in backups/daily");
+    let sum = Command::new("sha256sum")
+        .arg("-c")
+        .arg(format!("{tarball}.sha256"))
+        .current_dir(&daily)
+        .output()
+        .unwrap();
+    assert!(
+        sum.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sum.stdout)
+    );
+    // The second night stores nothing new and does not collect garbage again.
+    let r2 = record(&run(&env, &cfg, "daily"));
+    assert_eq!(r2["metrics"]["tamaño_final"], 0);
+    let gc = r2["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "gc")
+        .unwrap();
+    assert_eq!(gc["outcome"], "skipped");
+    assert_eq!(history(&env).len(), 2);
+}
+
+#[test]
+fn a_source_below_min_backup_size_records_backup_failed_and_commits_nothing() {
+    let env = original_env();
+    std::fs::create_dir(env.path("small")).unwrap();
+    std::fs::write(env.path("small/x.sql"), b"-- 10 bytes").unwrap();
+    let cfg = env_file(
+        &env,
+        &format!("BACKUP_PATHS={}\n", env.path("small").display()),
+    );
+    let o = run(&env, &cfg, "daily");
+    assert_eq!(o.status.code(), Some(1));
+    let r = record(&o);
+    assert_eq!(r["outcome"], "failed");
+    assert_eq!(r["alerts"], serde_json::json!(["backup_failed"]));
+    assert!(r["snapshot"].is_null());
+    assert!(env.snapshots().is_empty());
+    let log = std::fs::read_to_string(env.path("logs/backup.log")).unwrap();
+    assert!(log.contains("ERROR [daily] backup failed"), "{log}");
+}
+
+#[test]
+fn a_second_run_while_one_is_going_refuses_with_exit_4_and_records_nothing() {
+    let env = original_env();
+    let cfg = env_file(
+        &env,
+        &format!("BACKUP_PATHS={}\n", env.path("data").display()),
+    );
+    // The first run's lock, held by another process exactly as a run holds it.
+    std::fs::create_dir_all(env.repo.join("ops")).unwrap();
+    let lock = env.repo.join("ops/run.lock");
+    // -o: the lock stays with flock itself, so killing it releases the lock.
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let o = loop {
+        let o = run(&env, &cfg, "daily");
+        if o.status.code() == Some(4) || start.elapsed().as_secs() > 10 {
+            break o;
+        }
+        // flock may not hold it yet.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("another masclet run is in progress"), "{err}");
+    assert!(env.snapshots().is_empty());
+    assert!(history(&env).is_empty());
+    // Once the holder is gone the next run goes ahead.
+    assert_eq!(run(&env, &cfg, "daily").status.code(), Some(0));
+}
+
+#[test]
+fn a_run_killed_mid_way_blocks_nothing_and_the_next_run_and_check_pass() {
+    let env = original_env();
+    std::fs::write(
+        env.path("data/big.bin"),
+        masclet_tests::golden_bytes(40_000_000, 3),
+    )
+    .unwrap();
+    let cfg = env_file(
+        &env,
+        &format!("BACKUP_PATHS={}\n", env.path("data").display()),
+    );
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..3 {
+        let child = env
+            .cmd(&["--config", cfg.to_str().unwrap(), "run", "-t", "daily"])
+            .env_remove("MASCLET_REPO")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        kill_at_random(child, std::time::Duration::from_secs(3), &mut seed, 1.0);
+    }
+    let o = run(&env, &cfg, "daily");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    env.ok(&["check", "--read-data"]);
+    let out = env.path("restored");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    same_tree(&env.path("data"), &out.join("data"));
+}
+
+#[test]
+fn nothing_to_back_up_is_an_error_that_names_the_settings() {
+    let env = original_env();
+    let cfg = env_file(&env, "");
+    let o = run(&env, &cfg, "daily");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("DATABASE_URL") && err.contains("BACKUP_PATHS"),
+        "{err}"
+    );
+}
