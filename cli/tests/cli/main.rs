@@ -21,6 +21,7 @@ mod producer;
 mod restore;
 mod retention;
 mod secrets;
+mod status;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
