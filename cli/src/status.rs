@@ -21,7 +21,9 @@ fn repo_dir(cli: &Cli) -> Result<PathBuf> {
         .repo
         .clone()
         .or_else(crate::config::default_repo)
-        .ok_or_else(|| anyhow!("no repository given: use --repo PATH, or set MASCLET_REPO or BACKUP_ROOT"))
+        .ok_or_else(|| {
+            anyhow!("no repository given: use --repo PATH, or set MASCLET_REPO or BACKUP_ROOT")
+        })
 }
 
 pub fn status(cli: &Cli) -> Result<u8> {

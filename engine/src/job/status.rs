@@ -274,14 +274,11 @@ pub fn status(repo: &Repo, repo_dir: &Path, opts: &StatusOptions) -> Result<Stat
         min_free: opts.min_free,
         state: String::new(),
     };
-    let me = (lock::hostname(), std::process::id());
+    // Status's own shared lock is no news to whoever asks.
+    let (host, pid) = (lock::hostname(), std::process::id());
     st.locks = lock::list(repo.storage())?
         .into_iter()
-        .filter(|(_, info)| {
-            !info
-                .as_ref()
-                .is_some_and(|i| (&i.host, i.pid) == (&me.0, me.1))
-        })
+        .filter(|(_, info)| info.as_ref().is_none_or(|i| i.host != host || i.pid != pid))
         .map(|(name, info)| LockStatus { name, info })
         .collect();
     st.run_in_progress = run_lock_held(&repo_dir.join("ops").join("run.lock"))?;

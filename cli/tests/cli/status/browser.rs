@@ -132,7 +132,7 @@ fn decode(png: &[u8]) -> Pixels {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
     let (mut pos, mut idat, mut ihdr) = (8, Vec::new(), Vec::new());
     while pos + 8 <= png.len() {
-        let len = u32::from_be_bytes(png[pos..pos + 4].try_into().unwrap()) as usize;
+        let len = be32(&png[pos..]);
         let kind = &png[pos + 4..pos + 8];
         let body = &png[pos + 8..pos + 8 + len];
         match kind {
@@ -142,8 +142,8 @@ fn decode(png: &[u8]) -> Pixels {
         }
         pos += 12 + len;
     }
-    let width = u32::from_be_bytes(ihdr[0..4].try_into().unwrap()) as usize;
-    let height = u32::from_be_bytes(ihdr[4..8].try_into().unwrap()) as usize;
+    let width = be32(&ihdr[0..]);
+    let height = be32(&ihdr[4..]);
     assert_eq!((ihdr[8], ihdr[12]), (8, 0), "not 8-bit non-interlaced");
     let bpp = match ihdr[9] {
         2 => 3,
@@ -186,6 +186,14 @@ fn decode(png: &[u8]) -> Pixels {
         colours: colours.len(),
         drawn: 1.0 - background as f64 / (width * height) as f64,
     }
+}
+
+#[expect(
+    clippy::big_endian_bytes,
+    reason = "PNG stores its integers big-endian"
+)]
+fn be32(b: &[u8]) -> usize {
+    u32::from_be_bytes(b[..4].try_into().unwrap()) as usize
 }
 
 fn paeth(a: u8, b: u8, c: u8) -> u8 {
