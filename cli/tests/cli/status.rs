@@ -218,6 +218,12 @@ fn a_failed_last_run_or_verification_raises_its_original_alert() {
     assert_eq!(alert_keys(&doc), ["integrity_failed"]);
     assert_eq!(doc["last_verified_restore"]["snapshot"], snap.as_str());
     assert_eq!(doc["last_verified_restore"]["ok"], false);
+    assert_eq!(
+        doc["problems"].as_array().unwrap().len(),
+        1,
+        "{}",
+        doc["problems"]
+    );
     let text = env.cmd(&["status"]).envs(ROOMY).output().unwrap().stdout;
     assert!(String::from_utf8(text).unwrap().contains(": FAILED"));
 }

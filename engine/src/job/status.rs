@@ -208,7 +208,7 @@ pub struct Status {
     /// The newest test restore of any snapshot failed (kept for the health rules; the
     /// shown restore is the newest snapshot's).
     #[serde(skip)]
-    newest_verification_failed: Option<String>,
+    newest_verification_failed: Option<(String, String)>,
 }
 
 /// Look at the repository `repo` kept in `repo_dir` and judge its health.
@@ -252,7 +252,7 @@ pub fn status(repo: &Repo, repo_dir: &Path, opts: &StatusOptions) -> Result<Stat
     st.newest_verification_failed = verifications
         .last()
         .filter(|(_, v)| !v.ok)
-        .map(|(id, v)| format!("{} at {}", short(id), v.time));
+        .map(|(id, v)| (id.clone(), v.time.clone()));
 
     let logical: u64 = snapshots.iter().map(|(_, s)| s.stats.bytes_read).sum();
     let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);

@@ -83,10 +83,21 @@ pub fn judge(st: &mut Status, opts: &StatusOptions) {
             ),
         ));
     }
-    if let Some(what) = &st.newest_verification_failed {
+    // A failed re-test of an older snapshot counts too: its data is damaged. When it is
+    // the restore shown above, it was said already.
+    let shown = st
+        .last_verified_restore
+        .as_ref()
+        .map(|v| (v.snapshot.as_str(), v.time.as_str()));
+    if let Some((id, time)) = &st.newest_verification_failed
+        && shown != Some((id.as_str(), time.as_str()))
+    {
         found.push((
             AlertKey::IntegrityFailed,
-            format!("the newest test restore failed: snapshot {what}"),
+            format!(
+                "the newest test restore failed: snapshot {} at {time}",
+                short(id)
+            ),
         ));
     }
 
@@ -248,6 +259,8 @@ mod tests {
         });
         st.disk.used_percent = 93.0;
         st.disk.available = 10;
+        // The same failure, as the newest of all test restores: said once.
+        st.newest_verification_failed = Some(("cd".repeat(32), "2026-12-03T03:00:00Z".into()));
         judge(&mut st, &opts());
         assert_eq!(keys(&st), ["integrity_failed", "space_low"]);
         assert_eq!(st.problems.len(), 3, "{:?}", st.problems);
@@ -255,5 +268,16 @@ mod tests {
         // The alert's details join both space problems.
         assert!(st.alerts[1].detail.contains("MIN_FREE_SPACE"));
         assert!(st.alerts[1].detail.contains("SPACE_ALERT_PERCENT"));
+        // An older snapshot's re-test failing, the newest snapshot's passing: unhealthy.
+        let mut st = healthy_status();
+        st.last_verified_restore = Some(VerifiedRestore {
+            snapshot: "cd".repeat(32),
+            time: "2026-12-03T03:00:00Z".into(),
+            ok: true,
+        });
+        st.newest_verification_failed = Some(("ef".repeat(32), "2026-12-03T05:00:00Z".into()));
+        judge(&mut st, &opts());
+        assert_eq!(keys(&st), ["integrity_failed"]);
+        assert!(st.problems[0].contains("efefefef"), "{:?}", st.problems);
     }
 }
