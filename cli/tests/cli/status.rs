@@ -366,6 +366,10 @@ fn the_report_has_four_charts_no_external_reference_and_escapes_the_records() {
     let said = env.ok(&["report", "--html", out.to_str().unwrap()]);
     assert!(said.contains("4 runs, 4 snapshots"), "{said}");
     let html = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        html.contains("<tr><td>daily</td><td>4</td>"),
+        "no tier table"
+    );
     assert_eq!(html.matches("<svg").count(), 4);
     assert!(
         !html

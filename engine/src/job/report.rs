@@ -10,6 +10,7 @@
 //! plotters escapes the chart labels itself.
 
 use super::record::{RunRecord, Runs};
+use super::status::TIERS;
 use crate::error::{Error, ErrorKind, Result};
 use crate::repository::index::verifications::Verification;
 use crate::{Snapshot, SnapshotId};
@@ -28,7 +29,7 @@ const HEIGHT: u32 = 280;
 pub struct ReportInput<'a> {
     /// The run history.
     pub runs: &'a Runs,
-    /// The repository's snapshots, oldest first.
+    /// The repository's snapshots, oldest first: the table of tiers.
     pub snapshots: &'a [(SnapshotId, Snapshot)],
     /// Every recorded test restore, oldest first, with the snapshot's hex id.
     pub verifications: &'a [(String, Verification)],
@@ -56,6 +57,7 @@ pub fn report_html(input: &ReportInput<'_>) -> Result<String> {
         input.snapshots.len(),
         input.verifications.len(),
     );
+    tiers(&mut h, input.snapshots);
     let runs: Vec<(f64, &RunRecord)> = input
         .runs
         .records
@@ -217,6 +219,28 @@ fn chart(out: &mut String, title: &str, points: &[(f64, f64)], kind: Kind) -> Re
 
 fn draw_err<E: std::fmt::Debug>(e: E) -> Error {
     Error::new(ErrorKind::Internal, format!("cannot draw a chart: {e:?}"))
+}
+
+/// How many snapshots each tier keeps and when its newest was taken.
+fn tiers(out: &mut String, snapshots: &[(SnapshotId, Snapshot)]) {
+    out.push_str("<table>\n<tr><th>tier</th><th>snapshots</th><th>newest</th></tr>\n");
+    for tier in TIERS {
+        let tagged: Vec<&Snapshot> = snapshots
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.tags.iter().any(|t| t == tier))
+            .collect();
+        let newest = tagged.iter().map(|s| s.time).max().map_or_else(
+            || "none".to_owned(),
+            |t| t.to_rfc3339_opts(SecondsFormat::Secs, true),
+        );
+        let _ = writeln!(
+            out,
+            "<tr><td>{tier}</td><td>{}</td><td>{newest}</td></tr>",
+            tagged.len()
+        );
+    }
+    out.push_str("</table>\n");
 }
 
 /// The last [`TABLE_RUNS`] runs, newest first, their failed steps spelt out.
