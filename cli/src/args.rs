@@ -307,10 +307,24 @@ Examples:
     Cleanup(CleanupArgs),
     /// Health at a glance: newest snapshot per tier, last run, last verified restore,
     /// repository and disk use, locks, active alerts. Exits 1 when unhealthy.
-    #[command(after_help = "Examples:\n  masclet status\n  masclet status --json | jq .metrics")]
+    #[command(after_help = "\
+Unhealthy (exit 1) when the newest daily snapshot is older than 26 h or there is none yet,
+the last run failed, the last test restore failed, or the repository's disk is used above
+SPACE_ALERT_PERCENT or has less than MIN_FREE_SPACE available. Exit 0 when healthy; errors
+keep their usual codes (4 while gc or forget holds the repository exclusively).
+
+Examples:
+  masclet status
+  masclet status --json | jq .metrics")]
     Status,
     /// Write a self-contained HTML report with charts of the run history.
-    #[command(after_help = "Example:\n  masclet report --html /var/www/masclet.html")]
+    #[command(after_help = "\
+The page needs no network and no scripts: inline CSS and SVG charts of the repository's
+size, the bytes each run added, run durations and test-restore results, and a table of the
+last runs. The file is replaced whole, with masclet's private mode (0600): publish a copy.
+
+Example:
+  masclet report --html /var/www/masclet.html")]
     Report(ReportArgs),
     /// Print the effective configuration: every known key, its value and where it came
     /// from (env, file:LINE, default or unset). Secrets are masked.

@@ -22,6 +22,7 @@ mod restore;
 mod retention;
 mod run;
 mod secrets;
+mod status;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

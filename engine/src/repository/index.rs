@@ -15,6 +15,7 @@ use std::path::Path;
 
 mod gc;
 mod open;
+pub mod totals;
 mod untrust;
 pub mod verifications;
 

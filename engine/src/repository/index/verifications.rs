@@ -51,12 +51,34 @@ impl Index {
         })
     }
 
-    /// The last recorded test restore of `snapshot`, if any.
+    /// Every recorded test restore, oldest first, with the snapshot each one tested (as
+    /// its hex id): the report's verification chart, and `status`'s last verified restore.
     ///
     /// # Errors
     /// `Storage` or `IndexUnavailable` on SQLite errors.
-    pub fn last_verification(&self, snapshot: &SnapshotId) -> Result<Option<Verification>> {
-        // Reading must work on an index no verify has written yet, even a read-only one.
+    pub fn verifications(&self) -> Result<Vec<(String, Verification)>> {
+        if !self.has_verifications()? {
+            return Ok(Vec::new());
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT snapshot, time, ok, report FROM verifications ORDER BY time, rowid")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Verification {
+                    time: r.get(1)?,
+                    ok: r.get::<_, i64>(2)? != 0,
+                    report: r.get(3)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether any verify has made the table yet (reading must work on an index no verify
+    /// has written, even a read-only one).
+    fn has_verifications(&self) -> Result<bool> {
         let exists: Option<i64> = self
             .conn
             .query_row(
@@ -65,7 +87,15 @@ impl Index {
                 |r| r.get(0),
             )
             .optional()?;
-        if exists.is_none() {
+        Ok(exists.is_some())
+    }
+
+    /// The last recorded test restore of `snapshot`, if any.
+    ///
+    /// # Errors
+    /// `Storage` or `IndexUnavailable` on SQLite errors.
+    pub fn last_verification(&self, snapshot: &SnapshotId) -> Result<Option<Verification>> {
+        if !self.has_verifications()? {
             return Ok(None);
         }
         let v = self
@@ -98,6 +128,7 @@ mod tests {
         let index = Index::create(&dir.path().join("index.db"), RepoId([7; 32])).unwrap();
         let (a, b) = (SnapshotId([1; 32]), SnapshotId([2; 32]));
         assert_eq!(index.last_verification(&a).unwrap(), None);
+        assert!(index.verifications().unwrap().is_empty());
         index
             .record_verification(&a, "2026-12-01T03:00:00Z", true, "{}")
             .unwrap();
@@ -108,5 +139,11 @@ mod tests {
         assert!(!last.ok);
         assert_eq!(last.time, "2026-12-02T03:00:00Z");
         assert_eq!(index.last_verification(&b).unwrap(), None);
+        index
+            .record_verification(&b, "2026-12-01T04:00:00Z", true, "{}")
+            .unwrap();
+        let all = index.verifications().unwrap();
+        let order: Vec<_> = all.iter().map(|(s, v)| (&s[..2], v.ok)).collect();
+        assert_eq!(order, [("01", true), ("02", true), ("01", false)]);
     }
 }
