@@ -276,7 +276,7 @@ fn an_unreadable_log_fails_alone_and_the_rest_is_done() {
         age(&logs.join(n), o.now, 40 * DAY);
     }
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(logs.join("a.log"), std::fs::Permissions::from_mode(0)).unwrap();
+    std::fs::set_permissions(logs.join("a.log"), std::fs::Permissions::from_mode(0o000)).unwrap();
     let (_, s) = run(&o);
     assert!(!s.ok());
     assert_eq!(s.failed.len(), 1, "{:?}", s.failed);
