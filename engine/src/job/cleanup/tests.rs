@@ -284,3 +284,77 @@ fn an_unreadable_log_fails_alone_and_the_rest_is_done() {
     assert!(logs.join("b.log.gz").exists() && !logs.join("b.log").exists());
     assert!(logs.join("a.log").exists() && !logs.join("a.log.gz").exists());
 }
+
+/// A repository in `dir` holding one small snapshot, opened with `mode`.
+fn repo(dir: &Path, mode: crate::LockMode) -> Repo {
+    let storage = crate::LocalStorage::open(&dir.join("repo"))
+        .or_else(|_| {
+            let s = crate::LocalStorage::create(&dir.join("repo"))?;
+            let config = crate::RepoConfig::new_default();
+            crate::init(
+                &s,
+                &s.index_path(),
+                b"pw",
+                config,
+                crate::KdfParams::FAST_INSECURE,
+            )?;
+            Ok::<_, crate::Error>(s)
+        })
+        .unwrap();
+    let index = storage.index_path();
+    let opts = crate::OpenOptions::new("test", Some(mode));
+    Repo::open(std::sync::Arc::new(storage), &index, b"pw", &opts).unwrap()
+}
+
+/// Every pack file under the repository.
+fn pack_files(dir: &Path) -> Vec<PathBuf> {
+    listing(&dir.join("repo/packs"))
+        .into_iter()
+        .filter(|(p, _)| p.is_file())
+        .map(|(p, _)| p)
+        .collect()
+}
+
+#[test]
+fn an_orphaned_pack_goes_only_under_the_exclusive_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path());
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"datos").unwrap();
+    {
+        let mut r = repo(dir.path(), crate::LockMode::Shared);
+        let opts = crate::BackupOptions::default();
+        crate::backup(&mut r, crate::Source::Paths(vec![src]), &opts, &NoProgress).unwrap();
+    }
+    let live = pack_files(dir.path());
+    let name = "5e".repeat(32);
+    std::fs::create_dir_all(dir.path().join("repo/packs/5e")).unwrap();
+    let orphan = dir.path().join("repo/packs/5e").join(&name);
+    std::fs::copy(&live[0], &orphan).unwrap();
+
+    let shared = repo(dir.path(), crate::LockMode::Shared);
+    let p = plan(Some(&shared), &o, &NoProgress).unwrap();
+    let packs: Vec<&Item> = p
+        .items
+        .iter()
+        .filter(|i| i.category == Category::OrphanPack)
+        .collect();
+    assert_eq!(packs.len(), 1, "{:?}", p.items);
+    assert!(packs[0].path.ends_with(&name));
+    let s = execute(Some(&shared), &p, &o).unwrap();
+    assert!(
+        !s.ok() && s.failed[0].1.contains("exclusive lock"),
+        "{:?}",
+        s.failed
+    );
+    assert!(orphan.exists());
+    drop(shared);
+
+    let exclusive = repo(dir.path(), crate::LockMode::Exclusive);
+    let p = plan(Some(&exclusive), &o, &NoProgress).unwrap();
+    let s = execute(Some(&exclusive), &p, &o).unwrap();
+    assert!(s.ok(), "{:?}", s.failed);
+    assert!(!orphan.exists());
+    assert_eq!(pack_files(dir.path()), live, "a live pack was touched");
+}
