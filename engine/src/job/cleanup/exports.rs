@@ -248,8 +248,11 @@ fn move_into(src: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
             .map_err(|e| Error::io(format!("writing into {}", dir.display()), e))?;
         let mut from = std::fs::File::open(src)
             .map_err(|e| Error::io(format!("reading {}", src.display()), e))?;
+        // The copy keeps the original's time: when it was damaged may matter to whoever looks.
         std::io::copy(&mut from, t.as_file_mut())
-            .and_then(|_| t.as_file().sync_all())
+            .and_then(|_| from.metadata()?.modified())
+            .and_then(|m| t.as_file().set_modified(m))
+            .and_then(|()| t.as_file().sync_all())
             .map_err(|e| {
                 Error::io(
                     format!("copying {} into {}", src.display(), dir.display()),

@@ -358,3 +358,36 @@ fn an_orphaned_pack_goes_only_under_the_exclusive_lock() {
     assert!(!orphan.exists());
     assert_eq!(pack_files(dir.path()), live, "a live pack was touched");
 }
+
+#[test]
+fn a_damaged_export_is_copied_into_a_quarantine_on_another_filesystem() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shm = Path::new("/dev/shm");
+    let other = std::fs::metadata(shm)
+        .is_ok_and(|m| m.dev() != std::fs::metadata(dir.path()).unwrap().dev());
+    if !other {
+        eprintln!("skipped: /dev/shm is not another filesystem here");
+        return;
+    }
+    let q = tempfile::tempdir_in(shm).unwrap();
+    let mut o = opts(dir.path());
+    o.quarantine = q.path().join("quarantine");
+    let bad = archive(
+        &o.export_root.clone().unwrap(),
+        Tier::Monthly,
+        b"to be damaged",
+    );
+    std::fs::write(&bad, b"damaged bytes").unwrap();
+    let (_, s) = run(&o);
+    assert!(s.ok(), "{:?}", s.failed);
+    let moved = o.quarantine.join(bad.file_name().unwrap());
+    assert_eq!(std::fs::read(moved).unwrap(), b"damaged bytes");
+    assert!(!bad.exists());
+    let left: Vec<_> = std::fs::read_dir(&o.quarantine)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".masclet-cleanup-"))
+        .collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
+}
