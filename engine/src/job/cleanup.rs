@@ -210,13 +210,19 @@ impl CleanupSummary {
 /// on.
 ///
 /// # Errors
-/// `InvalidInput` when the quarantine folder is inside a tier folder (it would be
-/// scanned as exports). Everything else is recorded per item.
+/// `InvalidInput` for an age of 0 days (the log being written would be compressed away
+/// from under its writer), or when the quarantine folder is inside a tier folder (it
+/// would be scanned as exports). Everything else is recorded per item.
 pub fn plan(
     repo: Option<&Repo>,
     opts: &CleanupOptions,
     progress: &dyn Progress,
 ) -> Result<CleanupPlan> {
+    if opts.log_age_days == 0 {
+        return Err(crate::error::Error::invalid(
+            "a log age of 0 days would compress the log being written: use -a 1 or more",
+        ));
+    }
     let mut plan = CleanupPlan::default();
     files::plan_temp(opts, &mut plan);
     files::plan_logs(opts, &mut plan);

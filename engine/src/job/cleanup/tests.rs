@@ -189,6 +189,9 @@ fn the_age_in_days_decides_and_rotated_logs_count() {
     o.log_age_days = 7;
     let seven = plan(None, &o, &NoProgress).unwrap();
     assert_eq!(names(&seven), ["forty.log", "ten.log", "ten.log.3"]);
+    o.log_age_days = 0;
+    let e = plan(None, &o, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("-a 1"), "{e}");
 }
 
 #[test]
