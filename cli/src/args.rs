@@ -701,6 +701,9 @@ pub struct CleanupArgs {
     /// Say what would be done, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The folder of the `masclet_backup_*` temporaries (default: TMPDIR, else /tmp).
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

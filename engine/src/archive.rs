@@ -9,7 +9,7 @@
 
 // Writing archives from snapshots (export, mirror) into tier folders.
 pub mod export;
-mod folder;
+pub(crate) mod folder;
 mod gzip;
 pub mod mirror;
 mod tarball;

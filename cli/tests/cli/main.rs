@@ -4,6 +4,7 @@
 mod archive_roundtrip;
 mod archive_verify;
 mod archives;
+mod cleanup;
 mod config;
 mod crash;
 mod damage;

@@ -163,6 +163,18 @@ impl Drop for Temp {
 /// Returns how many.
 pub(crate) fn remove_stale(dir: &Path) -> u64 {
     let mut n = 0;
+    for path in stale(dir) {
+        if std::fs::remove_file(path).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The temporaries in `dir` of exports whose process is gone (a `kill -9`, a crash): no
+/// one will ever name them, so they may go. A live process's temporary is not listed.
+pub(crate) fn stale(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name();
         let Some(pid) = name
@@ -176,11 +188,12 @@ pub(crate) fn remove_stale(dir: &Path) -> u64 {
         };
         let alive = rustix::process::Pid::from_raw(pid)
             .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
-        if !alive && std::fs::remove_file(e.path()).is_ok() {
-            n += 1;
+        if !alive {
+            out.push(e.path());
         }
     }
-    n
+    out.sort();
+    out
 }
 
 /// Hold the folder's lock (an exclusive `flock` on the folder) while files are placed,

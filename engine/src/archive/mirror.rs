@@ -225,7 +225,7 @@ fn restore_sidecar(k: &InFolder, summary: &mut MirrorSummary) -> Result<()> {
 }
 
 /// Remove an export and its sidecar.
-fn remove(path: &Path) -> Result<()> {
+pub(crate) fn remove(path: &Path) -> Result<()> {
     let gone = |p: &Path, e: std::io::Error| Error::io(format!("removing {}", p.display()), e);
     std::fs::remove_file(path).or_else(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Ok(()),

@@ -146,6 +146,11 @@ impl LockGuard {
         Ok(())
     }
 
+    /// Whether this lock is shared or exclusive.
+    pub(crate) fn mode(&self) -> LockMode {
+        self.shared.info.lock().expect("poisoned").mode
+    }
+
     fn start(shared: Arc<Shared>) -> Self {
         let (tx, rx) = mpsc::channel::<()>();
         let interval = shared.stale / 6;

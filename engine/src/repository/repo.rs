@@ -245,6 +245,11 @@ impl Repo {
         self.lock.as_ref().map_or(Ok(()), LockGuard::ensure_fresh)
     }
 
+    /// The lock this repository was opened with, if any.
+    pub(crate) fn lock_mode(&self) -> Option<LockMode> {
+        self.lock.as_ref().map(LockGuard::mode)
+    }
+
     /// The repository id.
     pub fn id(&self) -> RepoId {
         self.keys.repo_id()
