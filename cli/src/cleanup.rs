@@ -210,3 +210,25 @@ fn print_done(plan: &CleanupPlan, s: &CleanupSummary) {
         );
     }
 }
+
+/// The nightly job's remedy for a full disk: temporary files older than 24 h and logs
+/// older than a day compressed (the one being written is younger), without the repository
+/// (the job runs retention and gc itself) or the exports. Returns bytes freed and what
+/// was done.
+pub fn for_space() -> engine::Result<(u64, String)> {
+    let mut opts = CleanupOptions::new(None);
+    opts.log_dir = Some(env_path("LOG_DIR").unwrap_or_else(|| PathBuf::from("/logs")));
+    opts.log_age_days = 1;
+    let plan = cleanup::plan(None, &opts, &NoProgress)?;
+    let s = cleanup::execute(None, &plan, &opts)?;
+    let what = format!(
+        "cleanup removed or compressed {} temporary files and logs{}",
+        s.done.len(),
+        if s.failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} failed)", s.failed.len())
+        }
+    );
+    Ok((s.freed, what))
+}

@@ -35,7 +35,7 @@ pub fn run(cli: &Cli, a: &RunArgs, bars: &Bars) -> Result<u8> {
         Ok(repo)
     };
     let notify = |_alert: &Alert| -> Vec<String> { Vec::new() };
-    let clean = || -> engine::Result<(u64, String)> { Ok((0, "no cleanup".into())) };
+    let clean = crate::cleanup::for_space;
     let hooks = RunHooks {
         open: &open,
         notify: &notify,

@@ -5,7 +5,7 @@
 use super::*;
 
 /// A mount made for a test, undone when dropped (also when an assertion fails).
-struct Mount(PathBuf);
+pub(crate) struct Mount(pub(crate) PathBuf);
 
 impl Drop for Mount {
     fn drop(&mut self) {
@@ -13,7 +13,7 @@ impl Drop for Mount {
     }
 }
 
-fn run_mount(args: &[&str]) -> bool {
+pub(crate) fn run_mount(args: &[&str]) -> bool {
     Command::new("mount")
         .args(args)
         .stderr(Stdio::null())
@@ -21,7 +21,7 @@ fn run_mount(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn root_or_skip(test: &str) -> bool {
+pub(crate) fn root_or_skip(test: &str) -> bool {
     if rustix::process::geteuid().is_root() {
         return true;
     }

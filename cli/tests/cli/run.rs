@@ -289,3 +289,162 @@ fn nothing_to_back_up_is_an_error_that_names_the_settings() {
         "{err}"
     );
 }
+
+/// A small tmpfs for the repository and the temporary files, if this process may mount one.
+fn small_disk(env: &Env, test: &str, size: &str) -> Option<super::media::Mount> {
+    if !super::media::root_or_skip(test) {
+        return None;
+    }
+    let disk = env.path("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let opt = format!("size={size}");
+    if !super::media::run_mount(&["-t", "tmpfs", "-o", &opt, "tmpfs", disk.to_str().unwrap()]) {
+        eprintln!("skipping {test}: tmpfs mount refused");
+        return None;
+    }
+    Some(super::media::Mount(disk))
+}
+
+fn set_old(path: &Path) {
+    let two_days = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(two_days)
+        .unwrap();
+}
+
+#[test]
+fn a_disk_that_fills_mid_backup_is_cleaned_and_the_backup_retried_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        repo: dir.path().join("disk/repo"),
+        dir,
+    };
+    let Some(_disk) = small_disk(
+        &env,
+        "a_disk_that_fills_mid_backup_is_cleaned_and_the_backup_retried_once",
+        "24m",
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    let tmp = env.path("disk/tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // A temporary file a crashed job left two days ago: 15 MiB of the 24.
+    let stale = tmp.join("masclet_backup_20261201_0230");
+    std::fs::write(&stale, masclet_tests::golden_bytes(15 << 20, 1)).unwrap();
+    set_old(&stale);
+    std::fs::create_dir(env.path("data")).unwrap();
+    std::fs::write(
+        env.path("data/dump.bin"),
+        masclet_tests::golden_bytes(9 << 20, 2),
+    )
+    .unwrap();
+    let cfg = env_file(
+        &env,
+        &format!("BACKUP_PATHS={}\n", env.path("data").display()),
+    );
+    let o = env
+        .cmd(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "run",
+            "-t",
+            "daily",
+            "--json",
+        ])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let r = record(&o);
+    let backup = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "backup")
+        .unwrap();
+    assert_eq!(backup["outcome"], "warning", "{r}");
+    assert!(
+        backup["detail"]
+            .as_str()
+            .unwrap()
+            .contains("after a full disk"),
+        "{r}"
+    );
+    assert!(!stale.exists(), "the stale temporary file was not cleaned");
+    assert_eq!(o.status.code(), Some(0), "{r}");
+    env.ok(&["check", "--read-data"]);
+    let out = env.path("restored");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    same_tree(&env.path("data"), &out.join("data"));
+}
+
+#[test]
+fn a_disk_too_full_even_after_the_remedy_fails_with_space_low_and_keeps_the_old_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        repo: dir.path().join("disk/repo"),
+        dir,
+    };
+    let Some(_disk) = small_disk(
+        &env,
+        "a_disk_too_full_even_after_the_remedy_fails_with_space_low_and_keeps_the_old_snapshot",
+        "12m",
+    ) else {
+        return;
+    };
+    env.ok(&["init"]);
+    std::fs::create_dir(env.path("old")).unwrap();
+    std::fs::write(
+        env.path("old/a.bin"),
+        masclet_tests::golden_bytes(2 << 20, 4),
+    )
+    .unwrap();
+    env.ok(&[
+        "backup",
+        "--tag",
+        "daily",
+        env.path("old").to_str().unwrap(),
+    ]);
+    std::fs::create_dir(env.path("data")).unwrap();
+    std::fs::write(
+        env.path("data/dump.bin"),
+        masclet_tests::golden_bytes(16 << 20, 5),
+    )
+    .unwrap();
+    let cfg = env_file(
+        &env,
+        &format!("BACKUP_PATHS={}\n", env.path("data").display()),
+    );
+    let o = env
+        .cmd(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "run",
+            "-t",
+            "daily",
+            "--json",
+        ])
+        .env("TMPDIR", env.path("disk"))
+        .output()
+        .unwrap();
+    let r = record(&o);
+    assert_eq!(o.status.code(), Some(1), "{r}");
+    let alerts = r["alerts"].as_array().unwrap();
+    assert!(
+        alerts.contains(&"space_low".into()) && alerts.contains(&"backup_failed".into()),
+        "{r}"
+    );
+    let backup = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "backup")
+        .unwrap();
+    assert!(backup["detail"].as_str().unwrap().contains("full"), "{r}");
+    // Nothing half-made was committed, and the old snapshot is whole.
+    assert_eq!(env.snapshots().len(), 1);
+    env.ok(&["check", "--read-data"]);
+}
