@@ -22,6 +22,7 @@ mod producer;
 mod restore;
 mod retention;
 mod run;
+mod run_pg;
 mod secrets;
 mod status;
 

@@ -1,0 +1,191 @@
+//! The operated system end to end against a real PostgreSQL: the original scripts with the
+//! original arguments (`backup.sh -t daily`, `test-backup.sh .../latest.tar.gz`,
+//! `cleanup.sh -a 30`, `status.sh`) from an original-style `.env` holding DATABASE_URL, and
+//! the database's password nowhere in what they leave.
+
+use super::*;
+use masclet_tests::pg::PgCluster;
+use serde_json::Value;
+
+const DB: &str = "masclet_imperi";
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools")
+        .join(name)
+}
+
+/// The original `.env`, with DATABASE_URL and what the nightly job adds.
+fn env_file(env: &Env, url: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "BACKUP_ROOT=\"{}\"
+RETENTION_DAILY=7
+RETENTION_WEEKLY=4
+RETENTION_MONTHLY=12
+RETENTION_YEARLY=5
+MIN_BACKUP_SIZE=1048576  # 1MB
+DATABASE_URL={url}
+MIN_FREE_SPACE=1M
+LOG_DIR={}
+METRICS_FILE={}
+EXPORT_MIRROR=true
+{extra}",
+        env.path("backups").display(),
+        env.path("logs").display(),
+        env.path("masclet.prom").display(),
+    );
+    let path = env.path("masclet.env");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn original_env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("backups")).unwrap();
+    let env = Env {
+        repo: dir.path().join("backups/store"),
+        dir,
+    };
+    env.ok(&["init"]);
+    env
+}
+
+/// A script run as cron would: the configuration named by MASCLET_CONFIG, masclet found
+/// through MASCLET, the PostgreSQL client programs on PATH.
+fn sh(env: &Env, pg: Option<&PgCluster>, cfg: &Path, name: &str, args: &[&str]) -> Output {
+    let path = match pg {
+        Some(pg) => format!(
+            "{}:{}",
+            pg.bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+        None => std::env::var("PATH").unwrap_or_default(),
+    };
+    Command::new(script(name))
+        .args(args)
+        .env("MASCLET", env!("CARGO_BIN_EXE_masclet"))
+        .env("MASCLET_CONFIG", cfg)
+        .env("MASCLET_PASSWORD", "s3cret pass")
+        .env("MASCLET_INSECURE_FAST_KDF", "1")
+        .env_remove("MASCLET_REPO")
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn the_original_scripts_run_a_verified_database_night_then_test_clean_and_report_healthy() {
+    let Some(pg) = PgCluster::start() else { return };
+    // Enough farm for a compressed archive above the original MIN_BACKUP_SIZE of 1 MB.
+    pg.load_masclet_imperi(DB, 40_000, 7);
+    let env = original_env();
+    let cfg = env_file(&env, &pg.url(DB), "");
+    let o = sh(
+        &env,
+        Some(&pg),
+        &cfg,
+        "backup.sh",
+        &["-t", "daily", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["verified"], true);
+    let verify = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "verify")
+        .unwrap();
+    assert!(
+        verify["detail"]
+            .as_str()
+            .unwrap()
+            .contains("test restore passed"),
+        "{r}"
+    );
+    let precheck = &r["steps"][0];
+    assert!(
+        precheck["detail"]
+            .as_str()
+            .unwrap()
+            .contains("database masclet_imperi reachable"),
+        "{r}"
+    );
+    // The original integrity test on the classic file the night left.
+    let latest = env.path("backups/daily/latest.tar.gz");
+    let o = sh(
+        &env,
+        Some(&pg),
+        &cfg,
+        "test-backup.sh",
+        &[latest.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Cleanup with the original's argument, and status: healthy, exit 0.
+    let o = sh(&env, None, &cfg, "cleanup.sh", &["-a", "30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sh(&env, None, &cfg, "status.sh", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("healthy"));
+    let o = sh(&env, None, &cfg, "status.sh", &["--json"]);
+    let st: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["healthy"], true, "{st}");
+    // A second night after a day of farm work: stored again only what changed.
+    pg.night(DB, 8);
+    let o = sh(
+        &env,
+        Some(&pg),
+        &cfg,
+        "backup.sh",
+        &["-t", "daily", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r2: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (first, second) = (
+        r["metrics"]["tamaño_final"].as_u64().unwrap(),
+        r2["metrics"]["tamaño_final"].as_u64().unwrap(),
+    );
+    assert!(
+        second * 4 < first,
+        "night 2 stored {second} B against {first} B"
+    );
+    // The database's password is in none of what the runs left.
+    let pw = pg.password();
+    for f in [
+        env.path("logs/backup.log"),
+        env.repo.join("ops/runs.jsonl"),
+        env.path("masclet.prom"),
+    ] {
+        let body = std::fs::read_to_string(&f).unwrap();
+        assert!(!body.contains(pw), "{} holds the password", f.display());
+    }
+    assert!(!text(&o).contains(pw));
+}
+
+#[test]
+fn scripts_refuse_their_original_misuse_with_usage() {
+    let env = original_env();
+    let cfg = env.path("none.env");
+    std::fs::write(&cfg, "").unwrap();
+    for (name, args) in [
+        ("backup.sh", &[][..]),
+        ("backup.sh", &["-t"][..]),
+        ("notify.sh", &[][..]),
+        ("status.sh", &["--bogus"][..]),
+    ] {
+        let o = sh(&env, None, &cfg, name, args);
+        assert_eq!(o.status.code(), Some(2), "{name} {args:?}: {}", text(&o));
+        assert!(text(&o).contains("usage"), "{name}: {}", text(&o));
+    }
+    let o = sh(&env, None, &cfg, "backup.sh", &["-t", "hourly"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
