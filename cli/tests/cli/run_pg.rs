@@ -63,6 +63,7 @@ fn sh(env: &Env, pg: Option<&PgCluster>, cfg: &Path, name: &str, args: &[&str]) 
     };
     Command::new(script(name))
         .args(args)
+        .current_dir(env.dir.path())
         .env("MASCLET", env!("CARGO_BIN_EXE_masclet"))
         .env("MASCLET_CONFIG", cfg)
         .env("MASCLET_PASSWORD", "s3cret pass")
