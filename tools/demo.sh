@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job on an embedded default. With PostgreSQL's binaries (Debian: apt-get install
-# postgresql): a throwaway cluster on loopback with a generated masclet_imperi database, two
-# nightly `backup --pg`, a test restore (`verify`), a `restore --to-db` and a classic
-# `.tar.gz` export checked with `verify-archive`, then the cluster stops. Without them: two
-# nightly backups of a generated dump, checked, restored byte-identical and exported.
+# postgresql): a throwaway cluster on loopback with a generated masclet_imperi database and
+# the original system's .env; two nights of the original `backup.sh -t daily` (the nightly
+# job: pre-checks, backup, test restore, retention, gc, the classic .tar.gz export, metrics,
+# log), the original `test-backup.sh` on latest.tar.gz, `status.sh`, a `restore --to-db` and
+# the HTML report; then the cluster stops. Without them: two nightly backups of a generated
+# dump, checked, restored byte-identical and exported.
 #
 #   bash tools/demo.sh [WORKDIR]
 set -euo pipefail
@@ -42,17 +44,35 @@ if [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ]; then
     sub() { sed -e "s/@N@/200000/; s/@SEED@/$1/; s/@APP_PW@/'demo-app'/; s/@RO_PW@/'demo-ro'/" "$2"; }
     echo "loading 200000 animals into masclet_imperi..."
     sub 7 tests/support/pg_schema.sql | psql_ -d masclet_imperi -f -
+    # The operated system, as the original spec runs it: its .env, its scripts.
+    cat > "$work/masclet.env" <<ENV
+BACKUP_ROOT="$work/backups"
+RETENTION_DAILY=7
+RETENTION_WEEKLY=4
+RETENTION_MONTHLY=12
+RETENTION_YEARLY=5
+MIN_BACKUP_SIZE=1048576  # 1MB
+MASCLET_PASSWORD_FILE=$MASCLET_PASSWORD_FILE
+DATABASE_URL=$DATABASE_URL
+MIN_FREE_SPACE=1G
+LOG_DIR=$work/logs
+METRICS_FILE=$work/masclet.prom
+EXPORT_MIRROR=true
+ENV
+    export MASCLET_CONFIG=$work/masclet.env MASCLET=$bin/masclet
+    unset MASCLET_REPO DATABASE_URL
     step "$bin/masclet" init
-    step "$bin/masclet" backup --pg -t daily
+    step tools/backup.sh -t daily
     echo "(a night of farm work: 1% of animals and parts change)"
     sub 1 tests/support/pg_night.sql | psql_ -d masclet_imperi -f -
-    step "$bin/masclet" backup --pg -t daily
+    step tools/backup.sh -t daily
     step "$bin/masclet" snapshots
-    step "$bin/masclet" verify latest
+    step tools/test-backup.sh "$work/backups/daily/latest.tar.gz"
+    step tools/status.sh
     step "$bin/masclet" restore latest --to-db masclet_imperi_restored
-    echo "(the original system's classic files, for tools that read them)"
-    step "$bin/masclet" export latest --tier daily --dir "$work/backups"
-    step "$bin/masclet" verify-archive "$work/backups/daily/latest.tar.gz"
+    step "$bin/masclet" report --html "$work/report.html"
+    step tail -n 9 "$work/logs/backup.log"
+    MASCLET_REPO=$work/backups/store
     echo
     echo "restored rows: $(psql_ -d masclet_imperi_restored -At -c 'SELECT count(*) FROM animals') animals, $(psql_ -d masclet_imperi_restored -At -c 'SELECT count(*) FROM parts') parts; repository: $(du -sh "$MASCLET_REPO" | cut -f1)"
     exit 0
