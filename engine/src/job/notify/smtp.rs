@@ -271,8 +271,10 @@ mod tests {
 
     #[test]
     fn the_body_lists_the_alert_and_its_metrics() {
-        let mut m = crate::job::record::Metrics::default();
-        m.bytes_read = 1234;
+        let m = crate::job::record::Metrics {
+            bytes_read: 1234,
+            ..Default::default()
+        };
         let a = Alert::new(crate::job::AlertKey::BackupFailed, "pg_dump exited 1")
             .tier("daily")
             .metrics(m);
