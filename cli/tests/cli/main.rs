@@ -14,6 +14,7 @@ mod import;
 mod index;
 mod input;
 mod media;
+mod notify;
 mod ops;
 mod pg_backup;
 mod pg_verify;
@@ -21,6 +22,7 @@ mod producer;
 mod restore;
 mod retention;
 mod secrets;
+mod servers;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
