@@ -183,29 +183,33 @@ impl Channels {
             let mut running = Vec::new();
             if let Some(c) = &self.command {
                 let body = &body;
-                running.push(s.spawn(move || {
+                let job = s.spawn(move || {
                     retry(command::NAME, attempts, backoff, || c.attempt(alert, body))
-                }));
+                });
+                running.push((command::NAME, job));
             }
             if let Some(w) = &self.webhook {
                 let body = &body;
-                running.push(
-                    s.spawn(move || retry(webhook::NAME, attempts, backoff, || w.attempt(body))),
-                );
+                let job =
+                    s.spawn(move || retry(webhook::NAME, attempts, backoff, || w.attempt(body)));
+                running.push((webhook::NAME, job));
             }
             if let Some(m) = &self.smtp {
-                running.push(
-                    s.spawn(move || retry(smtp::NAME, attempts, backoff, || m.attempt(alert))),
-                );
+                let job =
+                    s.spawn(move || retry(smtp::NAME, attempts, backoff, || m.attempt(alert)));
+                running.push((smtp::NAME, job));
             }
             running
                 .into_iter()
-                .map(|t| {
-                    t.join().unwrap_or_else(|_| Delivery {
-                        channel: "unknown",
+                .map(|(channel, job)| {
+                    // A panic is a bug, but it still must not make the alert vanish.
+                    job.join().unwrap_or_else(|_| Delivery {
+                        channel,
                         ok: false,
-                        attempts: 0,
-                        error: Some("the channel's sender panicked: a bug, please report".into()),
+                        attempts: 1,
+                        error: Some(format!(
+                            "sending through {channel} panicked: a bug in masclet, please report it"
+                        )),
                     })
                 })
                 .collect()
