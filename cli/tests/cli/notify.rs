@@ -222,16 +222,44 @@ fn a_mail_reaches_the_server_with_key_message_login_and_urgency() {
     assert_eq!(m.from, "masclet@farm.example");
     assert_eq!(m.to, ["a@farm.example", "b@farm.example"]);
     assert_eq!(m.auth, Some(("ops".to_string(), SMTP_PASSWORD.to_string())));
-    let data = m.data.replace("\r\n ", " ").replace("\r\n\t", " ");
-    let subject = data
-        .lines()
-        .find(|l| l.starts_with("Subject: "))
-        .expect("a subject");
+    let subject = m.header("Subject").unwrap();
     assert!(subject.contains("URGENT backup_failed"), "{subject}");
     assert!(subject.contains("Error en proceso de backup"), "{subject}");
-    assert!(data.contains("\r\nX-Priority: 1\r\n"), "{data}");
-    assert!(data.contains("pg_dump exited 1"), "{data}");
-    assert!(data.contains("alert:  backup_failed"), "{data}");
+    assert_eq!(m.header("X-Priority").as_deref(), Some("1"));
+    assert_eq!(m.header("Importance").as_deref(), Some("high"));
+    assert!(m.data.contains("pg_dump exited 1"), "{}", m.data);
+    assert!(m.data.contains("alert:  backup_failed"), "{}", m.data);
+}
+
+#[test]
+fn a_mail_subject_carries_the_spanish_message_and_no_login_is_sent_without_a_user() {
+    let env = Env::new();
+    let smtp = SmtpSink::start();
+    let port = smtp.port().to_string();
+    let o = notify(
+        &env,
+        &["notify", "integrity_failed", "restored row count differs"],
+        &[
+            ("SMTP_HOST", "localhost"),
+            ("SMTP_PORT", &port),
+            ("NOTIFY_EMAIL_TO", "ops@farm.example"),
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    let m = &mails[0];
+    assert_eq!(m.auth, None);
+    assert!(!smtp.verbs().contains(&"AUTH".to_string()));
+    assert!(m.from.starts_with("masclet@"), "{}", m.from);
+    let subject = m.header("Subject").unwrap();
+    assert!(
+        subject.starts_with("[masclet] integrity_failed on ")
+            && subject.ends_with(": Error en verificación"),
+        "{subject}"
+    );
+    assert_eq!(m.header("X-Priority"), None, "not urgent");
 }
 
 #[test]

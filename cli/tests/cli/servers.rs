@@ -135,6 +135,36 @@ pub(crate) struct Mail {
     pub(crate) auth: Option<(String, String)>,
 }
 
+impl Mail {
+    /// The header `name` (any case), unfolded, its RFC 2047 `=?utf-8?b?...?=` words
+    /// decoded, as a mail reader shows it.
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next()?.replace("\r\n ", " ");
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        let value = head
+            .split("\r\n")
+            .find(|l| l.to_ascii_lowercase().starts_with(&prefix))?[prefix.len()..]
+            .trim()
+            .to_string();
+        // Blanks between two encoded words are not part of the text (RFC 2047, 6.2).
+        let (mut out, mut after_encoded) = (Vec::new(), false);
+        for word in value.split_whitespace() {
+            let lower = word.to_ascii_lowercase();
+            let encoded = lower.starts_with("=?utf-8?b?") && lower.ends_with("?=");
+            if !out.is_empty() && !(encoded && after_encoded) {
+                out.push(b' ');
+            }
+            if encoded {
+                out.extend(base64_decode(&word[10..word.len() - 2]));
+            } else {
+                out.extend_from_slice(word.as_bytes());
+            }
+            after_encoded = encoded;
+        }
+        Some(String::from_utf8(out).unwrap())
+    }
+}
+
 /// A plain SMTP server (no STARTTLS) recording each mail and each command's verb.
 pub(crate) struct SmtpSink {
     port: u16,
