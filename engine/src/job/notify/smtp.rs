@@ -150,12 +150,14 @@ impl Smtp {
                 if let Some(p) = self.password.as_deref().filter(|p| p.len() >= 4) {
                     said = said.replace(p.as_str(), "********");
                 }
-                if e.to_string().contains("STARTTLS") {
+                // A server without STARTTLS will not grow it on a retry.
+                let no_starttls = e.to_string().contains("STARTTLS");
+                if no_starttls {
                     said.push_str(
                         "; masclet sends mail in the clear only to a loopback relay (SMTP_HOST=localhost): use a server offering STARTTLS, or port 465",
                     );
                 }
-                if e.is_permanent() {
+                if e.is_permanent() || no_starttls {
                     Err(Failure::permanent(said))
                 } else {
                     Err(Failure::transient(said))
