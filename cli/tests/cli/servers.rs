@@ -151,7 +151,8 @@ impl Mail {
         for word in value.split_whitespace() {
             let lower = word.to_ascii_lowercase();
             let encoded = lower.starts_with("=?utf-8?b?") && lower.ends_with("?=");
-            if !out.is_empty() && !(encoded && after_encoded) {
+            let joined = encoded && after_encoded;
+            if !out.is_empty() && !joined {
                 out.push(b' ');
             }
             if encoded {
