@@ -293,11 +293,17 @@ Examples:
     #[command(after_help = "\
 Channels: NOTIFY_COMMAND (run with the alert key and message as arguments and the JSON on
 standard input), NOTIFY_WEBHOOK_URL (JSON POST, signed with NOTIFY_WEBHOOK_SECRET when set),
-SMTP_HOST with NOTIFY_EMAIL_TO. Each is tried NOTIFY_RETRIES times with backoff.
+SMTP_HOST with NOTIFY_EMAIL_TO. Each is tried NOTIFY_RETRIES times with backoff, and
+reported on a line of its own (--json: the deliveries as an array). docs/notifications.md
+has the details: the body, the signature, the mail server's TLS rule.
+
+Exit status: 0 every channel delivered; 1 a channel failed; 2 no channel is configured, the
+alert key is unknown or a setting is malformed.
 
 Examples:
   masclet notify --test
-  masclet notify backup_failed \"pg_dump exited 1\"")]
+  masclet notify backup_failed \"pg_dump exited 1\"
+  masclet notify space_low disk 93% used --urgent")]
     Notify(NotifyArgs),
     /// Remove old temporary files, compress old logs, remove orphaned exports and packs,
     /// quarantine damaged exports.
@@ -685,8 +691,8 @@ pub struct NotifyArgs {
     pub test: bool,
     /// The alert: backup_failed, space_low, integrity_failed, rotation_failed, backup_ok.
     pub key: Option<String>,
-    /// What happened (free text).
-    #[arg(trailing_var_arg = true)]
+    /// What happened (free text; the words are joined with spaces). Flags such as
+    /// --urgent may come after it; a detail starting with '-' goes after `--`.
     pub detail: Vec<String>,
     /// Mark the alert as urgent.
     #[arg(long)]

@@ -15,6 +15,7 @@ mod import;
 mod index;
 mod input;
 mod media;
+mod notify;
 mod ops;
 mod pg_backup;
 mod pg_verify;
@@ -24,6 +25,7 @@ mod retention;
 mod run;
 mod run_pg;
 mod secrets;
+mod servers;
 mod status;
 
 use std::os::unix::fs::PermissionsExt;

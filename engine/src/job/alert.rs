@@ -141,6 +141,13 @@ impl Alert {
         self
     }
 
+    /// The alert as one line of JSON: what the webhook posts and the command hook reads
+    /// on its standard input (`alert`, `message`, `detail`, `urgent`, `host`, `time`,
+    /// `tier`, `metrics`).
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(self).expect("an alert always serializes")
+    }
+
     /// A one-line subject: `[masclet] URGENT backup_failed on host: Error en proceso de backup`.
     pub fn subject(&self) -> String {
         format!(
