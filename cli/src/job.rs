@@ -7,6 +7,7 @@ use crate::progress::Bars;
 use anyhow::{Context, Result, anyhow, bail};
 use masclet_engine as engine;
 use masclet_engine::job::nightly::{self, DatabaseSource, RunHooks, RunOptions, RunSource};
+use masclet_engine::job::notify::Channels;
 use masclet_engine::job::{Alert, StepOutcome};
 use masclet_engine::{Error, ErrorKind, KeepPolicy, LocalStorage, OpenOptions, Repo};
 use serde_json::json;
@@ -34,7 +35,32 @@ pub fn run(cli: &Cli, a: &RunArgs, bars: &Bars) -> Result<u8> {
         }
         Ok(repo)
     };
-    let notify = |_alert: &Alert| -> Vec<String> { Vec::new() };
+    // Settings that name half a channel do not stop the backup: the alerts fail instead,
+    // and the run's exit status says so.
+    let channels = Channels::from_env();
+    if let Err(e) = &channels {
+        eprintln!("masclet: warning: notifications cannot be sent: {e}");
+    }
+    let notify = |alert: &Alert| -> Option<Vec<String>> {
+        match &channels {
+            Err(e) => Some(vec![format!("notification settings: {e}")]),
+            Ok(c) if c.is_empty() => None,
+            Ok(c) => Some(
+                c.send(alert)
+                    .into_iter()
+                    .filter(|d| !d.ok)
+                    .map(|d| {
+                        format!(
+                            "{} after {} attempts: {}",
+                            d.channel,
+                            d.attempts,
+                            d.error.unwrap_or_default()
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    };
     let clean = crate::cleanup::for_space;
     let hooks = RunHooks {
         open: &open,

@@ -448,3 +448,115 @@ fn a_disk_too_full_even_after_the_remedy_fails_with_space_low_and_keeps_the_old_
     assert_eq!(env.snapshots().len(), 1);
     env.ok(&["check", "--read-data"]);
 }
+
+#[test]
+fn an_unreachable_database_is_backup_failed_posted_and_mailed_as_urgent_without_any_secret() {
+    use super::servers::{HttpSink, SmtpSink};
+    const DB_PASSWORD: &str = "Db-S3cret-pw";
+    const HOOK_SECRET: &str = "hook-s3cret-key";
+    const MAIL_PASSWORD: &str = "mail-pa55word";
+    let env = original_env();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http = HttpSink::start(vec![]);
+    let smtp = SmtpSink::start();
+    let cfg = env_file(
+        &env,
+        &format!(
+            "DATABASE_URL=postgresql://masclet:{DB_PASSWORD}@127.0.0.1:{port}/masclet_imperi
+NOTIFY_WEBHOOK_URL={}
+NOTIFY_WEBHOOK_SECRET={HOOK_SECRET}
+SMTP_HOST=127.0.0.1
+SMTP_PORT={}
+SMTP_USER=ops
+SMTP_PASSWORD={MAIL_PASSWORD}
+NOTIFY_EMAIL_TO=ops@farm.example
+",
+            http.url("/hooks/T0KEN"),
+            smtp.port()
+        ),
+    );
+    let o = run(&env, &cfg, "daily");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(7), "{out}");
+    let r = record(&o);
+    assert_eq!(r["alerts"], serde_json::json!(["backup_failed"]));
+    assert!(r["snapshot"].is_null());
+    // The webhook got the alert, urgent, with the original text and the run's metrics.
+    let posts = http.requests();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let body: Value = serde_json::from_slice(&posts[0].body).unwrap();
+    assert_eq!(body["alert"], "backup_failed");
+    assert_eq!(body["message"], "Error en proceso de backup");
+    assert_eq!(body["urgent"], true);
+    assert_eq!(body["tier"], "daily");
+    assert!(body["metrics"]["tiempo_total"].as_f64().unwrap() > 0.0);
+    assert!(posts[0].header("x-masclet-signature").is_some());
+    // And the mail.
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    let subject = mails[0].header("subject").unwrap();
+    assert!(subject.contains("URGENT backup_failed"), "{subject}");
+    assert!(mails[0].data.contains("Error en proceso de backup"));
+    // No secret anywhere: output, log, history, textfile, webhook body, mail.
+    let log = std::fs::read_to_string(env.path("logs/backup.log")).unwrap();
+    let history = std::fs::read_to_string(env.repo.join("ops/runs.jsonl")).unwrap();
+    let prom = std::fs::read_to_string(env.path("masclet.prom")).unwrap();
+    let post = String::from_utf8_lossy(&posts[0].body).into_owned();
+    for (what, text) in [
+        ("output", &out),
+        ("log", &log),
+        ("history", &history),
+        ("textfile", &prom),
+        ("webhook body", &post),
+        ("mail", &mails[0].data),
+    ] {
+        for secret in [
+            DB_PASSWORD,
+            HOOK_SECRET,
+            MAIL_PASSWORD,
+            "T0KEN",
+            "s3cret pass",
+        ] {
+            assert!(!text.contains(secret), "{what} holds {secret}:\n{text}");
+        }
+    }
+    assert!(log.contains("ERROR [daily] precheck failed"), "{log}");
+    assert!(log.contains("notify ok"), "{log}");
+}
+
+#[test]
+fn half_configured_mail_still_backs_up_but_the_run_fails_on_its_alerts() {
+    let env = original_env();
+    let cfg = env_file(
+        &env,
+        &format!(
+            "BACKUP_PATHS={}\nSMTP_HOST=127.0.0.1\nSPACE_ALERT_PERCENT=0\n",
+            env.path("data").display()
+        ),
+    );
+    let o = run(&env, &cfg, "daily");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("NOTIFY_EMAIL_TO"), "{err}");
+    let r = record(&o);
+    assert!(
+        r["snapshot"].is_string(),
+        "the backup must not depend on the alerts: {r}"
+    );
+    let notify = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "notify")
+        .unwrap();
+    assert_eq!(notify["outcome"], "failed", "{r}");
+    assert_eq!(o.status.code(), Some(1));
+}

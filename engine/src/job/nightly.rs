@@ -99,8 +99,9 @@ pub struct RunOptions {
 pub struct RunHooks<'a> {
     /// Open the repository for `operation` with `lock`.
     pub open: &'a dyn Fn(&str, LockMode) -> Result<Repo>,
-    /// Send an alert through every channel; returns one line per channel that failed.
-    pub notify: &'a dyn Fn(&Alert) -> Vec<String>,
+    /// Send an alert through every channel; returns one line per channel that failed, or
+    /// `None` when no channel is configured.
+    pub notify: &'a dyn Fn(&Alert) -> Option<Vec<String>>,
     /// Free space beyond gc (old temporary files, old logs); returns bytes freed and a
     /// line saying what was done.
     pub clean_files: &'a dyn Fn() -> Result<(u64, String)>,
@@ -338,14 +339,24 @@ impl<'a> Job<'a> {
         }
         let clock = Instant::now();
         let mut failures = Vec::new();
+        let mut configured = false;
         let metrics = self.metrics.clone();
         for a in &mut self.alerts {
             a.metrics = Some(metrics.clone());
-            failures.extend((self.hooks.notify)(a));
+            if let Some(f) = (self.hooks.notify)(a) {
+                configured = true;
+                failures.extend(f);
+            }
         }
         let keys: Vec<&str> = self.alerts.iter().map(|a| a.key.as_str()).collect();
         let secs = clock.elapsed().as_secs_f64();
-        if failures.is_empty() {
+        if !configured {
+            let detail = format!(
+                "raised {}, but no notification channel is configured (NOTIFY_COMMAND, NOTIFY_WEBHOOK_URL, SMTP_HOST)",
+                keys.join(", ")
+            );
+            self.record("notify", StepOutcome::Skipped, secs, &detail);
+        } else if failures.is_empty() {
             self.record(
                 "notify",
                 StepOutcome::Ok,

@@ -79,11 +79,11 @@ impl Fixture {
         };
         let notify = |a: &Alert| {
             self.alerts.borrow_mut().push(a.clone());
-            if notify_fails {
+            Some(if notify_fails {
                 vec!["webhook: connection refused".to_owned()]
             } else {
                 vec![]
-            }
+            })
         };
         let cleaned = RefCell::new(0);
         let clean = || {
