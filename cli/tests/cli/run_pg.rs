@@ -190,3 +190,31 @@ fn scripts_refuse_their_original_misuse_with_usage() {
     let o = sh(&env, None, &cfg, "backup.sh", &["-t", "hourly"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+#[test]
+fn notify_sh_sends_a_test_message_and_an_original_alert_to_the_webhook() {
+    let env = original_env();
+    let http = super::servers::HttpSink::start(vec![]);
+    let cfg = env.path("notify.env");
+    std::fs::write(&cfg, format!("NOTIFY_WEBHOOK_URL={}\n", http.url("/h"))).unwrap();
+    let o = sh(&env, None, &cfg, "notify.sh", &["--test"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sh(
+        &env,
+        None,
+        &cfg,
+        "notify.sh",
+        &["rotation_failed", "gc", "stopped"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let bodies: Vec<Value> = http
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(bodies[0]["alert"], "test");
+    assert_eq!(bodies[1]["alert"], "rotation_failed");
+    assert_eq!(bodies[1]["message"], "Error en rotación");
+    assert_eq!(bodies[1]["detail"], "gc stopped");
+}
