@@ -181,6 +181,7 @@ pub fn run(opts: &RunOptions, hooks: &RunHooks<'_>) -> Result<RunReport> {
         env!("CARGO_PKG_VERSION")
     ));
     steps::all(&mut job);
+    steps::measure(&mut job);
     job.metrics.tiempo_total = clock.elapsed().as_secs_f64();
     Ok(job.finish(started))
 }

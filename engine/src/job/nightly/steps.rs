@@ -58,6 +58,10 @@ pub(super) fn all(job: &mut Job<'_>) {
     if job.opts.export_root.is_some() {
         job.step("export", AlertKey::BackupFailed, export);
     }
+}
+
+/// The repository's size and its disk's use, whatever became of the steps.
+pub(super) fn measure(job: &mut Job<'_>) {
     let m = &mut job.metrics;
     m.repository_bytes = dir_bytes(&job.opts.repo_dir);
     m.disk_used_percent = DiskUsage::of(&job.opts.repo_dir)
@@ -112,7 +116,41 @@ fn precheck(job: &mut Job<'_>) -> Result<((), Done)> {
     if !recovered.is_empty() {
         detail.push_str(&format!("; {recovered}"));
     }
-    Ok(((), Done::ok(detail)))
+    // The run's own records: a log or textfile that cannot be written does not stop the
+    // backup, but it must not pass unseen either.
+    let mut unwritable = Vec::new();
+    if let (Some(dir), None) = (&job.opts.log_dir, &job.log) {
+        unwritable.push(format!("LOG_DIR {} cannot be written", dir.display()));
+    }
+    if let Some(file) = &job.opts.metrics_file {
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !writable_dir(dir) {
+            unwritable.push(format!(
+                "METRICS_FILE's folder {} is not a folder masclet may write",
+                dir.display()
+            ));
+        }
+    }
+    if unwritable.is_empty() {
+        Ok(((), Done::ok(detail)))
+    } else {
+        Ok((
+            (),
+            Done::warning(format!("{detail}; but {}", unwritable.join(", "))),
+        ))
+    }
+}
+
+/// Whether a file can be made in `dir` (tried, not guessed from mode bits: root, ACLs and
+/// read-only mounts all decide).
+fn writable_dir(dir: &Path) -> bool {
+    tempfile::Builder::new()
+        .prefix(".masclet-probe-")
+        .tempfile_in(dir)
+        .is_ok()
 }
 
 /// `space_low` when the disk is past `SPACE_ALERT_PERCENT` (a warning: the run goes on).
