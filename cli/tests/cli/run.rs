@@ -560,3 +560,66 @@ fn half_configured_mail_still_backs_up_but_the_run_fails_on_its_alerts() {
     assert_eq!(notify["outcome"], "failed", "{r}");
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn above_90_percent_disk_use_new_data_is_compressed_harder_and_space_low_is_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        repo: dir.path().join("disk/repo"),
+        dir,
+    };
+    let test = "above_90_percent_disk_use_new_data_is_compressed_harder_and_space_low_is_raised";
+    let Some(_disk) = small_disk(&env, test, "16m") else {
+        return;
+    };
+    env.ok(&["init"]);
+    // Someone else's file fills the disk to about 94%.
+    std::fs::write(env.path("disk/other.bin"), vec![0x5au8; 15 << 20]).unwrap();
+    std::fs::create_dir(env.path("data")).unwrap();
+    let rows: String = (0..20_000)
+        .map(|i| format!("{i}\tvaca {i}\t2026-12-0{}\n", i % 9 + 1))
+        .collect();
+    std::fs::write(env.path("data/animals.tsv"), rows).unwrap();
+    let cfg = env_file(
+        &env,
+        &format!("BACKUP_PATHS={}\n", env.path("data").display()),
+    );
+    let o = env
+        .cmd(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "run",
+            "-t",
+            "daily",
+            "--json",
+        ])
+        .env("MIN_FREE_SPACE", "100K")
+        .env("MIN_BACKUP_SIZE", "0")
+        .output()
+        .unwrap();
+    let r = record(&o);
+    let backup = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "backup");
+    let backup = backup.unwrap_or_else(|| panic!("no backup step: {r}"));
+    assert!(
+        backup["detail"]
+            .as_str()
+            .unwrap()
+            .contains("compressed harder"),
+        "{r}"
+    );
+    assert!(
+        r["alerts"]
+            .as_array()
+            .unwrap()
+            .contains(&"space_low".into()),
+        "{r}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{r}");
+    let out = env.path("restored");
+    env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
+    same_tree(&env.path("data"), &out.join("data"));
+}

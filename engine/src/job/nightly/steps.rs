@@ -84,8 +84,8 @@ fn precheck(job: &mut Job<'_>) -> Result<((), Done)> {
                 AlertKey::SpaceLow,
                 format!(
                     "{} free on the repository's disk, below MIN_FREE_SPACE {}",
-                    gib(usage.available),
-                    gib(job.opts.min_free)
+                    human(usage.available),
+                    human(job.opts.min_free)
                 ),
                 true,
             );
@@ -93,9 +93,9 @@ fn precheck(job: &mut Job<'_>) -> Result<((), Done)> {
                 ErrorKind::Precheck,
                 format!(
                     "only {} free on the repository's disk ({}), below MIN_FREE_SPACE {}, even after {recovered}: free space and rerun",
-                    gib(usage.available),
+                    human(usage.available),
                     dir.display(),
-                    gib(job.opts.min_free)
+                    human(job.opts.min_free)
                 ),
             ));
         }
@@ -104,7 +104,7 @@ fn precheck(job: &mut Job<'_>) -> Result<((), Done)> {
     crate::pg::prechecks(&dir, 0)?;
     let mut detail = format!(
         "{} free ({:.0}% used), repository writable",
-        gib(usage.available),
+        human(usage.available),
         usage.used_percent()
     );
     if let RunSource::Database(db) = &job.opts.source {
@@ -442,10 +442,6 @@ pub(crate) fn human(b: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[unit])
     }
-}
-
-fn gib(b: u64) -> String {
-    format!("{:.2} GiB", b as f64 / f64::from(1u32 << 30))
 }
 
 /// Bytes of every file under `dir` (the repository on disk).
