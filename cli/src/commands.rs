@@ -63,7 +63,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
     }
 }
 
-fn repo_path(cli: &Cli) -> Result<PathBuf> {
+pub(crate) fn repo_path(cli: &Cli) -> Result<PathBuf> {
     cli.global
         .repo
         .clone()

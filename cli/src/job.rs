@@ -4,7 +4,7 @@
 use crate::args::{Cli, RunArgs};
 use crate::output::{bytes, escape, print_json};
 use crate::progress::Bars;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use masclet_engine as engine;
 use masclet_engine::job::nightly::{self, DatabaseSource, RunHooks, RunOptions, RunSource};
 use masclet_engine::job::notify::Channels;
@@ -116,14 +116,7 @@ pub fn run(cli: &Cli, a: &RunArgs, bars: &Bars) -> Result<u8> {
 /// The run's settings: flags, then the environment (where the configuration file's keys
 /// were placed at start), then the keys' defaults.
 fn options(cli: &Cli, a: &RunArgs) -> Result<RunOptions> {
-    let repo_dir = cli
-        .global
-        .repo
-        .clone()
-        .or_else(crate::config::default_repo)
-        .ok_or_else(|| {
-            anyhow!("no repository given: use --repo PATH, or set MASCLET_REPO or BACKUP_ROOT")
-        })?;
+    let repo_dir = crate::commands::repo_path(cli)?;
     let tools = engine::pg::Tools::find(a.pg_bin.as_deref());
     let source = if let Some(url) = setting("DATABASE_URL") {
         RunSource::Database(Box::new(DatabaseSource {

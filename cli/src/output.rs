@@ -4,18 +4,7 @@ use chrono::{DateTime, Local, Utc};
 
 /// Bytes for people: 1.5 MB style (powers of 1000, as `df -H`).
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    masclet_engine::progress::human_bytes(n)
 }
 
 /// Local time, to the minute, for tables.

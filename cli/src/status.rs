@@ -6,30 +6,20 @@
 use crate::args::{Cli, ReportArgs};
 use crate::commands::open_read_only;
 use crate::output::{bytes, escape, print_json};
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use masclet_engine::job::record::History;
 use masclet_engine::job::report::{ReportInput, report_html};
 use masclet_engine::job::status::{Status, StatusOptions, status as look};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Exit status of `masclet status` when something is wrong (see `masclet status --help`).
 const UNHEALTHY: u8 = 1;
 
-fn repo_dir(cli: &Cli) -> Result<PathBuf> {
-    cli.global
-        .repo
-        .clone()
-        .or_else(crate::config::default_repo)
-        .ok_or_else(|| {
-            anyhow!("no repository given: use --repo PATH, or set MASCLET_REPO or BACKUP_ROOT")
-        })
-}
-
 pub fn status(cli: &Cli) -> Result<u8> {
     let opts = StatusOptions::from_env(chrono::Utc::now())?;
     let repo = open_read_only(cli, "status")?;
-    let st = look(&repo, &repo_dir(cli)?, &opts)?;
+    let st = look(&repo, &crate::commands::repo_path(cli)?, &opts)?;
     if cli.global.json {
         print_json(&serde_json::to_value(&st)?);
     } else {
@@ -199,7 +189,7 @@ fn render(st: &Status) -> String {
 
 pub fn report(cli: &Cli, a: &ReportArgs) -> Result<u8> {
     let repo = open_read_only(cli, "report")?;
-    let runs = History::in_repo(&repo_dir(cli)?).read()?;
+    let runs = History::in_repo(&crate::commands::repo_path(cli)?).read()?;
     let (snapshots, _) = repo.snapshots()?;
     let verifications = repo.index().verifications()?;
     let html = report_html(&ReportInput {

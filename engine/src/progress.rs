@@ -29,3 +29,20 @@ pub enum Unit {
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
+
+/// Bytes for people, as every message of masclet writes them: `1.5 MB` (powers of 1000,
+/// as `df -H`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

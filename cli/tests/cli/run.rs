@@ -7,7 +7,7 @@ use super::*;
 use serde_json::Value;
 
 /// The original `.env` with what a site adds for the nightly job.
-fn env_file(env: &Env, extra: &str) -> PathBuf {
+pub(super) fn env_file(env: &Env, extra: &str) -> PathBuf {
     let root = env.path("backups");
     let text = format!(
         "BACKUP_ROOT=\"{}\"
@@ -80,7 +80,7 @@ fn history(env: &Env) -> Vec<Value> {
 fn a_nightly_run_from_the_original_env_leaves_snapshot_history_metrics_log_and_exports() {
     let env = original_env();
     let cfg = env_file(
-        &env,
+        env,
         &format!(
             "BACKUP_PATHS={}\nEXPORT_MIRROR=true\n",
             env.path("data").display()
@@ -190,7 +190,7 @@ fn a_source_below_min_backup_size_records_backup_failed_and_commits_nothing() {
     std::fs::create_dir(env.path("small")).unwrap();
     std::fs::write(env.path("small/x.sql"), b"-- 10 bytes").unwrap();
     let cfg = env_file(
-        &env,
+        env,
         &format!("BACKUP_PATHS={}\n", env.path("small").display()),
     );
     let o = run(&env, &cfg, "daily");
@@ -208,7 +208,7 @@ fn a_source_below_min_backup_size_records_backup_failed_and_commits_nothing() {
 fn a_second_run_while_one_is_going_refuses_with_exit_4_and_records_nothing() {
     let env = original_env();
     let cfg = env_file(
-        &env,
+        env,
         &format!("BACKUP_PATHS={}\n", env.path("data").display()),
     );
     // The first run's lock, held by another process exactly as a run holds it.
@@ -250,7 +250,7 @@ fn a_run_killed_mid_way_blocks_nothing_and_the_next_run_and_check_pass() {
     )
     .unwrap();
     let cfg = env_file(
-        &env,
+        env,
         &format!("BACKUP_PATHS={}\n", env.path("data").display()),
     );
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -290,19 +290,35 @@ fn nothing_to_back_up_is_an_error_that_names_the_settings() {
     );
 }
 
-/// A small tmpfs for the repository and the temporary files, if this process may mount one.
-fn small_disk(env: &Env, test: &str, size: &str) -> Option<super::media::Mount> {
+/// A repository on a small tmpfs (where temporary files may go too), if this process may
+/// mount one. Fields drop in order: the tmpfs is unmounted before its folder is removed.
+struct SmallDisk {
+    _mount: super::media::Mount,
+    env: Env,
+}
+
+fn small_disk(test: &str, size: &str) -> Option<SmallDisk> {
     if !super::media::root_or_skip(test) {
         return None;
     }
-    let disk = env.path("disk");
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
     let opt = format!("size={size}");
     if !super::media::run_mount(&["-t", "tmpfs", "-o", &opt, "tmpfs", disk.to_str().unwrap()]) {
         eprintln!("skipping {test}: tmpfs mount refused");
         return None;
     }
-    Some(super::media::Mount(disk))
+    let env = Env {
+        repo: disk.join("repo"),
+        dir,
+    };
+    let small = SmallDisk {
+        _mount: super::media::Mount(disk),
+        env,
+    };
+    small.env.ok(&["init"]);
+    Some(small)
 }
 
 fn set_old(path: &Path) {
@@ -317,19 +333,13 @@ fn set_old(path: &Path) {
 
 #[test]
 fn a_disk_that_fills_mid_backup_is_cleaned_and_the_backup_retried_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env {
-        repo: dir.path().join("disk/repo"),
-        dir,
-    };
-    let Some(_disk) = small_disk(
-        &env,
+    let Some(disk) = small_disk(
         "a_disk_that_fills_mid_backup_is_cleaned_and_the_backup_retried_once",
         "24m",
     ) else {
         return;
     };
-    env.ok(&["init"]);
+    let env = &disk.env;
     let tmp = env.path("disk/tmp");
     std::fs::create_dir(&tmp).unwrap();
     // A temporary file a crashed job left two days ago: 15 MiB of the 24.
@@ -343,7 +353,7 @@ fn a_disk_that_fills_mid_backup_is_cleaned_and_the_backup_retried_once() {
     )
     .unwrap();
     let cfg = env_file(
-        &env,
+        env,
         &format!("BACKUP_PATHS={}\n", env.path("data").display()),
     );
     let o = env
@@ -383,19 +393,13 @@ fn a_disk_that_fills_mid_backup_is_cleaned_and_the_backup_retried_once() {
 
 #[test]
 fn a_disk_too_full_even_after_the_remedy_fails_with_space_low_and_keeps_the_old_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env {
-        repo: dir.path().join("disk/repo"),
-        dir,
-    };
-    let Some(_disk) = small_disk(
-        &env,
+    let Some(disk) = small_disk(
         "a_disk_too_full_even_after_the_remedy_fails_with_space_low_and_keeps_the_old_snapshot",
         "12m",
     ) else {
         return;
     };
-    env.ok(&["init"]);
+    let env = &disk.env;
     std::fs::create_dir(env.path("old")).unwrap();
     std::fs::write(
         env.path("old/a.bin"),
@@ -415,7 +419,7 @@ fn a_disk_too_full_even_after_the_remedy_fails_with_space_low_and_keeps_the_old_
     )
     .unwrap();
     let cfg = env_file(
-        &env,
+        env,
         &format!("BACKUP_PATHS={}\n", env.path("data").display()),
     );
     let o = env
@@ -465,7 +469,7 @@ fn an_unreachable_database_is_backup_failed_posted_and_mailed_as_urgent_without_
     let http = HttpSink::start(vec![]);
     let smtp = SmtpSink::start();
     let cfg = env_file(
-        &env,
+        env,
         &format!(
             "DATABASE_URL=postgresql://masclet:{DB_PASSWORD}@127.0.0.1:{port}/masclet_imperi
 NOTIFY_WEBHOOK_URL={}
@@ -537,7 +541,7 @@ NOTIFY_EMAIL_TO=ops@farm.example
 fn half_configured_mail_still_backs_up_but_the_run_fails_on_its_alerts() {
     let env = original_env();
     let cfg = env_file(
-        &env,
+        env,
         &format!(
             "BACKUP_PATHS={}\nSMTP_HOST=127.0.0.1\nSPACE_ALERT_PERCENT=0\n",
             env.path("data").display()
@@ -563,16 +567,11 @@ fn half_configured_mail_still_backs_up_but_the_run_fails_on_its_alerts() {
 
 #[test]
 fn above_90_percent_disk_use_new_data_is_compressed_harder_and_space_low_is_raised() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env {
-        repo: dir.path().join("disk/repo"),
-        dir,
-    };
     let test = "above_90_percent_disk_use_new_data_is_compressed_harder_and_space_low_is_raised";
-    let Some(_disk) = small_disk(&env, test, "16m") else {
+    let Some(disk) = small_disk(test, "16m") else {
         return;
     };
-    env.ok(&["init"]);
+    let env = &disk.env;
     // Someone else's file fills the disk to about 94%.
     std::fs::write(env.path("disk/other.bin"), vec![0x5au8; 15 << 20]).unwrap();
     std::fs::create_dir(env.path("data")).unwrap();
@@ -581,7 +580,7 @@ fn above_90_percent_disk_use_new_data_is_compressed_harder_and_space_low_is_rais
         .collect();
     std::fs::write(env.path("data/animals.tsv"), rows).unwrap();
     let cfg = env_file(
-        &env,
+        env,
         &format!("BACKUP_PATHS={}\n", env.path("data").display()),
     );
     let o = env

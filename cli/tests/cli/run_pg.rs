@@ -17,26 +17,10 @@ fn script(name: &str) -> PathBuf {
 
 /// The original `.env`, with DATABASE_URL and what the nightly job adds.
 fn env_file(env: &Env, url: &str, extra: &str) -> PathBuf {
-    let text = format!(
-        "BACKUP_ROOT=\"{}\"
-RETENTION_DAILY=7
-RETENTION_WEEKLY=4
-RETENTION_MONTHLY=12
-RETENTION_YEARLY=5
-MIN_BACKUP_SIZE=1048576  # 1MB
-DATABASE_URL={url}
-MIN_FREE_SPACE=1M
-LOG_DIR={}
-METRICS_FILE={}
-EXPORT_MIRROR=true
-{extra}",
-        env.path("backups").display(),
-        env.path("logs").display(),
-        env.path("masclet.prom").display(),
-    );
-    let path = env.path("masclet.env");
-    std::fs::write(&path, text).unwrap();
-    path
+    super::run::env_file(
+        env,
+        &format!("DATABASE_URL={url}\nEXPORT_MIRROR=true\n{extra}"),
+    )
 }
 
 fn original_env() -> Env {

@@ -428,20 +428,9 @@ fn recover_space(job: &mut Job<'_>) -> String {
     done.join(", ")
 }
 
-/// Bytes as the log shows them: `2.8 MiB`.
+/// Bytes as the log shows them: `2.8 MB`.
 pub(crate) fn human(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    crate::progress::human_bytes(b)
 }
 
 /// Bytes of every file under `dir` (the repository on disk).
