@@ -80,7 +80,7 @@ fn history(env: &Env) -> Vec<Value> {
 fn a_nightly_run_from_the_original_env_leaves_snapshot_history_metrics_log_and_exports() {
     let env = original_env();
     let cfg = env_file(
-        env,
+        &env,
         &format!(
             "BACKUP_PATHS={}\nEXPORT_MIRROR=true\n",
             env.path("data").display()
@@ -181,6 +181,7 @@ fn a_nightly_run_from_the_original_env_leaves_snapshot_history_metrics_log_and_e
         .find(|s| s["name"] == "gc")
         .unwrap();
     assert_eq!(gc["outcome"], "skipped");
+    assert_eq!(r2["outcome"], "ok");
     assert_eq!(history(&env).len(), 2);
 }
 
@@ -190,7 +191,7 @@ fn a_source_below_min_backup_size_records_backup_failed_and_commits_nothing() {
     std::fs::create_dir(env.path("small")).unwrap();
     std::fs::write(env.path("small/x.sql"), b"-- 10 bytes").unwrap();
     let cfg = env_file(
-        env,
+        &env,
         &format!("BACKUP_PATHS={}\n", env.path("small").display()),
     );
     let o = run(&env, &cfg, "daily");
@@ -208,7 +209,7 @@ fn a_source_below_min_backup_size_records_backup_failed_and_commits_nothing() {
 fn a_second_run_while_one_is_going_refuses_with_exit_4_and_records_nothing() {
     let env = original_env();
     let cfg = env_file(
-        env,
+        &env,
         &format!("BACKUP_PATHS={}\n", env.path("data").display()),
     );
     // The first run's lock, held by another process exactly as a run holds it.
@@ -250,7 +251,7 @@ fn a_run_killed_mid_way_blocks_nothing_and_the_next_run_and_check_pass() {
     )
     .unwrap();
     let cfg = env_file(
-        env,
+        &env,
         &format!("BACKUP_PATHS={}\n", env.path("data").display()),
     );
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -469,7 +470,7 @@ fn an_unreachable_database_is_backup_failed_posted_and_mailed_as_urgent_without_
     let http = HttpSink::start(vec![]);
     let smtp = SmtpSink::start();
     let cfg = env_file(
-        env,
+        &env,
         &format!(
             "DATABASE_URL=postgresql://masclet:{DB_PASSWORD}@127.0.0.1:{port}/masclet_imperi
 NOTIFY_WEBHOOK_URL={}
@@ -541,7 +542,7 @@ NOTIFY_EMAIL_TO=ops@farm.example
 fn half_configured_mail_still_backs_up_but_the_run_fails_on_its_alerts() {
     let env = original_env();
     let cfg = env_file(
-        env,
+        &env,
         &format!(
             "BACKUP_PATHS={}\nSMTP_HOST=127.0.0.1\nSPACE_ALERT_PERCENT=0\n",
             env.path("data").display()

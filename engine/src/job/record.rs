@@ -18,14 +18,15 @@ use std::path::{Path, PathBuf};
 pub const RECORD_VERSION: u32 = 1;
 
 /// How a step, or a whole run, ended. Ordered from best to worst: a run's outcome is its
-/// worst step's.
+/// worst step's. A skipped step (gc not due) is no news, so it ranks below a done one: a
+/// run is `ok` when one of its steps was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepOutcome {
-    /// Done.
-    Ok,
     /// Not needed or not configured (gc not due, no export configured).
     Skipped,
+    /// Done.
+    Ok,
     /// Done, with something the operator should see (space above the alert threshold).
     Warning,
     /// Not done.

@@ -139,6 +139,7 @@ fn a_good_run_saves_verifies_records_and_raises_nothing() {
     // The second night: gc is not due for another week.
     let r2 = f.run_with(&f.options(), &|_| {}, false).record;
     assert_eq!(step(&r2, "gc").outcome, StepOutcome::Skipped);
+    assert_eq!(r2.outcome, StepOutcome::Ok, "a skipped gc is no news");
     assert_eq!(r2.metrics.tamano_final, 0, "nothing new the second night");
 }
 
