@@ -31,6 +31,40 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The `X-Masclet-Signature` a sender holding `secret` gives this request: `sha256=`
+    /// and the HMAC-SHA256 of `<X-Masclet-Timestamp>.<body>`; `None` without a timestamp.
+    pub(crate) fn expected_signature(&self, secret: &str) -> Option<String> {
+        let mut signed = format!("{}.", self.header("x-masclet-timestamp")?).into_bytes();
+        signed.extend_from_slice(&self.body);
+        Some(format!(
+            "sha256={}",
+            hmac_sha256(secret.as_bytes(), &signed)
+        ))
+    }
+}
+
+/// HMAC-SHA256 written out from its definition (RFC 2104), independent of masclet's.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// An HTTP/1.1 server answering each request with the next status of its script.
 pub(crate) struct HttpSink {
     port: u16,
