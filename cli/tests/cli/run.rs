@@ -504,7 +504,11 @@ NOTIFY_EMAIL_TO=ops@farm.example
     assert_eq!(body["urgent"], true);
     assert_eq!(body["tier"], "daily");
     assert!(body["metrics"]["tiempo_total"].as_f64().unwrap() > 0.0);
-    assert!(posts[0].header("x-masclet-signature").is_some());
+    let expected = posts[0].expected_signature(HOOK_SECRET).unwrap();
+    assert_eq!(
+        posts[0].header("x-masclet-signature"),
+        Some(expected.as_str())
+    );
     // And the mail.
     let mails = smtp.messages();
     assert_eq!(mails.len(), 1);
