@@ -127,7 +127,7 @@ fn render(st: &Status) -> String {
     let r = &st.repository;
     let _ = writeln!(
         o,
-        "repository: {} snapshots{}, {} packs, {} on disk, {} unique, dedup {}, compression {}",
+        "repository: {} snapshots{}, {} packs, {} on disk for {} of snapshot data ({}); {} of distinct chunks (counted until gc drops forgotten ones) stored at {} of their size",
         r.snapshots,
         if r.unreadable_snapshots > 0 {
             format!(" ({} unreadable)", r.unreadable_snapshots)
@@ -136,9 +136,15 @@ fn render(st: &Status) -> String {
         },
         r.packs,
         bytes(r.bytes),
+        bytes(r.logical_bytes),
+        // What an operator asks first: how much smaller than the data the backups are.
+        match (r.logical_bytes, r.bytes) {
+            (0, _) | (_, 0) => "-".to_owned(),
+            (l, b) => format!("{:.1}x smaller", l as f64 / b as f64),
+        },
         bytes(r.unique_bytes),
-        ratio(r.dedup_ratio, "x"),
-        ratio(r.compression_ratio, "")
+        r.compression_ratio
+            .map_or("-".to_owned(), |c| format!("{:.0}%", c * 100.0)),
     );
     let d = &st.disk;
     let _ = writeln!(
