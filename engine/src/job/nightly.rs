@@ -19,6 +19,7 @@
 //! never blocks the next night's.
 
 mod runlock;
+mod space;
 mod steps;
 
 use super::alert::{Alert, AlertKey};
@@ -181,7 +182,7 @@ pub fn run(opts: &RunOptions, hooks: &RunHooks<'_>) -> Result<RunReport> {
         env!("CARGO_PKG_VERSION")
     ));
     steps::all(&mut job);
-    steps::measure(&mut job);
+    space::measure(&mut job);
     job.metrics.tiempo_total = clock.elapsed().as_secs_f64();
     Ok(job.finish(started))
 }
@@ -390,8 +391,8 @@ impl<'a> Job<'a> {
             record.outcome.as_str(),
             record.exit_code,
             m.tiempo_total,
-            steps::human(m.tamano_final),
-            steps::human(m.espacio_liberado),
+            space::human(m.tamano_final),
+            space::human(m.espacio_liberado),
             record
                 .alerts
                 .iter()
