@@ -227,7 +227,10 @@ pub fn plan(
     files::plan_temp(opts, &mut plan);
     files::plan_logs(opts, &mut plan);
     match &opts.export_root {
-        Some(root) => exports::plan(repo, root, opts, &mut plan)?,
+        Some(root) => {
+            exports::plan(repo, root, opts, &mut plan)?;
+            files::plan_own_temps(&opts.quarantine, &mut plan);
+        }
         None => plan
             .warnings
             .push("no BACKUP_ROOT: exports not looked at".to_string()),

@@ -242,8 +242,9 @@ fn move_into(src: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
     let temp = if same_fs {
         None
     } else {
+        let prefix = super::files::own_temp_prefix();
         let mut t = tempfile::Builder::new()
-            .prefix(".masclet-cleanup-")
+            .prefix(&prefix)
             .tempfile_in(dir)
             .map_err(|e| Error::io(format!("writing into {}", dir.display()), e))?;
         let mut from = std::fs::File::open(src)

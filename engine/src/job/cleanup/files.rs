@@ -113,6 +113,44 @@ pub(super) fn plan_temp(opts: &CleanupOptions, plan: &mut CleanupPlan) {
     plan.items.extend(found);
 }
 
+/// The beginning of the name of cleanup's own temporary files: with the pid, so that a
+/// later cleanup can tell those of a cleanup that was killed from those of one running.
+pub(super) fn own_temp_prefix() -> String {
+    format!("{OWN_TEMP}{}-", std::process::id())
+}
+
+const OWN_TEMP: &str = ".masclet-cleanup-";
+
+/// Cleanup's own temporary files in `dir` whose process is gone (a cleanup killed while it
+/// compressed a log or copied an export into quarantine): removed like old temporaries.
+pub(super) fn plan_own_temps(dir: &Path, plan: &mut CleanupPlan) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(OWN_TEMP))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = rustix::process::Pid::from_raw(pid)
+            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+        let path = e.path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if !alive && m.is_file() => plan.items.push(Item {
+                category: Category::TempFile,
+                action: Action::Delete,
+                path,
+                bytes: m.len(),
+                reason: format!("left by a cleanup (pid {pid}) that was killed"),
+                guard: Guard::Same(m.dev(), m.ino()),
+            }),
+            _ => {}
+        }
+    }
+}
+
 /// Remove a planned temporary, if it is still the same entry and still old.
 pub(super) fn remove_temp(item: &Item, opts: &CleanupOptions) -> Result<Outcome> {
     if let Some(why) = changed(item) {
@@ -213,6 +251,7 @@ pub(super) fn plan_logs(opts: &CleanupOptions, plan: &mut CleanupPlan) {
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
     plan.items.extend(found);
+    plan_own_temps(dir, plan);
 }
 
 /// Compress a planned log to `<name>.gz` (`<name>.<n>.gz` when taken: nothing is ever
@@ -247,8 +286,9 @@ pub(super) fn compress_log(item: &Item) -> Result<Outcome> {
     };
     let input = std::fs::File::open(src).map_err(read)?;
     let before = input.metadata().map_err(read)?;
+    let prefix = own_temp_prefix();
     let mut temp = tempfile::Builder::new()
-        .prefix(".masclet-cleanup-")
+        .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(write)?;

@@ -394,3 +394,24 @@ fn a_damaged_export_is_copied_into_a_quarantine_on_another_filesystem() {
         .collect();
     assert!(left.is_empty(), "temporaries left: {left:?}");
 }
+
+#[test]
+fn a_killed_cleanups_temporary_is_removed_and_a_running_ones_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    // No process has a pid above the kernel's pid_max (4194304 at most); this one is alive.
+    let dead = logs.join(".masclet-cleanup-2147483646-aB3dE.tmp");
+    let live = logs.join(format!(".masclet-cleanup-{}-xYz12.tmp", std::process::id()));
+    std::fs::write(&dead, vec![1u8; 4096]).unwrap();
+    std::fs::write(&live, b"in progress").unwrap();
+    let mut opts = CleanupOptions::new(None);
+    opts.temp_dir = dir.path().join("tmp");
+    opts.log_dir = Some(logs.clone());
+    let plan = plan(None, &opts, &crate::progress::NoProgress).unwrap();
+    let s = execute(None, &plan, &opts).unwrap();
+    assert!(s.ok(), "{:?}", s.failed);
+    assert!(!dead.exists(), "the killed cleanup's temporary stayed");
+    assert!(live.exists(), "a running cleanup's temporary was removed");
+    assert_eq!(s.freed, 4096);
+}
