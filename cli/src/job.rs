@@ -80,6 +80,7 @@ pub fn run(cli: &Cli, a: &RunArgs, bars: &Bars) -> Result<u8> {
         print_json(&v);
         return Ok(r.exit_code);
     }
+    let mut text = String::new();
     for s in &r.steps {
         let mark = match s.outcome {
             StepOutcome::Ok => "ok  ",
@@ -87,16 +88,16 @@ pub fn run(cli: &Cli, a: &RunArgs, bars: &Bars) -> Result<u8> {
             StepOutcome::Warning => "WARN",
             StepOutcome::Failed => "FAIL",
         };
-        println!(
-            "{mark} {:<10} {:>7.1} s  {}",
+        text.push_str(&format!(
+            "{mark} {:<10} {:>7.1} s  {}\n",
             s.name,
             s.duration_secs,
             escape(&s.detail)
-        );
+        ));
     }
     let m = &r.metrics;
-    println!(
-        "run {} {} in {:.1} s: tamaño_final {}, espacio_liberado {}, repository {}{}",
+    text.push_str(&format!(
+        "run {} {} in {:.1} s: tamaño_final {}, espacio_liberado {}, repository {}{}\n",
         r.tier,
         r.outcome.as_str(),
         m.tiempo_total,
@@ -109,7 +110,8 @@ pub fn run(cli: &Cli, a: &RunArgs, bars: &Bars) -> Result<u8> {
             let keys: Vec<&str> = r.alerts.iter().map(|k| k.as_str()).collect();
             format!("; alerts: {}", keys.join(", "))
         }
-    );
+    ));
+    crate::output::out(&text);
     Ok(r.exit_code)
 }
 

@@ -63,6 +63,27 @@ pub(crate) fn code_for(kind: ErrorKind) -> u8 {
     }
 }
 
+/// `println!` panics when standard output is a pipe whose reader went away (`masclet ls -l |
+/// head`). Commands print after their work is done, so nothing is left half-made; end as a
+/// process killed by SIGPIPE would (status 141), quietly, rather than with a panic message
+/// and status 101. Not 0: the command's own status is unknown here, and a failure must not
+/// pass for success. (`run` and `status` write their reports best effort and keep theirs.)
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     // First of all, while this is the only thread: it sets environment variables.
     if let Err(e) = config::load() {
@@ -71,6 +92,7 @@ fn main() -> ExitCode {
     }
     // Everything masclet writes (repository, index, exports, temp files) is private.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    quiet_broken_pipe();
     let cli = args::Cli::parse();
     let _ = ctrlc::set_handler(|| {
         if masclet_engine::interrupted() {

@@ -40,7 +40,21 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
 
 /// Print a JSON value on stdout.
 pub fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+    out(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(v).expect("serializable")
+    ));
+}
+
+/// Write a command's report to standard output, best effort: a reader that went away
+/// (`masclet status | head -1`) must not turn the command's own exit status, which tells
+/// what happened, into a crash or a false success.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub fn status(cli: &Cli) -> Result<u8> {
     if cli.global.json {
         print_json(&serde_json::to_value(&st)?);
     } else {
-        print!("{}", render(&st));
+        crate::output::out(&render(&st));
     }
     Ok(if st.healthy { 0 } else { UNHEALTHY })
 }

@@ -627,3 +627,31 @@ fn above_90_percent_disk_use_new_data_is_compressed_harder_and_space_low_is_rais
     env.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
     same_tree(&env.path("data"), &out.join("data"));
 }
+
+#[test]
+fn a_reader_that_goes_away_does_not_change_the_runs_exit_status() {
+    let env = original_env();
+    std::fs::create_dir(env.path("small")).unwrap();
+    std::fs::write(env.path("small/x.sql"), b"-- 10 bytes").unwrap();
+    let cfg = env_file(
+        &env,
+        &format!("BACKUP_PATHS={}\n", env.path("small").display()),
+    );
+    for args in [
+        &["run", "-t", "daily"][..],
+        &["--json", "run", "-t", "daily"],
+        &["status"],
+    ] {
+        let mut c = env.cmd(&[&["--config", cfg.to_str().unwrap()][..], args].concat());
+        let mut child = c
+            .env_remove("MASCLET_REPO")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The reader leaves before a word is printed (`| head -0`).
+        drop(child.stdout.take());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "masclet {args:?} ended {status:?}");
+    }
+}
