@@ -23,7 +23,11 @@ MASCLET_CONFIG, else ./.env), then defaults; `masclet config` shows the outcome.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 wrong passphrase, 4 repository locked,
 5 damaged data found, 6 index missing or damaged (run `masclet repair index`),
-130 interrupted (nothing partial committed).";
+7 database unreachable, 8 a test restore's checks failed, 9 a pre-check failed (free
+space, permissions), 130 interrupted (nothing partial committed), 141 output closed by its
+reader. `masclet status` exits 1 when unhealthy.
+
+The nightly job: `masclet run -t daily` (see `masclet run --help` and docs/operations.md).";
 
 /// masclet: deduplicating, encrypted backups for PostgreSQL-backed applications.
 #[derive(Debug, Parser)]
