@@ -365,11 +365,30 @@ fn gc_refuses_to_copy_damaged_live_chunks() {
     let before = storage.list(Kind::Pack).unwrap();
     let err = gc(&mut repo).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
-    assert!(err.to_string().contains("nothing was deleted"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("only packs without a live chunk were deleted"),
+        "{err}"
+    );
+    // Packs with no live chunk go first (a full disk must get their space back whatever
+    // repacking meets); every other pack is as it was, and no pack was written.
+    let dead: Vec<String> = plan.delete.iter().map(|p| p.pack.to_hex()).collect();
+    let expected: Vec<_> = before
+        .into_iter()
+        .filter(|(name, _)| !dead.contains(name))
+        .collect();
     assert_eq!(
         repo.storage().list(Kind::Pack).unwrap(),
-        before,
-        "gc wrote or deleted packs"
+        expected,
+        "gc wrote packs, or deleted one holding live chunks"
+    );
+    assert!(
+        repo.storage()
+            .list(Kind::Pack)
+            .unwrap()
+            .iter()
+            .any(|(n, _)| *n == victim),
+        "the damaged pack was deleted"
     );
 }
 
@@ -525,5 +544,94 @@ fn a_second_gc_right_after_the_first_finds_nothing_to_do() {
         second.repack.is_empty() && second.delete.is_empty(),
         "{second:?}"
     );
+    assert!(check_ok(&repo, true));
+}
+
+/// A store whose disk is full: no pack can be written once `full` is set; everything else,
+/// deletion included, works.
+struct FullDisk {
+    inner: MemoryStorage,
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl FullDisk {
+    fn refuse(&self, kind: Kind) -> masclet_engine::Result<()> {
+        if kind == Kind::Pack && self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+            return Err(masclet_engine::Error::storage("writing a pack", full));
+        }
+        Ok(())
+    }
+}
+
+impl Storage for FullDisk {
+    fn put(&self, kind: Kind, name: &str, data: &[u8]) -> masclet_engine::Result<()> {
+        self.refuse(kind)?;
+        self.inner.put(kind, name, data)
+    }
+    fn replace(&self, kind: Kind, name: &str, data: &[u8]) -> masclet_engine::Result<()> {
+        self.refuse(kind)?;
+        self.inner.replace(kind, name, data)
+    }
+    fn get(&self, kind: Kind, name: &str) -> masclet_engine::Result<Vec<u8>> {
+        self.inner.get(kind, name)
+    }
+    fn get_range(
+        &self,
+        kind: Kind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> masclet_engine::Result<Vec<u8>> {
+        self.inner.get_range(kind, name, offset, len)
+    }
+    fn list(&self, kind: Kind) -> masclet_engine::Result<Vec<(String, u64)>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, kind: Kind, name: &str) -> masclet_engine::Result<()> {
+        self.inner.delete(kind, name)
+    }
+}
+
+/// On a full disk repacking fails (it writes before it frees): the packs without a live
+/// chunk must have given their space back before it started, and the next gc, once there
+/// is room, finishes the work.
+#[test]
+fn gc_frees_packs_without_a_live_chunk_before_repacking_can_fail_on_a_full_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mem, index) = memory_repo(dir.path());
+    let disk = Arc::new(FullDisk {
+        inner: MemoryStorage::from_dump(mem.dump()),
+        full: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mut repo = open(disk.clone() as Arc<dyn Storage>, &index).unwrap();
+    let (keep, keep_data) = partly_forgotten(&mut repo, 31, 5 << 20, 12 << 20);
+    let plan =
+        masclet_engine::ops::gc::plan(&repo, &masclet_engine::GcOptions::default(), &NoProgress)
+            .unwrap();
+    assert!(
+        !plan.delete.is_empty() && !plan.repack.is_empty(),
+        "{plan:?}"
+    );
+    let before = pack_bytes(disk.as_ref());
+    disk.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = masclet_engine::ops::gc::execute(&mut repo, &plan, &NoProgress).unwrap_err();
+    assert_eq!(
+        err.io_kind(),
+        Some(std::io::ErrorKind::StorageFull),
+        "{err}"
+    );
+    let dead: u64 = plan.delete.iter().map(|p| p.size).sum();
+    assert_eq!(
+        pack_bytes(disk.as_ref()),
+        before - dead,
+        "the dead packs stayed"
+    );
+    assert_eq!(dump(&repo, keep, "f").unwrap(), keep_data);
+    assert!(check_ok(&repo, true));
+    disk.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    let s = gc(&mut repo).unwrap();
+    assert!(s.packs_repacked >= 1, "{s:?}");
+    assert_eq!(dump(&repo, keep, "f").unwrap(), keep_data);
     assert!(check_ok(&repo, true));
 }

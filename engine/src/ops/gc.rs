@@ -287,10 +287,14 @@ impl Sorter {
 
 /// Carry out a plan made under the same lock.
 ///
+/// Packs with no live chunk go first (their rows leave the index, then their files go),
+/// before anything is repacked: repacking writes before it frees, so on a nearly full disk
+/// it may fail, and it must not keep the dead packs' space from coming back.
+///
 /// # Errors
 /// `InvalidInput` for a plan not made by [`plan`]; `Corrupt` if a live chunk fails
-/// verification while being copied (nothing is deleted);
-/// `Storage` and index errors. After any error, a rerun of gc completes the work.
+/// verification while being copied (only packs without a live chunk were deleted by
+/// then); `Storage` and index errors. After any error, a rerun of gc completes the work.
 pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Result<GcSummary> {
     repo.ensure_writable()?;
     let live = plan
@@ -298,22 +302,33 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
         .as_ref()
         .ok_or_else(|| Error::invalid("gc can only carry out a plan made by gc::plan"))?;
     let mut summary = GcSummary::default();
-    let mut moves = repack(repo, plan, live, progress, &mut summary)?;
+    let dead: Vec<(PackId, u64)> = plan.delete.iter().map(|p| (p.pack, p.size)).collect();
+    let mut freed = 0;
+    if !dead.is_empty() {
+        let ids: Vec<PackId> = dead.iter().map(|(p, _)| *p).collect();
+        repo.ensure_lock()?;
+        summary.chunks_dropped = repo
+            .index
+            .sweep(&[], &ids, live, || repo.ensure_lock_fresh())?;
+        repo.ensure_lock()?;
+        freed += delete_packs(repo, &dead, progress, &mut summary)?;
+    }
 
-    let drop: Vec<PackId> = plan
-        .delete
-        .iter()
-        .chain(&plan.repack)
-        .map(|p| p.pack)
-        .collect();
+    let mut moves = repack(repo, plan, live, progress, &mut summary)?;
+    let repacked: Vec<(PackId, u64)> = plan.repack.iter().map(|p| (p.pack, p.size)).collect();
+    let drop: Vec<PackId> = repacked.iter().map(|(p, _)| *p).collect();
     repo.ensure_lock()?;
-    summary.chunks_dropped = repo
+    summary.chunks_dropped += repo
         .index
         .sweep(&moves.waiting, &drop, live, || repo.ensure_lock_fresh())?;
     moves.waiting.clear();
     repo.ensure_lock()?;
 
-    let freed = delete_packs(repo, plan, progress, &mut summary)?;
+    let rest: Vec<(PackId, u64)> = repacked
+        .into_iter()
+        .chain(plan.orphans.iter().copied())
+        .collect();
+    freed += delete_packs(repo, &rest, progress, &mut summary)?;
     // Under the exclusive lock, a temporary file idle for longer than a lock may go without
     // a refresh cannot belong to a writer that still holds a live lock.
     repo.ensure_lock()?;
@@ -325,20 +340,14 @@ pub fn execute(repo: &mut Repo, plan: &GcPlan, progress: &dyn Progress) -> Resul
     Ok(summary)
 }
 
-/// Step 3: delete the old packs, then the orphans; return the bytes freed.
+/// Delete the pack files `doomed` (their rows already left the index); return the bytes
+/// freed.
 fn delete_packs(
     repo: &Repo,
-    plan: &GcPlan,
+    doomed: &[(PackId, u64)],
     progress: &dyn Progress,
     summary: &mut GcSummary,
 ) -> Result<u64> {
-    let doomed: Vec<(PackId, u64)> = plan
-        .delete
-        .iter()
-        .chain(&plan.repack)
-        .map(|p| (p.pack, p.size))
-        .chain(plan.orphans.iter().copied())
-        .collect();
     progress.start("deleting packs", Some(doomed.len() as u64), Unit::Items);
     let mut freed = 0u64;
     for slice in doomed.chunks(256) {

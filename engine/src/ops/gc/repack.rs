@@ -1,4 +1,4 @@
-//! Step 1 of gc's execution: the live chunks of the packs to repack are read,
+//! Step 2 of gc's execution (after the packs with no live chunk are gone): the live chunks of the packs to repack are read,
 //! authenticated and copied, as sealed, into new packs through the pack sink; a new pack's
 //! chunks are pointed at it only once it is durable.
 
@@ -47,7 +47,7 @@ impl Moves {
     }
 }
 
-/// Step 1: copy the live chunks of the packs to repack into new packs, written on the pack
+/// Step 2: copy the live chunks of the packs to repack into new packs, written on the pack
 /// sink's thread (reading and authenticating the next pack meanwhile). Returns the new
 /// packs whose chunks are not moved yet.
 pub(super) fn repack(
@@ -93,7 +93,7 @@ fn read_live(repo: &Repo, p: &PackPlan, live: &LiveSet) -> Result<Vec<(PackEntry
     };
     let stopped_at = |err: Error| {
         err.context(format!(
-            "pack {} (gc stopped; nothing was deleted; run `masclet check`)",
+            "pack {} (gc stopped; only packs without a live chunk were deleted; run `masclet check`)",
             p.pack.short()
         ))
     };
@@ -123,7 +123,7 @@ fn read_live(repo: &Repo, p: &PackPlan, live: &LiveSet) -> Result<Vec<(PackEntry
     }
     let stopped = |err: Error| {
         err.context(format!(
-            "live chunk in pack {} (gc stopped; nothing was deleted; run `masclet check`)",
+            "live chunk in pack {} (gc stopped; only packs without a live chunk were deleted; run `masclet check`)",
             p.pack.short()
         ))
     };

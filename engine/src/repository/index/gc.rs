@@ -246,7 +246,7 @@ impl Index {
                 let n = held.get(p).copied().unwrap_or(0);
                 if n != 0 {
                     return Err(crate::Error::internal(format!(
-                        "pack {p} still holds {n} live chunks; nothing was deleted"
+                        "pack {p} still holds {n} live chunks; no pack was deleted in this step"
                     )));
                 }
                 del.execute([&p.0[..]])?;
