@@ -1,6 +1,6 @@
-//! Step 2 of gc's execution (after the packs with no live chunk are gone): the live chunks of the packs to repack are read,
-//! authenticated and copied, as sealed, into new packs through the pack sink; a new pack's
-//! chunks are pointed at it only once it is durable.
+//! Step 2 of gc's execution, once the packs with no live chunk are gone: the live chunks
+//! of the packs to repack are read, authenticated and copied, as sealed, into new packs
+//! through the pack sink; a new pack's chunks are pointed at it only once it is durable.
 
 use super::live::LiveSet;
 use super::{GcPlan, GcSummary, PackPlan};
