@@ -202,3 +202,30 @@ fn notify_sh_sends_a_test_message_and_an_original_alert_to_the_webhook() {
     assert_eq!(bodies[1]["message"], "Error en rotación");
     assert_eq!(bodies[1]["detail"], "gc stopped");
 }
+
+#[test]
+fn a_test_restore_database_a_killed_run_left_is_dropped_by_the_next_night() {
+    let Some(pg) = PgCluster::start() else { return };
+    pg.load_masclet_imperi(DB, 40_000, 7);
+    // What `kill -9` during a test restore leaves: a whole copy of the data, named by a
+    // process that is gone, from the night before.
+    let then = (chrono::Utc::now() - chrono::Duration::hours(20)).format("%Y%m%d%H%M%S");
+    let left = format!("masclet_verify_{then}_2147483646");
+    pg.createdb(&left);
+    // One that may belong to a run still going on another host: recent, kept.
+    let now = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    let recent = format!("masclet_verify_{now}_2147483646");
+    pg.createdb(&recent);
+    let env = original_env();
+    let cfg = env_file(&env, &pg.url(DB), "");
+    let o = sh(&env, Some(&pg), &cfg, "backup.sh", &["-t", "daily"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains(&left), "{}", text(&o));
+    let dbs = pg.psql(
+        "postgres",
+        "SELECT string_agg(datname, ',') FROM pg_database",
+    );
+    assert!(!dbs.contains(&left), "{dbs}");
+    assert!(dbs.contains(&recent), "{dbs}");
+    assert!(!dbs.contains(&format!("masclet_verify_{now}_{}", std::process::id())));
+}

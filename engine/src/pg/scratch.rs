@@ -21,13 +21,34 @@ pub(crate) struct ScratchDb {
     admin: Target,
     name: String,
     armed: bool,
+    /// Test-restore databases of killed runs dropped before this one was made.
+    pub(crate) stale_dropped: Vec<String>,
 }
 
 impl ScratchDb {
     /// `CREATE DATABASE name` through `admin` (a connection to another database of the
     /// same server). From template0: template1 may carry objects the dump creates again.
+    ///
+    /// First, the test-restore databases a killed run left (a `kill -9` or a power loss
+    /// gives the guard no chance to drop its database, and each is a whole copy of the
+    /// data on the server's disk) are dropped: see [`stale`].
     pub(crate) fn create(admin: &Target, name: &str) -> Result<Self> {
         let mut c = connect(admin)?;
+        let mut stale_dropped = Vec::new();
+        let names: Vec<String> = c
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'masclet\\_verify\\_%'",
+                &[],
+            )
+            .map_err(|e| query_error(admin, "listing databases", &e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for old in names.iter().filter(|n| stale(n, chrono::Utc::now())) {
+            if drop_database(admin, old).is_ok() {
+                stale_dropped.push(old.clone());
+            }
+        }
         c.batch_execute(&format!(
             "CREATE DATABASE {} TEMPLATE template0",
             quote_ident(name)
@@ -37,6 +58,7 @@ impl ScratchDb {
             admin: admin.clone(),
             name: name.to_string(),
             armed: true,
+            stale_dropped,
         })
     }
 
@@ -278,6 +300,32 @@ fn tail(s: &str, max: usize) -> String {
     }
 }
 
+/// Whether `name` is the test-restore database of a run that died: named by
+/// [`scratch_name`] more than [`STALE_AFTER_HOURS`] hours ago by a process that is no more.
+/// Both, because the server may serve several hosts: another host's live run has a pid
+/// that means nothing here, but no test restore runs for half a day.
+fn stale(name: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+    let Some((time, pid)) = name
+        .strip_prefix("masclet_verify_")
+        .and_then(|rest| rest.split_once('_'))
+    else {
+        return false;
+    };
+    let (Ok(time), Ok(pid)) = (
+        chrono::NaiveDateTime::parse_from_str(time, "%Y%m%d%H%M%S"),
+        pid.parse::<i32>(),
+    ) else {
+        return false;
+    };
+    let old = now - time.and_utc() > chrono::Duration::hours(STALE_AFTER_HOURS);
+    let alive = rustix::process::Pid::from_raw(pid)
+        .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+    old && !alive
+}
+
+/// Age past which a test-restore database of a dead process is dropped.
+const STALE_AFTER_HOURS: i64 = 12;
+
 /// `masclet_verify_<YYYYMMDDHHMMSS>_<pid>`.
 pub(crate) fn scratch_name() -> String {
     format!(
@@ -290,6 +338,24 @@ pub(crate) fn scratch_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_old_test_restore_databases_of_dead_processes_are_stale() {
+        let now = chrono::Utc::now();
+        let at = |h: i64| (now - chrono::Duration::hours(h)).format("%Y%m%d%H%M%S");
+        // No process has a pid above the kernel's pid_max (4194304 at most).
+        assert!(stale(&format!("masclet_verify_{}_2147483646", at(13)), now));
+        assert!(!stale(&format!("masclet_verify_{}_2147483646", at(1)), now));
+        let me = std::process::id();
+        assert!(!stale(&format!("masclet_verify_{}_{me}", at(13)), now));
+        for other in [
+            "masclet_verify_x_1",
+            "masclet_verify_20260101000000",
+            "masclet_imperi",
+        ] {
+            assert!(!stale(other, now), "{other}");
+        }
+    }
 
     #[test]
     fn the_roles_file_is_applied_without_the_logged_in_role() {

@@ -140,6 +140,13 @@ pub fn verify(
             drop(c);
             opts.tools.check("psql", major)?;
             let scratch = ScratchDb::create(&admin, &name)?;
+            if !scratch.stale_dropped.is_empty() {
+                warnings.push(format!(
+                    "dropped {} test-restore databases left by runs that were killed: {}",
+                    scratch.stale_dropped.len(),
+                    scratch.stale_dropped.join(", ")
+                ));
+            }
             restored_into = scratch.name().to_string();
             let db = server.with_database(&name);
             let restored = restore_into(

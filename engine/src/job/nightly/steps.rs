@@ -167,6 +167,7 @@ fn verify(job: &mut Job<'_>, s: &BackupSummary) -> Result<((), Done)> {
             with_roles: false,
         };
         let r = crate::pg::verify(&repo, s.snapshot, &opts, job.hooks.progress)?;
+        job.warnings.extend(r.warnings.iter().cloned());
         let failed: Vec<&str> = r
             .checks
             .iter()
