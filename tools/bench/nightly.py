@@ -193,8 +193,10 @@ def report(a, rows, dump_mb, mfinal, rfinal, total_s):
 
     names = M_STEPS + (["export"] if a.export else [])
 
-    def line(label, m, r, msteps, rsteps, mg, rg, full):
-        other = m - sum(msteps.get(s, 0.0) for s in names)
+    def rest(m):
+        return m["wall"] - sum(m["steps"].get(s, 0.0) for s in names)
+
+    def line(label, m, r, msteps, rsteps, mg, rg, full, other):
         return (f"| {label} | {m:.1f} s | {r:.1f} s | {m / r:.2f} | "
                 + " / ".join(f"{msteps.get(s, 0.0):.1f}" for s in names) + f" / {other:.1f} | "
                 + " / ".join(f"{rsteps[s]:.1f}" for s in R_STEPS)
@@ -210,13 +212,13 @@ def report(a, rows, dump_mb, mfinal, rfinal, total_s):
     for row in rows:
         m, r = row["m"], row["r"]
         lines.append(line(str(row["night"]), m["wall"], r["wall"], m["steps"], r["steps"], m["growth"],
-                          r["growth"], row["full_check"]))
+                          r["growth"], row["full_check"], rest(m)))
     lines.append(line(f"**median 1..{a.nights}**", med(x["m"]["wall"] for x in nightly),
                       med(x["r"]["wall"] for x in nightly),
                       {s: med(x["m"]["steps"].get(s, 0.0) for x in nightly) for s in names},
                       {s: med(x["r"]["steps"][s] for x in nightly) for s in R_STEPS},
                       med(x["m"]["growth"] for x in nightly), med(x["r"]["growth"] for x in nightly),
-                      med(x["full_check"] for x in nightly)))
+                      med(x["full_check"] for x in nightly), med(rest(x["m"]) for x in nightly)))
     ratios = [x["m"]["wall"] / x["r"]["wall"] for x in nightly]
     mwall, rwall = med(x["m"]["wall"] for x in nightly), med(x["r"]["wall"] for x in nightly)
     share = lambda tool, step, wall: med(x[tool]["steps"].get(step, 0.0) for x in nightly) / wall  # noqa: E731
