@@ -1,0 +1,3 @@
+//! `cargo +nightly fuzz run archive_gz --features libfuzzer`: see src/lib.rs.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| masclet_fuzz::archive_gz(data));
