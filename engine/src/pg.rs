@@ -11,6 +11,7 @@ pub mod backup;
 pub mod conn;
 mod dump;
 pub mod manifest;
+mod passfile;
 pub mod recover;
 pub(crate) mod scratch;
 pub mod target;

@@ -305,7 +305,11 @@ fn pg_dump_failing_or_killed_mid_stream_commits_nothing_and_says_why() {
 fn credentials_stay_out_of_argv_and_children_get_only_an_allow_listed_environment() {
     let Some(pg) = cluster(500) else { return };
     let env = Env::new();
-    let dir = wrapper(&env, &pg, "pg_dump", "exec \"$real\" \"$@\"");
+    let body = format!(
+        "stat -c %a \"$PGPASSFILE\" \"$(dirname \"$PGPASSFILE\")\" | tr '\\n' ' ' | sed 's/ $//' > {}\nexec \"$real\" \"$@\"",
+        env.path("bin-pg_dump/passfile-mode").display()
+    );
+    let dir = wrapper(&env, &pg, "pg_dump", &body);
     let o = pg_run(
         &env,
         &pg,
@@ -315,12 +319,40 @@ fn credentials_stay_out_of_argv_and_children_get_only_an_allow_listed_environmen
     let argv = std::fs::read_to_string(dir.join("argv")).unwrap();
     let child_env = std::fs::read_to_string(dir.join("env")).unwrap();
     assert!(!argv.contains(pg.password()), "{argv}");
-    assert!(child_env.contains(&format!("PGPASSWORD={}", pg.password())));
+    // The password reaches pg_dump through a private pgpass file, not its environment
+    // (which core dumps, `ps e` and scripts that log `env` leak).
+    assert!(!child_env.contains(pg.password()), "{child_env}");
+    assert!(!child_env.contains("PGPASSWORD"), "{child_env}");
+    let passfile = child_env
+        .lines()
+        .find_map(|l| l.strip_prefix("PGPASSFILE="))
+        .expect("PGPASSFILE set for pg_dump");
+    let mode = std::fs::read_to_string(dir.join("passfile-mode")).unwrap();
+    assert_eq!(mode.trim(), "600 700", "pgpass file and folder modes");
+    assert!(
+        !Path::new(passfile).exists(),
+        "the pgpass file outlived the backup"
+    );
     for secret in ["MASCLET_PASSWORD", "DATABASE_URL", "MASCLET_REPO"] {
         assert!(
             !child_env.contains(secret),
             "{secret} reached pg_dump: {child_env}"
         );
+    }
+    // psql, in a test restore, alike.
+    let dir = wrapper(&env, &pg, "psql", "exec \"$real\" \"$@\"");
+    let o = pg_run(
+        &env,
+        &pg,
+        &["verify", "latest", "--pg-bin", dir.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let psql_env = std::fs::read_to_string(dir.join("env")).unwrap();
+    let psql_argv = std::fs::read_to_string(dir.join("argv")).unwrap();
+    assert!(psql_env.contains("PGPASSFILE="), "{psql_env}");
+    for text in [&psql_env, &psql_argv] {
+        assert!(!text.contains(pg.password()), "{text}");
+        assert!(!text.contains("PGPASSWORD") && !text.contains("MASCLET_PASSWORD"));
     }
     let all = format!(
         "{}{}",

@@ -162,7 +162,7 @@ pub fn backup_pg(
         snapshot,
         shape,
     };
-    let mut globals = opts.tools.command("pg_dumpall", target);
+    let mut globals = opts.tools.command("pg_dumpall", target)?;
     globals.args(["-w", "--globals-only", "--database", &database]);
     if !superuser {
         // Only a superuser may read the password hashes; the roles are still recreated.

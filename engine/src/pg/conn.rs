@@ -119,10 +119,13 @@ impl Tools {
     }
 
     /// A command for program `name` reaching `target` (see [`Target::apply_to`]).
-    pub fn command(&self, name: &str, target: &Target) -> std::process::Command {
+    ///
+    /// # Errors
+    /// `Io` when the password cannot be handed over (its private pgpass file).
+    pub fn command(&self, name: &str, target: &Target) -> Result<std::process::Command> {
         let mut c = std::process::Command::new(self.path(name));
-        target.apply_to(&mut c);
-        c
+        target.apply_to(&mut c)?;
+        Ok(c)
     }
 
     /// Check that `name` runs and is not older than the server (an older pg_dump refuses a

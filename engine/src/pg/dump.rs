@@ -28,13 +28,13 @@ pub(crate) struct DumpJob {
 }
 
 impl DumpJob {
-    fn pg_dump(&self, extra: &[&str]) -> std::process::Command {
+    fn pg_dump(&self, extra: &[&str]) -> Result<std::process::Command> {
         let mut c = std::process::Command::new(&self.pg_dump);
-        self.target.apply_to(&mut c);
+        self.target.apply_to(&mut c)?;
         // -w: never wait for a password prompt nobody will answer.
         c.args(["-w", "--format=plain", "--snapshot", &self.snapshot]);
         c.args(extra);
-        c
+        Ok(c)
     }
 
     /// The dump as a stream entry's content: the snapshot commits only if every program
@@ -42,7 +42,7 @@ impl DumpJob {
     pub(crate) fn content(self) -> Result<StreamContent> {
         match self.shape {
             DumpShape::PgDump => {
-                let (producer, stdout) = Producer::spawn(self.pg_dump(&[]))?;
+                let (producer, stdout) = Producer::spawn(self.pg_dump(&[])?)?;
                 let target = self.target;
                 Ok(StreamContent::Produced {
                     reader: Box::new(stdout),
@@ -131,7 +131,7 @@ impl DumpJob {
 
     /// Copy one of pg_dump's sections into `out`.
     fn section(&self, name: &str, out: &mut impl Write) -> Result<()> {
-        let (producer, mut stdout) = Producer::spawn(self.pg_dump(&["--section", name]))?;
+        let (producer, mut stdout) = Producer::spawn(self.pg_dump(&["--section", name])?)?;
         std::io::copy(&mut stdout, out).map_err(|e| {
             Error::io(
                 format!("copying pg_dump's {name} section into the backup"),

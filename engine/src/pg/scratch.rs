@@ -248,7 +248,7 @@ fn run_psql(
     args: &[&str],
     feed: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
-    let mut cmd = tools.command("psql", db);
+    let mut cmd = tools.command("psql", db)?;
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

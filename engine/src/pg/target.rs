@@ -7,6 +7,7 @@
 //! (`PGPASSFILE`, else `~/.pgpass`). The Rust client reads none of the variables or files
 //! itself, so they are read here, once, the way libpq reads them.
 
+use super::passfile::PassFile;
 use crate::error::{Error, ErrorKind, Result};
 use postgres::config::{Config, Host};
 use std::path::PathBuf;
@@ -50,6 +51,9 @@ pub struct Target {
     config: Config,
     /// Where the settings came from, for messages.
     origin: String,
+    /// The private pgpass file the client programs read the password from, made on first
+    /// use and shared by the copies of this target (see `passfile.rs`).
+    passfile: std::sync::Arc<std::sync::OnceLock<std::result::Result<PassFile, String>>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -93,7 +97,11 @@ impl Target {
         }
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("masclet");
-        Ok(Self { config, origin })
+        Ok(Self {
+            config,
+            origin,
+            passfile: std::sync::Arc::default(),
+        })
     }
 
     /// The same server with another database (the temporary one of a test restore).
@@ -167,9 +175,12 @@ impl Target {
 
     /// Prepare `cmd` (a libpq client program) to reach this database: an environment
     /// cleared to the allow-list, then the connection settings as `PG*` variables. The
-    /// password goes in `PGPASSWORD`, in the child's environment only: never in argv,
-    /// where any user on the machine could read it.
-    pub fn apply_to(&self, cmd: &mut std::process::Command) {
+    /// password is in neither argv (any user of the machine reads it) nor the environment:
+    /// it is in a private pgpass file `PGPASSFILE` names.
+    ///
+    /// # Errors
+    /// `Io` when the private pgpass file cannot be written.
+    pub fn apply_to(&self, cmd: &mut std::process::Command) -> Result<()> {
         cmd.env_clear();
         for k in CHILD_ENV_ALLOW {
             if let Some(v) = std::env::var_os(k) {
@@ -192,8 +203,22 @@ impl Target {
         cmd.env("PGDATABASE", self.database());
         cmd.env("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT.as_secs().to_string());
         if let Some(pw) = self.secret() {
-            cmd.env("PGPASSWORD", pw);
+            let file = self
+                .passfile
+                .get_or_init(|| PassFile::create(&pw).map_err(|e| e.to_string()));
+            match file {
+                Ok(f) => {
+                    cmd.env("PGPASSFILE", f.path());
+                }
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!("cannot hand the password to {:?}: {e}", cmd.get_program()),
+                    ));
+                }
+            }
         }
+        Ok(())
     }
 
     /// An error of kind `Database` about this target, with `text` redacted.
