@@ -73,12 +73,22 @@ pub fn run(cli: &Cli, a: &RunArgs, bars: &Bars) -> Result<u8> {
     for w in &report.warnings {
         eprintln!("masclet: warning: {w}");
     }
+    for e in &report.record_errors {
+        eprintln!("masclet: error: {e}");
+    }
+    // The steps' status, unless they all went well and the record did not: a run whose
+    // history, textfile or log is missing is not a quiet success.
+    let code = match report.record.exit_code {
+        0 if !report.record_errors.is_empty() => crate::exit::FAILURE,
+        c => c,
+    };
     let r = &report.record;
     if cli.global.json {
         let mut v = serde_json::to_value(r)?;
         v["warnings"] = json!(report.warnings);
+        v["record_errors"] = json!(report.record_errors);
         print_json(&v);
-        return Ok(r.exit_code);
+        return Ok(code);
     }
     let mut text = String::new();
     for s in &r.steps {
@@ -112,7 +122,7 @@ pub fn run(cli: &Cli, a: &RunArgs, bars: &Bars) -> Result<u8> {
         }
     ));
     crate::output::out(&text);
-    Ok(r.exit_code)
+    Ok(code)
 }
 
 /// The run's settings: flags, then the environment (where the configuration file's keys

@@ -95,7 +95,9 @@ fn a_nightly_run_from_the_original_env_leaves_snapshot_history_metrics_log_and_e
     );
     let mut r = record(&o);
     assert_eq!(r["warnings"], serde_json::json!([]));
+    assert_eq!(r["record_errors"], serde_json::json!([]));
     r.as_object_mut().unwrap().remove("warnings");
+    r.as_object_mut().unwrap().remove("record_errors");
     let steps: Vec<(&str, &str)> = r["steps"]
         .as_array()
         .unwrap()
@@ -654,4 +656,68 @@ fn a_reader_that_goes_away_does_not_change_the_runs_exit_status() {
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(1), "masclet {args:?} ended {status:?}");
     }
+}
+
+#[test]
+fn a_full_disk_under_the_log_and_the_textfile_keeps_the_backup_but_fails_the_run() {
+    let Some(disk) = small_disk(
+        "a_full_disk_under_the_log_and_the_textfile_keeps_the_backup_but_fails_the_run",
+        "1m",
+    ) else {
+        return;
+    };
+    let env = &disk.env;
+    // The repository elsewhere; its log folder and textfile on the full disk.
+    let repo = env.path("repo");
+    env.cmd(&["init"])
+        .env("MASCLET_REPO", &repo)
+        .output()
+        .unwrap();
+    let logs = env.path("disk/logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(logs.join("backup.log"), b"").unwrap();
+    let mut filler = std::fs::File::create(env.path("disk/filler")).unwrap();
+    let block = vec![0xa5u8; 4096];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
+    std::fs::create_dir(env.path("data")).unwrap();
+    std::fs::write(
+        env.path("data/dump.sql"),
+        masclet_tests::golden_bytes(200_000, 8),
+    )
+    .unwrap();
+    let o = env
+        .cmd(&["run", "-t", "daily", "--json"])
+        .env("MASCLET_REPO", &repo)
+        .env("BACKUP_PATHS", env.path("data"))
+        .env("LOG_DIR", &logs)
+        .env("METRICS_FILE", env.path("disk/masclet.prom"))
+        .env("MIN_FREE_SPACE", "1M")
+        .env("MIN_BACKUP_SIZE", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let r = record(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        r["snapshot"].is_string(),
+        "the backup itself must stand: {r}"
+    );
+    assert_eq!(r["outcome"], "ok");
+    assert!(
+        err.contains("METRICS_FILE not written") && err.contains("operation log"),
+        "{err}"
+    );
+    assert!(
+        err.contains("No space left") || err.contains("full"),
+        "{err}"
+    );
+    // The history, on the repository's own disk, has the run.
+    assert_eq!(
+        std::fs::read_to_string(repo.join("ops/runs.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
 }

@@ -117,9 +117,12 @@ pub struct RunHooks<'a> {
 pub struct RunReport {
     /// The record written to the history.
     pub record: RunRecord,
-    /// Problems with the record itself (history, textfile or log not written), which do
-    /// not change the run's outcome.
+    /// Problems met on the way that changed no step's outcome (a test restore's note).
     pub warnings: Vec<String>,
+    /// Parts of the run's own record that could not be written (history, textfile, log
+    /// lines: a full or read-only disk): the steps' outcome stands, but the run must not
+    /// end as a quiet success, since what monitoring reads is missing.
+    pub record_errors: Vec<String>,
 }
 
 /// The run in progress: what it has recorded so far.
@@ -134,6 +137,7 @@ struct Job<'a> {
     snapshot: Option<String>,
     verified: Option<bool>,
     warnings: Vec<String>,
+    record_errors: Vec<String>,
 }
 
 /// How a step ended, as its body reports it.
@@ -205,7 +209,8 @@ impl<'a> Job<'a> {
             metrics: Metrics::default(),
             snapshot: None,
             verified: None,
-            warnings,
+            warnings: Vec::new(),
+            record_errors: warnings,
         }
     }
 
@@ -248,7 +253,7 @@ impl<'a> Job<'a> {
         if let Some(log) = &self.log
             && let Err(e) = log.step(&self.opts.tier, &step)
         {
-            self.warnings.push(format!("operation log: {e}"));
+            self.record_errors.push(format!("operation log: {e}"));
         }
         self.steps.push(step);
     }
@@ -270,7 +275,7 @@ impl<'a> Job<'a> {
         if let Some(log) = &self.log
             && let Err(e) = log.line("INFO ", &self.opts.tier, text)
         {
-            self.warnings.push(format!("operation log: {e}"));
+            self.record_errors.push(format!("operation log: {e}"));
         }
     }
 
@@ -326,9 +331,12 @@ impl<'a> Job<'a> {
             alerts: self.alerts.iter().map(|a| a.key).collect(),
         };
         self.write_record(&record);
+        // A log line that failed once is said once.
+        self.record_errors.dedup();
         RunReport {
             record,
             warnings: self.warnings,
+            record_errors: self.record_errors,
         }
     }
 
@@ -375,14 +383,16 @@ impl<'a> Job<'a> {
     fn write_record(&mut self, record: &RunRecord) {
         let history = History::in_repo(&self.opts.repo_dir);
         if let Err(e) = history.append(record) {
-            self.warnings.push(format!("run history not written: {e}"));
+            self.record_errors
+                .push(format!("run history not written: {e}"));
         }
         if let Some(path) = &self.opts.metrics_file {
             let written = history
                 .read()
                 .and_then(|runs| super::prom::write(path, &runs));
             if let Err(e) = written {
-                self.warnings.push(format!("METRICS_FILE not written: {e}"));
+                self.record_errors
+                    .push(format!("METRICS_FILE not written: {e}"));
             }
         }
         let m = &record.metrics;
