@@ -139,3 +139,68 @@ fn full_disk_is_a_storage_error_naming_the_disk() {
         );
     }
 }
+
+/// A restore target that fills mid-way: a failure naming the full disk, every file under a
+/// final name either its old content or the snapshot's whole, and a rerun into a roomier
+/// target restores everything.
+#[test]
+fn a_restore_target_that_fills_fails_cleanly_and_no_final_name_holds_half_a_file() {
+    let test = "a_restore_target_that_fills_fails_cleanly_and_no_final_name_holds_half_a_file";
+    if !root_or_skip(test) {
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("src");
+    std::fs::create_dir(&src).unwrap();
+    for (i, name) in ["a.bin", "b.bin", "c.bin"].iter().enumerate() {
+        std::fs::write(
+            src.join(name),
+            masclet_tests::golden_bytes(2 << 20, 40 + i as u64),
+        )
+        .unwrap();
+    }
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let disk = env.path("target");
+    std::fs::create_dir(&disk).unwrap();
+    if !run_mount(&[
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=3m",
+        "tmpfs",
+        disk.to_str().unwrap(),
+    ]) {
+        eprintln!("skipping {test}: tmpfs mount refused");
+        return;
+    }
+    let _m = Mount(disk.clone());
+    // An older copy already in the target: it must survive whole or be replaced whole.
+    std::fs::create_dir(disk.join("src")).unwrap();
+    let old = b"yesterday's animals\n".repeat(100);
+    std::fs::write(disk.join("src/b.bin"), &old).unwrap();
+    let err = env.fails(
+        &["restore", "latest", "--target", disk.to_str().unwrap()],
+        1,
+        "",
+    );
+    assert!(
+        err.contains("No space left") || err.contains("full"),
+        "the error does not name the full disk: {err}"
+    );
+    for name in ["a.bin", "b.bin", "c.bin"] {
+        let path = disk.join("src").join(name);
+        let Ok(got) = std::fs::read(&path) else {
+            continue;
+        };
+        let whole = std::fs::read(src.join(name)).unwrap();
+        assert!(
+            got == whole || (name == "b.bin" && got == old),
+            "{name} under its final name holds {} bytes that are neither the old nor the snapshot's",
+            got.len()
+        );
+    }
+    // Once there is room the same restore completes.
+    let roomy = env.path("roomy");
+    env.ok(&["restore", "latest", "--target", roomy.to_str().unwrap()]);
+    same_tree(&src, &roomy.join("src"));
+}
