@@ -177,18 +177,8 @@ pub(crate) fn stale(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|s| s.strip_prefix(TEMP_PREFIX))
-            .filter(|s| s.ends_with(TEMP_SUFFIX))
-            .and_then(|s| s.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let alive = rustix::process::Pid::from_raw(pid)
-            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
-        if !alive {
+        let ours = name.to_str().is_some_and(|n| n.ends_with(TEMP_SUFFIX));
+        if ours && crate::repository::lock::dead_owner(&name, TEMP_PREFIX).is_some() {
             out.push(e.path());
         }
     }

@@ -65,22 +65,14 @@ fn base_dir() -> PathBuf {
 /// Remove the folders of processes that are gone.
 fn remove_stale(base: &Path) {
     for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<i32>().ok())
-        else {
+        if crate::repository::lock::dead_owner(&e.file_name(), PREFIX).is_none() {
             continue;
-        };
-        let alive = rustix::process::Pid::from_raw(pid)
-            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+        }
         let mine = std::fs::symlink_metadata(e.path()).is_ok_and(|m| {
             std::os::unix::fs::MetadataExt::uid(&m) == rustix::process::getuid().as_raw()
                 && m.is_dir()
         });
-        if !alive && mine {
+        if mine {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }

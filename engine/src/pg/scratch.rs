@@ -313,14 +313,12 @@ fn stale(name: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
     };
     let (Ok(time), Ok(pid)) = (
         chrono::NaiveDateTime::parse_from_str(time, "%Y%m%d%H%M%S"),
-        pid.parse::<i32>(),
+        pid.parse::<u32>(),
     ) else {
         return false;
     };
     let old = now - time.and_utc() > chrono::Duration::hours(STALE_AFTER_HOURS);
-    let alive = rustix::process::Pid::from_raw(pid)
-        .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
-    old && !alive
+    old && !crate::repository::lock::process_alive(pid)
 }
 
 /// Age past which a test-restore database of a dead process is dropped.

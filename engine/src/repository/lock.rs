@@ -192,7 +192,23 @@ pub fn hostname() -> String {
         .into_owned()
 }
 
-fn process_alive(pid: u32) -> bool {
+/// The pid in the name of a temporary of masclet's, `<prefix><pid>-<anything>`, when the
+/// name has that form and that process is gone on this host: the temporary was left by a
+/// process killed outright, and may be removed.
+pub(crate) fn dead_owner(name: &std::ffi::OsStr, prefix: &str) -> Option<u32> {
+    let pid = name
+        .to_str()?
+        .strip_prefix(prefix)?
+        .split_once('-')?
+        .0
+        .parse::<u32>()
+        .ok()?;
+    (!process_alive(pid)).then_some(pid)
+}
+
+/// Whether process `pid` exists on this host (another user's counts: it is not ours to
+/// judge dead).
+pub(crate) fn process_alive(pid: u32) -> bool {
     let Some(pid) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)

@@ -125,20 +125,12 @@ const OWN_TEMP: &str = ".masclet-cleanup-";
 /// compressed a log or copied an export into quarantine): removed like old temporaries.
 pub(super) fn plan_own_temps(dir: &Path, plan: &mut CleanupPlan) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(OWN_TEMP))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<i32>().ok())
-        else {
+        let Some(pid) = crate::repository::lock::dead_owner(&e.file_name(), OWN_TEMP) else {
             continue;
         };
-        let alive = rustix::process::Pid::from_raw(pid)
-            .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
         let path = e.path();
         match std::fs::symlink_metadata(&path) {
-            Ok(m) if !alive && m.is_file() => plan.items.push(Item {
+            Ok(m) if m.is_file() => plan.items.push(Item {
                 category: Category::TempFile,
                 action: Action::Delete,
                 path,
