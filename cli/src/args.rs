@@ -286,8 +286,10 @@ history, METRICS_FILE for node_exporter, LOG_DIR/backup.log, and the alerts
 (backup_failed, space_low, integrity_failed, rotation_failed) through every configured
 channel. A second run while one is going refuses (exit 4).
 
-Exit status: 0 all steps ok; 1 a step after the backup failed (the snapshot is saved); the
-backup's own code when no snapshot was saved (7 database, 9 pre-check...).
+Exit status: the first failed step's: 0 when none failed; 9 a pre-check (space,
+permission), 7 the database, 5 damaged data, 8 a failed test restore, 1 anything else,
+including an alert no channel accepted or a history, textfile or log line that could not be
+written (a snapshot saved before a later step failed stays); 4 another run is going.
 
 Examples:
   masclet run -t daily
